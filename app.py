@@ -1,0 +1,127 @@
+"""Reviewer #2, learning live: chat with the harshest peer reviewer, vote, and watch him learn.
+
+Run:  python app.py            (settings: see README.md; the model loads here, at start-up)
+
+This file wires the UI to the handlers below and nothing else; the logic lives in `trainer/`.
+"""
+
+import functools
+import logging
+
+import gradio as gr
+
+from trainer.config import AppSettings
+from trainer.loop import NotEnoughVotes
+from trainer.runtime import AdminError, ChatError, ChatSession, Runtime
+from trainer.votes import VoteError
+
+STATUS_REFRESH_SECONDS = 2.0
+
+
+def session_key(request: gr.Request | None) -> str:
+    return getattr(request, "session_hash", None) or "local"
+
+
+def respond(runtime: Runtime, message: str, session: ChatSession | None, request: gr.Request):
+    session = session or runtime.new_session()
+    try:
+        for session in runtime.chat(session, message, session_key(request)):
+            yield session.chatbot(), session, ""
+    except ChatError as err:
+        raise gr.Error(str(err)) from None
+
+
+def stop_reply(runtime: Runtime, request: gr.Request) -> None:
+    runtime.stop(session_key(request))
+
+
+def on_like(runtime: Runtime, session: ChatSession | None, like: gr.LikeData, request: gr.Request) -> str:
+    return vote(runtime, session, like.index, like.liked, request)
+
+
+def vote(runtime: Runtime, session: ChatSession | None, index: int, liked: str, request: gr.Request) -> str:
+    """Vote on the reply at chatbot row `index`: liked = like / dislike / "" to retract."""
+    try:
+        return runtime.vote(session or runtime.new_session(), index, liked, session_key(request))
+    except VoteError as err:
+        raise gr.Error(str(err)) from None
+
+
+def train_now(runtime: Runtime, token: str) -> str:
+    try:
+        return runtime.train_now(token)
+    except (AdminError, NotEnoughVotes) as err:
+        raise gr.Error(str(err)) from None
+
+
+def status_json(runtime: Runtime) -> dict:
+    return runtime.status()
+
+
+def status_markdown(runtime: Runtime) -> str:
+    status = runtime.status()
+    trainer = status["trainer"]
+    if trainer["state"] == "training":
+        state = f"training, step {trainer['step']} of {trainer['total_steps'] or '?'}"
+    else:
+        state = trainer["state"]
+    lines = [
+        f"**Serving:** `{status['serving']}` &nbsp; **Votes waiting:** {status['votes_waiting']['up']} 👍 / "
+        f"{status['votes_waiting']['down']} 👎 (a round starts at {status['min_votes']}, both kinds) "
+        f"&nbsp; **Trainer:** {state}",
+    ]
+    if trainer["last_version"]:
+        lines.append(f"Last round: `{trainer['last_version']}` in {trainer['last_round_seconds']:.0f} s, "
+                     f"swap {trainer['last_swap_ms']:.3f} ms.")
+    if trainer["last_error"]:
+        lines.append(f"⚠️ Last round failed, the previous version kept serving: `{trainer['last_error']}`")
+    return "\n\n".join(lines)
+
+
+def build_app(runtime: Runtime) -> gr.Blocks:
+    persona = runtime.settings.persona
+    bind = functools.partial
+    with gr.Blocks(title=f"{persona.name}, learning live") as demo:
+        gr.Markdown(f"# {persona.name}, learning live\nAsk for a review, then vote 👍 on the replies that sound "
+                    "like the reviewer everybody dreads and 👎 on the ones that don't. Every few votes he "
+                    "trains on them, in the background, and the new version serves the next reply.")
+        status = gr.Markdown(bind(status_markdown, runtime)())
+        session = gr.State(None)
+        chatbot = gr.Chatbot(value=runtime.new_session().chatbot(), label=persona.name, height=480,
+                             feedback_options=("Like", "Dislike"))
+        with gr.Row():
+            message = gr.Textbox(placeholder="Paste a title and abstract…", show_label=False, scale=8)
+            send = gr.Button("Send", variant="primary", scale=1)
+            stop = gr.Button("Stop", scale=1)
+        gr.Examples(examples=persona.examples, inputs=message)
+        vote_note = gr.Markdown()
+        with gr.Accordion("Admin", open=False):
+            token = gr.Textbox(label="Admin token", type="password")
+            train = gr.Button("Train now")
+            admin_note = gr.Markdown()
+        details = gr.JSON(visible=False)
+
+        chat_event = gr.on([message.submit, send.click], bind(respond, runtime), [message, session],
+                           [chatbot, session, message], api_name="chat")
+        stop.click(bind(stop_reply, runtime), None, None, cancels=[chat_event], api_name="stop", queue=False)
+        chatbot.like(bind(on_like, runtime), [session], vote_note, api_visibility="private")
+        # The same vote, addressable by row index for programmatic clients (gradio_client, tests).
+        hidden_index = gr.Number(visible=False, precision=0)
+        hidden_liked = gr.Textbox(visible=False)
+        gr.Button(visible=False).click(bind(vote, runtime), [session, hidden_index, hidden_liked], vote_note,
+                                       api_name="vote")
+        train.click(bind(train_now, runtime), token, admin_note, api_name="train_now")
+        gr.Button(visible=False).click(bind(status_json, runtime), None, details, api_name="status")
+        gr.Timer(STATUS_REFRESH_SECONDS).tick(bind(status_markdown, runtime), None, status, api_visibility="private",
+                                              queue=False)
+    return demo
+
+
+def main() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    runtime = Runtime.start(AppSettings.from_env())
+    build_app(runtime).queue(default_concurrency_limit=1).launch()
+
+
+if __name__ == "__main__":
+    main()

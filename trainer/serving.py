@@ -1,0 +1,180 @@
+"""Serving: streamed generation from the current adapter version, and the hot swap.
+
+The serving version is one immutable object (a name and a module tree) behind one reference. A
+reply takes the reference once when it starts and finishes on that version even if a swap lands
+mid-reply; a swap is a single reference assignment, so it never waits for, nor blocks, a chat.
+Each version's tree is a twin of the frozen base (see model.py), so versions add only their LoRA
+tensors to memory, and an old version is freed when its last in-flight reply ends.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterator
+
+import torch
+from peft import PeftModel
+from transformers import StoppingCriteria, StoppingCriteriaList, TextIteratorStreamer
+
+from .config import ChatSettings
+from .model import BaseModel, twin
+from .versions import BASE
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ServedVersion:
+    name: str
+    model: torch.nn.Module
+
+
+@dataclass
+class Completion:
+    """What one reply turned out to be, known once generation ends."""
+
+    text: str
+    version: str
+    stopped: bool
+    new_tokens: int
+    seconds: float
+    first_token_seconds: float | None
+
+
+class _StopOnEvent(StoppingCriteria):
+    def __init__(self, event: threading.Event):
+        self.event = event
+
+    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor, **kwargs) -> torch.BoolTensor:
+        return torch.full((input_ids.shape[0],), self.event.is_set(), dtype=torch.bool, device=input_ids.device)
+
+
+class ReplyStream:
+    """Iterate to get the reply text so far; generation runs on its own thread.
+
+    `on_done(completion)` runs on the generation thread when it ends, stopped or not, whether or not
+    anybody is still iterating: a visitor who closes the tab still leaves a stored reply.
+    """
+
+    def __init__(self, server: "Server", messages: list[dict], stop: threading.Event,
+                 on_done: Callable[[Completion], None] | None = None):
+        self.served = server.current
+        self.stop = stop
+        self._server = server
+        self._on_done = on_done
+        self._error: BaseException | None = None
+        self.completion: Completion | None = None
+        tokenizer = server.base.tokenizer
+        self._inputs = tokenizer.apply_chat_template(messages, add_generation_prompt=True, return_tensors="pt",
+                                                     return_dict=True).to(server.base.device)
+        self._streamer = TextIteratorStreamer(tokenizer, skip_prompt=True, skip_special_tokens=True)
+        server._enter()
+        self._thread = threading.Thread(target=self._generate, name="generate", daemon=True)
+        self._thread.start()
+
+    def _generate(self) -> None:
+        settings = self._server.chat
+        started = time.perf_counter()
+        first_token: list[float] = []
+        prompt_len = self._inputs["input_ids"].shape[1]
+
+        class _Clock(StoppingCriteria):
+            def __call__(self, input_ids, scores, **kwargs):
+                if not first_token:
+                    first_token.append(time.perf_counter() - started)
+                return torch.zeros((input_ids.shape[0],), dtype=torch.bool, device=input_ids.device)
+
+        sampling = dict(do_sample=True, temperature=settings.temperature, top_p=settings.top_p) \
+            if settings.temperature > 0 else dict(do_sample=False)
+        try:
+            with torch.inference_mode():
+                output = self.served.model.generate(
+                    **self._inputs, max_new_tokens=settings.max_new_tokens,
+                    repetition_penalty=settings.repetition_penalty, streamer=self._streamer,
+                    stopping_criteria=StoppingCriteriaList([_Clock(), _StopOnEvent(self.stop)]),
+                    pad_token_id=self._server.base.tokenizer.pad_token_id, **sampling)
+            new_ids = output[0, prompt_len:]
+            text = self._server.base.tokenizer.decode(new_ids, skip_special_tokens=True).strip()
+            self.completion = Completion(text=text, version=self.served.name, stopped=self.stop.is_set(),
+                                         new_tokens=int(new_ids.shape[0]), seconds=time.perf_counter() - started,
+                                         first_token_seconds=first_token[0] if first_token else None)
+            if self._on_done is not None:
+                self._on_done(self.completion)
+        except BaseException as err:  # surfaced to the reader in __iter__
+            log.exception("generation failed")
+            self._error = err
+            self._streamer.end()
+        finally:
+            self._server._leave()
+
+    def __iter__(self) -> Iterator[str]:
+        text = ""
+        for piece in self._streamer:
+            text += piece
+            yield text
+        self._thread.join()
+        if self._error is not None:
+            raise RuntimeError(f"generation failed: {self._error}") from self._error
+
+
+class Server:
+    """Owns the serving reference and knows whether any reply is being generated."""
+
+    def __init__(self, base: BaseModel, chat: ChatSettings):
+        self.base = base
+        self.chat = chat
+        self._served = ServedVersion(BASE, base.model)
+        self._active = 0
+        self._idle = threading.Condition()
+        self.longest_swap_seconds = 0.0
+
+    @property
+    def current(self) -> ServedVersion:
+        return self._served
+
+    def load(self, name: str, path: Path | None) -> ServedVersion:
+        """Build a version's module tree, off the chat path; `swap` then serves it."""
+        if name == BASE or path is None:
+            return ServedVersion(BASE, self.base.model)
+        model = PeftModel.from_pretrained(twin(self.base.model), str(path), is_trainable=False)
+        model.eval()
+        return ServedVersion(name, model)
+
+    def swap(self, served: ServedVersion) -> float:
+        """Serve `served` from the next reply on; returns how long chats could have been held (seconds)."""
+        started = time.perf_counter()
+        self._served = served
+        paused = time.perf_counter() - started
+        self.longest_swap_seconds = max(self.longest_swap_seconds, paused)
+        log.info("now serving %s (swap took %.1f us)", served.name, paused * 1e6)
+        return paused
+
+    def count_tokens(self, messages: list[dict]) -> int:
+        encoded = self.base.tokenizer.apply_chat_template(messages, add_generation_prompt=True, return_dict=True)
+        return len(encoded["input_ids"])
+
+    def stream(self, messages: list[dict], stop: threading.Event | None = None,
+               on_done: Callable[[Completion], None] | None = None) -> ReplyStream:
+        return ReplyStream(self, messages, stop or threading.Event(), on_done)
+
+    def _enter(self) -> None:
+        with self._idle:
+            self._active += 1
+
+    def _leave(self) -> None:
+        with self._idle:
+            self._active -= 1
+            self._idle.notify_all()
+
+    @property
+    def generating(self) -> int:
+        return self._active
+
+    def wait_idle(self, timeout: float) -> bool:
+        """Block until no reply is being generated, or `timeout` seconds; True if idle."""
+        with self._idle:
+            return self._idle.wait_for(lambda: self._active == 0, timeout=timeout)

@@ -1,0 +1,181 @@
+"""The reply and vote store: SQLite in WAL mode, safe for concurrent Gradio workers and the trainer.
+
+Votes are the asset: nothing here deletes a reply, and a vote leaves only when its voter retracts
+it. A vote is keyed by (reply id, voter); clicking the same thumb again retracts it, the other
+thumb changes it. A vote waits for training until a round that read it publishes; a vote changed
+after a round read it waits again (the round only marks the revision it saw).
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS replies (
+    id         TEXT PRIMARY KEY,
+    session    TEXT NOT NULL,
+    prompt     TEXT NOT NULL,      -- JSON list of chat messages the model was given
+    completion TEXT NOT NULL,
+    version    TEXT NOT NULL,      -- adapter version that wrote the reply
+    stopped    INTEGER NOT NULL,   -- 1 when the visitor stopped generation early
+    created_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS votes (
+    reply_id   TEXT NOT NULL REFERENCES replies(id),
+    voter      TEXT NOT NULL,
+    label      INTEGER NOT NULL,   -- 1 thumbs up, 0 thumbs down
+    revision   INTEGER NOT NULL,   -- bumped on every change; a round marks only what it read
+    trained_in TEXT,               -- version whose round used this revision; NULL while waiting
+    created_at REAL NOT NULL,
+    updated_at REAL NOT NULL,
+    PRIMARY KEY (reply_id, voter)
+);
+CREATE INDEX IF NOT EXISTS votes_waiting ON votes (trained_in);
+"""
+
+
+class VoteError(ValueError):
+    """A vote that cannot be recorded; the message is fit to show the visitor."""
+
+
+@dataclass(frozen=True)
+class Reply:
+    id: str
+    session: str
+    prompt: list[dict]
+    completion: str
+    version: str
+    stopped: bool = False
+    created_at: float = 0.0
+
+
+@dataclass(frozen=True)
+class Vote:
+    """A vote joined with the reply it is about: everything a training row needs."""
+
+    reply_id: str
+    voter: str
+    label: bool
+    revision: int
+    prompt: list[dict]
+    completion: str
+    version: str
+    updated_at: float
+
+
+class VoteStore:
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with self._connect() as db:
+            db.execute("PRAGMA journal_mode=WAL")
+            db.executescript(SCHEMA)
+
+    @contextmanager
+    def _connect(self) -> Iterator[sqlite3.Connection]:
+        # A connection per call: sqlite3 connections must not cross threads, and Gradio runs
+        # handlers on a pool of them.
+        db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+        try:
+            db.execute("PRAGMA busy_timeout=30000")
+            db.execute("PRAGMA foreign_keys=ON")
+            yield db
+        finally:
+            db.close()
+
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        with self._connect() as db:
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                yield db
+                db.execute("COMMIT")
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+
+    def add_reply(self, reply: Reply) -> None:
+        with self._write() as db:
+            db.execute("INSERT INTO replies VALUES (?, ?, ?, ?, ?, ?, ?)",
+                       (reply.id, reply.session, json.dumps(reply.prompt), reply.completion, reply.version,
+                        int(reply.stopped), reply.created_at or time.time()))
+
+    def get_reply(self, reply_id: str) -> Reply | None:
+        with self._connect() as db:
+            row = db.execute("SELECT * FROM replies WHERE id = ?", (reply_id,)).fetchone()
+        if row is None:
+            return None
+        return Reply(id=row[0], session=row[1], prompt=json.loads(row[2]), completion=row[3], version=row[4],
+                     stopped=bool(row[5]), created_at=row[6])
+
+    def vote(self, reply_id: str, voter: str, liked: bool | None) -> str:
+        """Record, change or retract `voter`'s vote on a reply; returns what happened.
+
+        `liked=None` retracts; the same thumb as the standing vote retracts too.
+        """
+        if liked is not None and not isinstance(liked, bool):
+            raise VoteError(f"a vote is thumbs up (True), down (False) or a retraction (None); got {liked!r}")
+        with self._write() as db:
+            owner = db.execute("SELECT session FROM replies WHERE id = ?", (reply_id,)).fetchone()
+            if owner is None:
+                raise VoteError("That reply is unknown or still being written; vote once it has finished.")
+            if owner[0] != voter:
+                raise VoteError("You can only vote on replies written in your own chat.")
+            row = db.execute("SELECT label FROM votes WHERE reply_id = ? AND voter = ?",
+                             (reply_id, voter)).fetchone()
+            if liked is None or (row is not None and bool(row[0]) == liked):
+                if row is None:
+                    return "nothing to retract"
+                db.execute("DELETE FROM votes WHERE reply_id = ? AND voter = ?", (reply_id, voter))
+                return "retracted"
+            now = time.time()
+            db.execute(
+                """INSERT INTO votes VALUES (?, ?, ?, 1, NULL, ?, ?)
+                   ON CONFLICT (reply_id, voter) DO UPDATE SET
+                     label = excluded.label, revision = votes.revision + 1, trained_in = NULL,
+                     updated_at = excluded.updated_at""",
+                (reply_id, voter, int(liked), now, now))
+            return "changed" if row is not None else "recorded"
+
+    def waiting_counts(self) -> tuple[int, int]:
+        """(thumbs up, thumbs down) among votes no published round has used yet."""
+        with self._connect() as db:
+            rows = dict(db.execute(
+                "SELECT label, COUNT(*) FROM votes WHERE trained_in IS NULL GROUP BY label").fetchall())
+        return rows.get(1, 0), rows.get(0, 0)
+
+    def total_counts(self) -> tuple[int, int]:
+        with self._connect() as db:
+            rows = dict(db.execute("SELECT label, COUNT(*) FROM votes GROUP BY label").fetchall())
+        return rows.get(1, 0), rows.get(0, 0)
+
+    def votes(self, waiting: bool, limit: int | None = None) -> list[Vote]:
+        """Waiting votes (oldest first), or already-trained ones (newest first) for replay."""
+        query = f"""SELECT v.reply_id, v.voter, v.label, v.revision, r.prompt, r.completion, r.version, v.updated_at
+                    FROM votes v JOIN replies r ON r.id = v.reply_id
+                    WHERE v.trained_in IS {'NULL' if waiting else 'NOT NULL'}
+                    ORDER BY v.updated_at {'ASC' if waiting else 'DESC'}"""
+        params: tuple = ()
+        if limit is not None:
+            query += " LIMIT ?"
+            params = (limit,)
+        with self._connect() as db:
+            rows = db.execute(query, params).fetchall()
+        return [Vote(reply_id=r[0], voter=r[1], label=bool(r[2]), revision=r[3], prompt=json.loads(r[4]),
+                     completion=r[5], version=r[6], updated_at=r[7]) for r in rows]
+
+    def mark_trained(self, votes: list[Vote], version: str) -> int:
+        """Mark the revisions a round read as used by `version`; returns how many still matched."""
+        with self._write() as db:
+            changed = 0
+            for v in votes:
+                changed += db.execute(
+                    "UPDATE votes SET trained_in = ? WHERE reply_id = ? AND voter = ? AND revision = ?",
+                    (version, v.reply_id, v.voter, v.revision)).rowcount
+        return changed

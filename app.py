@@ -5,7 +5,6 @@ Run:  python app.py            (settings: see README.md; the model loads here, a
 This file wires the UI to the handlers below and nothing else; the logic lives in `trainer/`.
 """
 
-import functools
 import logging
 
 import gradio as gr
@@ -22,70 +21,70 @@ def session_key(request: gr.Request | None) -> str:
     return getattr(request, "session_hash", None) or "local"
 
 
-def respond(runtime: Runtime, message: str, session: ChatSession | None, request: gr.Request):
-    session = session or runtime.new_session()
-    try:
-        for session in runtime.chat(session, message, session_key(request)):
-            yield session.chatbot(), session, ""
-    except ChatError as err:
-        raise gr.Error(str(err)) from None
+class Handlers:
+    """The UI's event handlers, bound to one runtime (Gradio reads their type hints, so no partials)."""
 
+    def __init__(self, runtime: Runtime):
+        self.runtime = runtime
 
-def stop_reply(runtime: Runtime, request: gr.Request) -> None:
-    runtime.stop(session_key(request))
+    def respond(self, message: str, session: ChatSession | None, request: gr.Request):
+        session = session or self.runtime.new_session()
+        try:
+            for session in self.runtime.chat(session, message, session_key(request)):
+                yield session.chatbot(), session, ""
+        except ChatError as err:
+            raise gr.Error(str(err)) from None
 
+    def stop(self, request: gr.Request) -> None:
+        self.runtime.stop(session_key(request))
 
-def on_like(runtime: Runtime, session: ChatSession | None, like: gr.LikeData, request: gr.Request) -> str:
-    return vote(runtime, session, like.index, like.liked, request)
+    def on_like(self, session: ChatSession | None, like: gr.LikeData, request: gr.Request) -> str:
+        return self.vote(session, like.index, like.liked, request)
 
+    def vote(self, session: ChatSession | None, index: int, liked: str, request: gr.Request) -> str:
+        """Vote on the reply at chatbot row `index`: liked = like / dislike / "" to retract."""
+        try:
+            return self.runtime.vote(session or self.runtime.new_session(), index, liked, session_key(request))
+        except VoteError as err:
+            raise gr.Error(str(err)) from None
 
-def vote(runtime: Runtime, session: ChatSession | None, index: int, liked: str, request: gr.Request) -> str:
-    """Vote on the reply at chatbot row `index`: liked = like / dislike / "" to retract."""
-    try:
-        return runtime.vote(session or runtime.new_session(), index, liked, session_key(request))
-    except VoteError as err:
-        raise gr.Error(str(err)) from None
+    def train_now(self, token: str) -> str:
+        try:
+            return self.runtime.train_now(token)
+        except (AdminError, NotEnoughVotes) as err:
+            raise gr.Error(str(err)) from None
 
+    def status_json(self) -> dict:
+        return self.runtime.status()
 
-def train_now(runtime: Runtime, token: str) -> str:
-    try:
-        return runtime.train_now(token)
-    except (AdminError, NotEnoughVotes) as err:
-        raise gr.Error(str(err)) from None
-
-
-def status_json(runtime: Runtime) -> dict:
-    return runtime.status()
-
-
-def status_markdown(runtime: Runtime) -> str:
-    status = runtime.status()
-    trainer = status["trainer"]
-    if trainer["state"] == "training":
-        state = f"training, step {trainer['step']} of {trainer['total_steps'] or '?'}"
-    else:
-        state = trainer["state"]
-    lines = [
-        f"**Serving:** `{status['serving']}` &nbsp; **Votes waiting:** {status['votes_waiting']['up']} 👍 / "
-        f"{status['votes_waiting']['down']} 👎 (a round starts at {status['min_votes']}, both kinds) "
-        f"&nbsp; **Trainer:** {state}",
-    ]
-    if trainer["last_version"]:
-        lines.append(f"Last round: `{trainer['last_version']}` in {trainer['last_round_seconds']:.0f} s, "
-                     f"swap {trainer['last_swap_ms']:.3f} ms.")
-    if trainer["last_error"]:
-        lines.append(f"⚠️ Last round failed, the previous version kept serving: `{trainer['last_error']}`")
-    return "\n\n".join(lines)
+    def status_markdown(self) -> str:
+        status = self.runtime.status()
+        trainer = status["trainer"]
+        if trainer["state"] == "training":
+            state = f"training, step {trainer['step']} of {trainer['total_steps'] or '?'}"
+        else:
+            state = trainer["state"]
+        lines = [
+            f"**Serving:** `{status['serving']}` &nbsp; **Votes waiting:** {status['votes_waiting']['up']} 👍 / "
+            f"{status['votes_waiting']['down']} 👎 (a round starts at {status['min_votes']}, both kinds) "
+            f"&nbsp; **Trainer:** {state}",
+        ]
+        if trainer["last_version"]:
+            lines.append(f"Last round: `{trainer['last_version']}` in {trainer['last_round_seconds']:.0f} s, "
+                         f"swap {trainer['last_swap_ms']:.3f} ms.")
+        if trainer["last_error"]:
+            lines.append(f"⚠️ Last round failed, the previous version kept serving: `{trainer['last_error']}`")
+        return "\n\n".join(lines)
 
 
 def build_app(runtime: Runtime) -> gr.Blocks:
     persona = runtime.settings.persona
-    bind = functools.partial
+    handle = Handlers(runtime)
     with gr.Blocks(title=f"{persona.name}, learning live") as demo:
         gr.Markdown(f"# {persona.name}, learning live\nAsk for a review, then vote 👍 on the replies that sound "
                     "like the reviewer everybody dreads and 👎 on the ones that don't. Every few votes he "
                     "trains on them, in the background, and the new version serves the next reply.")
-        status = gr.Markdown(bind(status_markdown, runtime)())
+        status = gr.Markdown(handle.status_markdown())
         session = gr.State(None)
         chatbot = gr.Chatbot(value=runtime.new_session().chatbot(), label=persona.name, height=480,
                              feedback_options=("Like", "Dislike"))
@@ -101,18 +100,18 @@ def build_app(runtime: Runtime) -> gr.Blocks:
             admin_note = gr.Markdown()
         details = gr.JSON(visible=False)
 
-        chat_event = gr.on([message.submit, send.click], bind(respond, runtime), [message, session],
+        chat_event = gr.on([message.submit, send.click], handle.respond, [message, session],
                            [chatbot, session, message], api_name="chat")
-        stop.click(bind(stop_reply, runtime), None, None, cancels=[chat_event], api_name="stop", queue=False)
-        chatbot.like(bind(on_like, runtime), [session], vote_note, api_visibility="private")
+        stop.click(handle.stop, None, None, cancels=[chat_event], api_name="stop", queue=False)
+        chatbot.like(handle.on_like, [session], vote_note, api_visibility="private")
         # The same vote, addressable by row index for programmatic clients (gradio_client, tests).
         hidden_index = gr.Number(visible=False, precision=0)
         hidden_liked = gr.Textbox(visible=False)
-        gr.Button(visible=False).click(bind(vote, runtime), [session, hidden_index, hidden_liked], vote_note,
+        gr.Button(visible=False).click(handle.vote, [session, hidden_index, hidden_liked], vote_note,
                                        api_name="vote")
-        train.click(bind(train_now, runtime), token, admin_note, api_name="train_now")
-        gr.Button(visible=False).click(bind(status_json, runtime), None, details, api_name="status")
-        gr.Timer(STATUS_REFRESH_SECONDS).tick(bind(status_markdown, runtime), None, status, api_visibility="private",
+        train.click(handle.train_now, token, admin_note, api_name="train_now")
+        gr.Button(visible=False).click(handle.status_json, None, details, api_name="status")
+        gr.Timer(STATUS_REFRESH_SECONDS).tick(handle.status_markdown, None, status, api_visibility="private",
                                               queue=False)
     return demo
 

@@ -1,0 +1,109 @@
+"""End to end on the embedded SmolLM2 model: the real app on localhost, driven by gradio_client.
+
+Chat, vote on 8 replies, trigger a round as admin, and see the new version serving: a new reply is
+tagged with it, its LoRA weights moved away from their zero start, and the base weights did not move.
+"""
+
+import time
+
+import httpx
+import pytest
+from gradio_client import Client
+from safetensors.torch import load_file
+
+import app
+from trainer.config import AppSettings, ChatSettings, LoopSettings, ModelSettings
+from trainer.runtime import Runtime
+
+
+@pytest.fixture
+def running_app(tmp_path, embedded_dir, persona):
+    settings = AppSettings(
+        persona=persona,
+        model=ModelSettings(cache_dir=embedded_dir.parent, device="cpu"),
+        chat=ChatSettings(max_new_tokens=16, max_message_chars=2000),
+        # A high threshold, so that the round below is the one the admin asked for.
+        loop=LoopSettings(min_votes=100, poll_seconds=0.5, admin_token="sesame"),
+        data_dir=tmp_path / "state",
+        round_overrides={"max_steps": 2},
+    )
+    runtime = Runtime.start(settings)
+    demo = app.build_app(runtime).queue()
+    _, url, _ = demo.launch(server_name="127.0.0.1", prevent_thread_lock=True, quiet=True)
+    try:
+        yield runtime, url
+    finally:
+        runtime.close()
+        demo.close()
+
+
+def base_checksum(model) -> float:
+    return float(sum(p.detach().double().sum() for p in model.parameters()))
+
+
+def raw_post(url: str, endpoint: str, data: list) -> str:
+    """Call an endpoint over plain HTTP, as an anonymous script would; returns the event stream text."""
+    event = httpx.post(f"{url}gradio_api/call/{endpoint}", json={"data": data}, timeout=30).json()["event_id"]
+    return httpx.get(f"{url}gradio_api/call/{endpoint}/{event}", timeout=60).text
+
+
+def wait_for(predicate, timeout: float, every: float = 0.5):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(every)
+    raise AssertionError(f"condition not met within {timeout} s")
+
+
+@pytest.mark.e2e
+def test_chat_vote_round_swap(running_app):
+    runtime, url = running_app
+    client = Client(url, verbose=False)
+    base_before = base_checksum(runtime.base.model)
+
+    job = client.submit("Title: Paper 0. Abstract: We claim a 0% gain.", api_name="/chat")
+    job.result()
+    assert len(job.outputs()) > 2, "the reply should arrive as a stream of partial texts"
+    for i in range(1, 8):
+        history, _ = client.predict(f"Title: Paper {i}. Abstract: We claim a {i}% gain.", api_name="/chat")
+    assert len(history) == 1 + 16  # greeting + 8 turns
+    reply_rows = [row for row, message in enumerate(history) if message["role"] == "assistant"][1:]
+    assert len(reply_rows) == 8
+
+    # Votes that point at anything but a stored reply of this chat are refused, and count for nothing.
+    for forged in (0, 1, 99):
+        with pytest.raises(Exception, match="Only Reviewer #2's replies"):
+            client.predict(forged, "like", api_name="/vote")
+    for n, row in enumerate(reply_rows):
+        assert client.predict(row, "like" if n % 2 == 0 else "dislike", api_name="/vote") == "Vote recorded."
+    assert client.predict(reply_rows[0], "like", api_name="/vote") == "Vote retracted."
+    assert client.predict(reply_rows[0], "like", api_name="/vote") == "Vote recorded."
+    assert runtime.votes.waiting_counts() == (4, 4)
+
+    # "Train now" refuses anonymous callers, through the client and over raw HTTP alike.
+    with pytest.raises(Exception, match="Not authorized"):
+        client.predict("wrong", api_name="/train_now")
+    assert "Not authorized" in raw_post(url, "train_now", [""])
+    assert client.predict("sesame", api_name="/status")["serving"] == "base"
+    assert "Round requested" in client.predict("sesame", api_name="/train_now")
+
+    status = wait_for(lambda: (s := client.predict(api_name="/status"))["serving"] != "base" and s, timeout=300)
+    assert status["serving"] == "v0001", status
+    assert status["votes_waiting"] == {"up": 0, "down": 0}
+
+    history, _ = client.predict("Title: Paper 9. Abstract: A new claim.", api_name="/chat")
+    new_row = len(history) - 1
+    trained = runtime.votes.votes(waiting=False)
+    assert len(trained) == 8 and {v.version for v in trained} == {"base"}
+    # The reply written after the swap is tagged with the new version.
+    assert client.predict(new_row, "like", api_name="/vote") == "Vote recorded."
+    latest = runtime.votes.votes(waiting=True)[0]
+    assert latest.version == "v0001" and latest.completion == history[-1]["content"][0]["text"]
+
+    adapter = load_file(runtime.versions.get("v0001").path / "adapter_model.safetensors")
+    lora_b = [t for name, t in adapter.items() if "lora_B" in name]
+    assert lora_b and all(t.abs().sum() > 0 for t in lora_b), "LoRA B starts at zero; a round must move it"
+    assert base_checksum(runtime.base.model) == base_before, "the shared base weights must not change"
+    assert not runtime.base.model.training and not runtime.server.current.model.training

@@ -8,7 +8,6 @@ every round. The adapter continues from the parent version's weights when the Lo
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import tempfile
@@ -18,7 +17,8 @@ from pathlib import Path
 from typing import Any, Callable
 
 from datasets import Dataset
-from peft import set_peft_model_state_dict
+import torch
+from peft import get_peft_model_state_dict, set_peft_model_state_dict
 from safetensors.torch import load_file
 from transformers import TrainerCallback
 from trl import KTOTrainer
@@ -31,8 +31,6 @@ from .versions import VersionInfo, VersionStore
 log = logging.getLogger(__name__)
 
 ADAPTER_WEIGHTS = "adapter_model.safetensors"
-# LoRA settings that change tensor shapes or placement; a parent with others cannot be continued.
-SHAPE_KEYS = ("r", "target_modules", "lora_alpha", "use_dora", "use_rslora")
 
 
 @dataclass
@@ -72,15 +70,16 @@ def round_steps(n_rows: int, batch_size: int, accumulation: int, epochs: float, 
     return max(1, min(max_steps, math.ceil(epochs * n_rows / (batch_size * accumulation))))
 
 
-def _continuable(parent: VersionInfo, adapter: dict[str, Any]) -> bool:
+def _parent_weights(parent: VersionInfo, model) -> dict[str, torch.Tensor] | None:
+    """The parent's adapter tensors if they fit this round's adapter exactly (same names and shapes)."""
     if parent.path is None:
-        return False
-    saved = json.loads((parent.path / "adapter_config.json").read_text(encoding="utf-8"))
-
-    def norm(value: Any) -> Any:
-        return sorted(value) if isinstance(value, (list, set, tuple)) else value
-
-    return all(norm(saved.get(k)) == norm(adapter.get(k)) for k in SHAPE_KEYS)
+        return None
+    saved = load_file(parent.path / ADAPTER_WEIGHTS)
+    expected = get_peft_model_state_dict(model)
+    if saved.keys() != expected.keys() or any(saved[k].shape != expected[k].shape for k in saved):
+        log.warning("%s has another LoRA shape; this round starts a fresh adapter", parent.name)
+        return None
+    return saved
 
 
 def train_round(base: BaseModel, rows: list[dict], parent: VersionInfo, settings: AppSettings,
@@ -98,7 +97,6 @@ def train_round(base: BaseModel, rows: list[dict], parent: VersionInfo, settings
     steps = round_steps(len(rows), defaults.per_device_train_batch_size, defaults.gradient_accumulation_steps,
                         defaults.num_train_epochs, defaults.max_steps)
     adapter = settings.adapter_config()
-    continued = _continuable(parent, adapter.to_dict())
     started = time.time()
 
     with versions.staging() as staging, tempfile.TemporaryDirectory(prefix="round-") as scratch:
@@ -107,12 +105,12 @@ def train_round(base: BaseModel, rows: list[dict], parent: VersionInfo, settings
         trainer = KTOTrainer(model=twin(base.model), args=args, train_dataset=Dataset.from_list(rows),
                              processing_class=base.tokenizer, peft_config=adapter,
                              callbacks=[_RoundCallback(hooks)])
+        # Loaded after TRL wrapped the twin, into its only adapter: the reference stays the base
+        # (adapter disabled) rather than a copy of the parent, as TRL would make from a PeftModel.
+        parent_weights = _parent_weights(parent, trainer.model)
+        continued = parent_weights is not None
         if continued:
-            # Loaded after TRL wrapped the twin, into its only adapter: the reference stays the base
-            # (adapter disabled) rather than a copy of the parent, as TRL would make from a PeftModel.
-            result = set_peft_model_state_dict(trainer.model, load_file(parent.path / ADAPTER_WEIGHTS))
-            if result.unexpected_keys:
-                raise RuntimeError(f"parent {parent.name} has tensors this adapter lacks: {result.unexpected_keys[:3]}")
+            set_peft_model_state_dict(trainer.model, parent_weights)
         prepared = time.time()
         trainer.train()
         trained = time.time()
@@ -129,8 +127,8 @@ def train_round(base: BaseModel, rows: list[dict], parent: VersionInfo, settings
             "weights": {"desirable": desirable_weight, "undesirable": undesirable_weight},
             "steps": trainer.state.global_step,
             "recipe": {"beta": args.beta, "learning_rate": args.learning_rate,
-                       "lr_scheduler_type": str(args.lr_scheduler_type), "r": adapter.r,
-                       "lora_alpha": adapter.lora_alpha, "lora_dropout": adapter.lora_dropout,
+                       "lr_scheduler_type": getattr(args.lr_scheduler_type, "value", args.lr_scheduler_type),
+                       "r": adapter.r, "lora_alpha": adapter.lora_alpha, "lora_dropout": adapter.lora_dropout,
                        "batch_size": args.per_device_train_batch_size,
                        "gradient_accumulation_steps": args.gradient_accumulation_steps},
             "metrics": metrics,

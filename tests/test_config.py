@@ -1,0 +1,50 @@
+"""Settings: the persona file and the environment, with errors that name the setting."""
+
+import pytest
+
+from trainer.config import DEFAULT_PERSONA_FILE, AppSettings, PersonaConfig, SettingError
+
+
+def test_shipped_persona_loads():
+    persona = PersonaConfig.from_toml(DEFAULT_PERSONA_FILE)
+    assert persona.name == "Reviewer #2" and "Reviewer #2" in persona.system_prompt and len(persona.examples) >= 3
+
+
+@pytest.mark.parametrize("body,message", [
+    ('[persona]\nname = "X"\n', "persona.system_prompt is required"),
+    ('[persona]\nname = "X"\nsystem_prompt = ""\n', "persona.system_prompt must be a non-empty string"),
+    ('[persona]\nname = "X"\nsystem_prompt = "s"\nexamples = [1]\n', "persona.examples must be a list"),
+    ('[persona]\nname = "X"\nsystem_prompt = "s"\ncolour = "red"\n', "persona.colour is not a persona field"),
+    ('name = "X"\n', "needs a [persona] table"),
+    ('[persona\n', "is not valid TOML"),
+])
+def test_persona_errors_name_the_field(tmp_path, body, message):
+    path = tmp_path / "p.toml"
+    path.write_text(body)
+    with pytest.raises(SettingError, match=message.replace("[", r"\[")):
+        PersonaConfig.from_toml(path)
+
+
+def test_environment_sets_every_part(tmp_path):
+    settings = AppSettings.from_env({"DATA_DIR": str(tmp_path), "MIN_VOTES": "12", "CHAT_MAX_NEW_TOKENS": "64",
+                                     "ADMIN_TOKEN": "t", "KTO_MAX_STEPS": "3", "LORA_R": "4", "DEVICE": "cpu"})
+    assert settings.loop.min_votes == 12 and settings.chat.max_new_tokens == 64 and settings.loop.admin_token == "t"
+    config = settings.round_config(tmp_path)
+    assert config.max_steps == 3 and config.beta == 0.1 and config.learning_rate == 5e-4
+    assert config.lr_scheduler_type == "cosine" and not config.bf16 and not config.gradient_checkpointing
+    adapter = settings.adapter_config()
+    assert (adapter.r, adapter.lora_alpha, adapter.lora_dropout) == (4, 16, 0.05)
+
+
+@pytest.mark.parametrize("env,message", [
+    ({"MIN_VOTES": "many"}, "MIN_VOTES='many' is not a valid int"),
+    ({"MIN_VOTES": "1"}, "MIN_VOTES must be >= 2"),
+    ({"DEVICE": "tpu"}, "DEVICE must be one of auto, cpu, cuda"),
+    ({"TRAINER_ENABLED": "maybe"}, "TRAINER_ENABLED='maybe' is not a valid true/false"),
+    ({"KTO_NOT_A_FIELD": "1"}, "KTO_NOT_A_FIELD names no field of RoundConfig"),
+    ({"CHAT_TOP_P": "2"}, "CHAT_TOP_P must be in"),
+    ({"PERSONA_FILE": "/nonexistent.toml"}, "PERSONA_FILE '/nonexistent.toml' does not exist"),
+])
+def test_bad_environment_names_the_setting(env, message):
+    with pytest.raises(SettingError, match=message.replace("(", r"\(")):
+        AppSettings.from_env(env)

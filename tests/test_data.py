@@ -1,0 +1,68 @@
+"""Pure data shaping, tested without a model: rows, class weights, the history budget."""
+
+import pytest
+
+from trainer.data import PromptTooLong, class_weights, fit_history, kto_rows
+from trainer.votes import Vote
+
+
+def words(messages) -> int:
+    return sum(len(m["content"].split()) for m in messages)
+
+
+def turn(i: int) -> list[dict]:
+    return [{"role": "user", "content": f"question {i} " * 5}, {"role": "assistant", "content": f"answer {i} " * 5}]
+
+
+def test_kto_rows_are_trl_conversational_unpaired_rows():
+    prompt = [{"role": "system", "content": "be harsh"}, {"role": "user", "content": "my paper"}]
+    votes = [Vote("r1", "a", True, 1, prompt, "Reject.", "base", 0.0),
+             Vote("r2", "a", False, 1, prompt, "Lovely!", "v0001", 0.0)]
+    rows = kto_rows(votes)
+    assert rows == [{"prompt": prompt, "completion": [{"role": "assistant", "content": "Reject."}], "label": True},
+                    {"prompt": prompt, "completion": [{"role": "assistant", "content": "Lovely!"}], "label": False}]
+    rows[0]["prompt"][0]["content"] = "changed"
+    assert prompt[0]["content"] == "be harsh", "rows must not alias the votes' prompts"
+
+
+@pytest.mark.parametrize("up,down", [(4, 4), (1, 9), (9, 1), (3, 5), (100, 7)])
+def test_class_weights_keep_trl_ratio_between_1_and_4_over_3(up, down):
+    desirable, undesirable = class_weights(up, down)
+    assert 1 <= desirable * up / (undesirable * down) <= 4 / 3
+    assert min(desirable, undesirable) == 1.0
+
+
+def test_class_weights_need_both_labels():
+    with pytest.raises(ValueError, match="both labels"):
+        class_weights(5, 0)
+
+
+def test_history_fits_whole_turns_oldest_first_and_keeps_system():
+    turns = turn(1) + turn(2) + turn(3)
+    everything = fit_history("sys", turns, "new", words, budget=1000)
+    assert everything == [{"role": "system", "content": "sys"}, *turns, {"role": "user", "content": "new"}]
+    cut = fit_history("sys", turns, "new", words, budget=1 + 40 + 1)  # room for two turns
+    assert cut == [{"role": "system", "content": "sys"}, *turn(2), *turn(3), {"role": "user", "content": "new"}]
+    minimal = fit_history("sys", turns, "new", words, budget=2)
+    assert minimal == [{"role": "system", "content": "sys"}, {"role": "user", "content": "new"}]
+
+
+def test_history_never_starts_with_an_orphan_reply():
+    turns = [{"role": "assistant", "content": "greeting " * 3}] + turn(1)
+    messages = fit_history("sys", turns, "new", words, budget=1000)
+    assert [m["role"] for m in messages] == ["system", "user", "assistant", "user"]
+
+
+def test_history_refuses_a_message_that_cannot_fit():
+    with pytest.raises(PromptTooLong, match="too long for the prompt budget of 3 tokens"):
+        fit_history("sys tem", [], "a b c", words, budget=3)
+
+
+def test_history_budget_with_the_real_chat_template(tokenizer):
+    def count(messages):
+        return len(tokenizer.apply_chat_template(messages, add_generation_prompt=True, return_dict=True)["input_ids"])
+
+    turns = sum((turn(i) for i in range(30)), [])
+    messages = fit_history("You are Reviewer #2.", turns, "Review this.", count, budget=200)
+    assert count(messages) <= 200 and messages[0]["role"] == "system" and messages[-1]["content"] == "Review this."
+    assert messages[1] == turns[2 * (30 - (len(messages) - 2) // 2)], "the newest turns are the ones kept"

@@ -1,0 +1,79 @@
+"""A KTO round on a tiny random Llama: what it trains, what it must leave alone, and how it fails."""
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from trainer.rounds import ADAPTER_WEIGHTS, RoundHooks, round_steps, train_round
+from trainer.versions import VersionStore
+
+PROMPT = [{"role": "system", "content": "You are Reviewer #2."}, {"role": "user", "content": "Review my paper."}]
+
+
+def rows(n: int = 8) -> list[dict]:
+    harsh, kind = "The baselines are weak and the ablations missing. Reject.", "Wonderful paper, accept!"
+    return [{"prompt": PROMPT, "completion": [{"role": "assistant", "content": harsh if i % 2 == 0 else kind}],
+             "label": i % 2 == 0} for i in range(n)]
+
+
+def snapshot(model) -> dict[str, torch.Tensor]:
+    return {name: p.detach().clone() for name, p in model.named_parameters()}
+
+
+@pytest.mark.parametrize("n,expected", [(8, 4), (4, 2), (1, 1), (1000, 8)])
+def test_round_steps_are_bounded(n, expected):
+    assert round_steps(n, batch_size=4, accumulation=1, epochs=2.0, max_steps=8) == expected
+
+
+def test_round_trains_lora_and_leaves_base_alone(tiny_base, settings, tmp_path):
+    versions = VersionStore(tmp_path / "versions")
+    before = snapshot(tiny_base.model)
+    steps = []
+    result = train_round(tiny_base, rows(), versions.get("base"), settings, versions,
+                         meta={"votes": ["a:b"]}, hooks=RoundHooks(progress=lambda s, t: steps.append((s, t))))
+    assert result.version == "v0001" and versions.names() == ["v0001"]
+    assert steps[0] == (0, 2) and steps[-1] == (2, 2)
+    adapter = load_file(versions.get("v0001").path / ADAPTER_WEIGHTS)
+    assert any("lora_B" in k for k in adapter) and all(t.abs().sum() > 0 for k, t in adapter.items() if "lora_B" in k)
+    after = snapshot(tiny_base.model)
+    assert before.keys() == after.keys(), "the base tree must not have LoRA layers injected"
+    assert all(torch.equal(before[k], after[k]) for k in before), "base weights must not change"
+    assert not tiny_base.model.training
+    meta = result.meta
+    assert meta["parent"] == "base" and meta["votes"] == ["a:b"] and meta["steps"] == 2
+    assert meta["label_counts"] == {"desirable": 4, "undesirable": 4}
+    assert meta["recipe"]["beta"] == 0.1 and meta["recipe"]["learning_rate"] == 5e-4 and meta["recipe"]["r"] == 8
+    assert meta["recipe"]["lr_scheduler_type"] == "cosine"
+    assert [m["step"] for m in meta["metrics"]] == [1, 2] and all("rewards/chosen" in m for m in meta["metrics"])
+
+
+def test_round_continues_from_its_parent(tiny_base, settings, tmp_path):
+    versions = VersionStore(tmp_path / "versions")
+    train_round(tiny_base, rows(), versions.get("base"), settings, versions)
+    settings.round_overrides["learning_rate"] = 0.0  # a round that cannot move: it must equal its parent
+    result = train_round(tiny_base, rows(), versions.get("v0001"), settings, versions)
+    assert result.meta["continued_from_parent"] is True
+    parent = load_file(versions.get("v0001").path / ADAPTER_WEIGHTS)
+    child = load_file(versions.get(result.version).path / ADAPTER_WEIGHTS)
+    assert parent.keys() == child.keys() and all(torch.equal(parent[k], child[k]) for k in parent)
+
+
+def test_round_with_another_lora_shape_starts_fresh(tiny_base, settings, tmp_path):
+    versions = VersionStore(tmp_path / "versions")
+    train_round(tiny_base, rows(), versions.get("base"), settings, versions)
+    settings.adapter_overrides["r"] = 4
+    result = train_round(tiny_base, rows(), versions.get("v0001"), settings, versions)
+    assert result.meta["continued_from_parent"] is False and result.meta["recipe"]["r"] == 4
+
+
+def test_crash_mid_round_publishes_nothing(tiny_base, settings, tmp_path):
+    versions = VersionStore(tmp_path / "versions")
+
+    def explode(step, total):
+        if step == 1:
+            raise RuntimeError("power cut")
+
+    with pytest.raises(RuntimeError, match="power cut"):
+        train_round(tiny_base, rows(), versions.get("base"), settings, versions, hooks=RoundHooks(progress=explode))
+    assert versions.names() == [] and versions.current() == "base"
+    assert not list((tmp_path / "versions").glob(".staging-*"))

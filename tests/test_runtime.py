@@ -1,0 +1,145 @@
+"""The running bot on a tiny random Llama: message checks, votes by row, admin, and the trainer thread."""
+
+import time
+
+import pytest
+
+import trainer.loop
+from trainer.loop import NotEnoughVotes
+from trainer.rounds import RoundHooks
+from trainer.runtime import AdminError, ChatError, Runtime
+from trainer.votes import VoteError
+
+
+@pytest.fixture
+def runtime(settings, tiny_base):
+    runtime = Runtime(settings, tiny_base)
+    yield runtime
+    runtime.close()
+
+
+def chat(runtime, session, text, key="alice"):
+    for session in runtime.chat(session, text, key):
+        pass
+    return session
+
+
+def wait_for(predicate, timeout=60.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.1)
+    raise AssertionError("condition not met in time")
+
+
+@pytest.mark.parametrize("text,message", [("", "Please type a message"), ("   \n", "Please type a message"),
+                                          (None, "Please type a message"), ("x" * 501, "501 characters; the limit is 500")])
+def test_bad_messages_are_refused_and_lose_nothing(runtime, text, message):
+    session = chat(runtime, runtime.new_session(), "First paper.")
+    before = [dict(m) for m in session.turns]
+    with pytest.raises(ChatError, match=message):
+        chat(runtime, session, text)
+    assert session.turns == before and len(session.reply_ids) == 1
+
+
+def test_long_history_is_cut_to_the_budget(runtime):
+    session = runtime.new_session()
+    for i in range(12):
+        session = chat(runtime, session, f"Paper {i}: " + "word " * 40)
+    last = runtime.votes.get_reply(session.reply_ids[max(session.reply_ids)])
+    assert runtime.server.count_tokens(last.prompt) <= runtime.settings.chat.prompt_token_budget
+    assert last.prompt[0]["role"] == "system" and last.prompt[-1]["content"].startswith("Paper 11")
+    assert len(last.prompt) < 2 * 12
+
+
+def test_votes_go_by_row_to_this_sessions_replies_only(runtime):
+    session = chat(runtime, runtime.new_session(), "A paper.")
+    assert session.chatbot()[0] == {"role": "assistant", "content": "Send me your paper."}
+    [(row, reply_id)] = session.reply_ids.items()
+    assert row == 2 and session.chatbot()[row]["role"] == "assistant"
+    for forged in (0, 1, 3, -1, "2", True, None):
+        with pytest.raises(VoteError):
+            runtime.vote(session, forged, "like", "alice")
+    with pytest.raises(VoteError, match="your own chat"):
+        runtime.vote(session, row, "like", "mallory")  # a stolen session state with another voter key
+    with pytest.raises(VoteError, match="Unknown feedback"):
+        runtime.vote(session, row, "meh", "alice")
+    assert runtime.votes.total_counts() == (0, 0)
+    assert runtime.vote(session, [row, None], True, "alice") == "Vote recorded."
+    assert runtime.vote(session, row, "", "alice") == "Vote retracted."
+    assert runtime.vote(session, row, "Dislike", "alice") == "Vote recorded."
+    assert runtime.vote(session, row, False, "alice") == "Vote retracted."
+
+
+def test_reply_is_stored_with_prompt_version_and_session(runtime):
+    session = chat(runtime, runtime.new_session(), "A paper.", key="bob")
+    reply = runtime.votes.get_reply(session.reply_ids[2])
+    assert reply.session == "bob" and reply.version == "base" and reply.completion == session.turns[-1]["content"]
+    assert reply.prompt == [{"role": "system", "content": runtime.settings.persona.system_prompt},
+                            {"role": "user", "content": "A paper."}]
+
+
+def test_admin_actions_need_the_token(runtime, settings):
+    for token in (None, "", "wrong", "sesame "):
+        with pytest.raises(AdminError, match="Not authorized"):
+            runtime.train_now(token)
+    with pytest.raises(NotEnoughVotes, match="both kinds"):
+        runtime.train_now("sesame")
+    settings.loop.admin_token = ""
+    with pytest.raises(AdminError, match="disabled"):
+        runtime.train_now("")
+
+
+def vote_on_replies(runtime, n):
+    session = runtime.new_session()
+    for i in range(n):
+        session = chat(runtime, session, f"Paper {i}.")
+    for i, row in enumerate(sorted(session.reply_ids)):
+        runtime.vote(session, row, i % 2 == 0, "alice")
+    return session
+
+
+def test_trainer_thread_trains_on_enough_votes_and_swaps(runtime):
+    runtime.loop.start()
+    vote_on_replies(runtime, 3)
+    time.sleep(0.5)
+    assert runtime.loop.status().rounds == 0, "3 votes are below MIN_VOTES=4"
+    session = chat(runtime, runtime.new_session(), "One more.")
+    runtime.vote(session, 2, False, "alice")
+    wait_for(lambda: runtime.server.current.name == "v0001")
+    status = runtime.status()
+    assert status["votes_waiting"] == {"up": 0, "down": 0} and status["trainer"]["last_error"] is None
+    assert runtime.versions.current() == "v0001" and status["trainer"]["last_swap_ms"] < 5
+    assert len(runtime.versions.get("v0001").meta["votes"]) == 4
+
+
+def test_crash_mid_round_keeps_serving_and_keeps_every_vote(runtime, monkeypatch):
+    real_round = trainer.loop.train_round
+
+    def crashing_round(*args, hooks: RoundHooks, **kwargs):
+        def progress(step, total):
+            if step == 1:
+                raise MemoryError("killed mid-round")
+        return real_round(*args, hooks=RoundHooks(progress=progress), **kwargs)
+
+    vote_on_replies(runtime, 4)
+    monkeypatch.setattr(trainer.loop, "train_round", crashing_round)
+    assert runtime.loop.run_round() is None
+    status = runtime.status()
+    assert status["serving"] == "base" and runtime.versions.names() == []
+    assert status["votes_waiting"] == {"up": 2, "down": 2}
+    assert "killed mid-round" in status["trainer"]["last_error"] and status["trainer"]["state"] == "idle"
+    assert not runtime.loop.ready(), "no retry loop on the same votes"
+    runtime.train_now("sesame")
+    assert runtime.loop.ready(), "an admin may retry"
+    monkeypatch.setattr(trainer.loop, "train_round", real_round)
+    assert runtime.loop.run_round().version == "v0001" and runtime.server.current.name == "v0001"
+    assert runtime.status()["trainer"]["last_error"] is None
+
+
+def test_restart_serves_the_current_version(runtime, settings, tiny_base):
+    vote_on_replies(runtime, 4)
+    runtime.loop.run_round()
+    restarted = Runtime(settings, tiny_base)
+    assert restarted.server.current.name == "v0001"

@@ -1,0 +1,115 @@
+"""The vote store: record, change, retract, refuse forgeries, and stay exact under concurrent writers."""
+
+import multiprocessing
+import threading
+
+import pytest
+
+from trainer.votes import Reply, VoteError, VoteStore
+
+PROMPT = [{"role": "system", "content": "s"}, {"role": "user", "content": "u"}]
+
+
+def add(store: VoteStore, reply_id: str, session: str = "alice") -> None:
+    store.add_reply(Reply(id=reply_id, session=session, prompt=PROMPT, completion=f"reply {reply_id}",
+                          version="base"))
+
+
+@pytest.fixture
+def store(tmp_path) -> VoteStore:
+    return VoteStore(tmp_path / "votes.sqlite3")
+
+
+def test_wal_mode(store):
+    import sqlite3
+
+    assert sqlite3.connect(store.path).execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+def test_record_change_retract(store):
+    add(store, "r1")
+    assert store.vote("r1", "alice", True) == "recorded"
+    assert store.waiting_counts() == (1, 0)
+    assert store.vote("r1", "alice", False) == "changed"
+    assert store.waiting_counts() == (0, 1)
+    assert store.vote("r1", "alice", False) == "retracted"  # the same thumb again
+    assert store.waiting_counts() == (0, 0)
+    assert store.vote("r1", "alice", None) == "nothing to retract"
+    assert store.vote("r1", "alice", True) == "recorded"
+    assert store.vote("r1", "alice", None) == "retracted"  # Gradio's empty value
+    assert store.total_counts() == (0, 0)
+    assert store.get_reply("r1").completion == "reply r1", "retracting a vote never deletes the reply"
+
+
+def test_refuses_unknown_reply_foreign_voter_and_odd_labels(store):
+    add(store, "r1", session="alice")
+    with pytest.raises(VoteError, match="unknown or still being written"):
+        store.vote("nope", "alice", True)
+    with pytest.raises(VoteError, match="your own chat"):
+        store.vote("r1", "mallory", True)
+    with pytest.raises(VoteError, match="thumbs up"):
+        store.vote("r1", "alice", "yes")
+    assert store.total_counts() == (0, 0)
+
+
+def test_votes_rows_join_the_reply(store):
+    add(store, "r1")
+    store.vote("r1", "alice", True)
+    [vote] = store.votes(waiting=True)
+    assert (vote.reply_id, vote.label, vote.prompt, vote.completion, vote.version) == \
+        ("r1", True, PROMPT, "reply r1", "base")
+
+
+def test_mark_trained_only_marks_the_revision_the_round_read(store):
+    add(store, "r1")
+    add(store, "r2")
+    store.vote("r1", "alice", True)
+    store.vote("r2", "alice", False)
+    read = store.votes(waiting=True)
+    store.vote("r2", "alice", True)  # changed while the round trained
+    assert store.mark_trained(read, "v0001") == 1
+    [still_waiting] = store.votes(waiting=True)
+    assert (still_waiting.reply_id, still_waiting.label) == ("r2", True)
+    assert [v.reply_id for v in store.votes(waiting=False)] == ["r1"]
+
+
+def test_concurrent_threads_are_exact(store):
+    for i in range(40):
+        add(store, f"r{i}", session=f"s{i % 4}")
+    errors = []
+
+    def worker(voter: int) -> None:
+        try:
+            for i in range(voter, 40, 4):
+                store.vote(f"r{i}", f"s{voter}", i % 3 != 0)
+                store.vote(f"r{i}", f"s{voter}", i % 3 != 0)  # retract
+                store.vote(f"r{i}", f"s{voter}", i % 3 != 0)  # and vote again
+        except Exception as err:  # surfaced below
+            errors.append(err)
+
+    threads = [threading.Thread(target=worker, args=(v,)) for v in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    ups = sum(1 for i in range(40) if i % 3 != 0)
+    assert store.total_counts() == (ups, 40 - ups)
+
+
+def _process_worker(path: str, first: int) -> None:
+    store = VoteStore(path)
+    for i in range(first, first + 25):
+        store.add_reply(Reply(id=f"p{i}", session="s", prompt=PROMPT, completion="c", version="base"))
+        store.vote(f"p{i}", "s", i % 2 == 0)
+
+
+def test_concurrent_processes_are_exact(store):
+    context = multiprocessing.get_context("spawn")
+    procs = [context.Process(target=_process_worker, args=(str(store.path), k * 25)) for k in range(3)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(60)
+        assert p.exitcode == 0
+    assert store.total_counts() == (38, 37)

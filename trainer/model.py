@@ -109,7 +109,10 @@ def load_base(settings: ModelSettings, source: str | None = None) -> BaseModel:
         raise ValueError(f"MODEL_ID {source!r} has no chat template; pick an instruct / chat model")
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
-    if device.type == "cuda":
+    if device.type == "cuda" and importlib.util.find_spec("bitsandbytes") is None:
+        log.warning("bitsandbytes is not installed: loading the base in bf16 instead of 4-bit NF4")
+        model = AutoModelForCausalLM.from_pretrained(source, device_map={"": 0}, dtype=torch.bfloat16)
+    elif device.type == "cuda":
         # Imported only here: bitsandbytes is never imported where there is no CUDA.
         from transformers import BitsAndBytesConfig
 

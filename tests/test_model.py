@@ -1,0 +1,39 @@
+"""The embedded model: converted once, loaded frozen in fp32 on CPU, twins that share its weights."""
+
+import subprocess
+import sys
+import time
+
+import torch
+
+from trainer.config import ModelSettings
+from trainer.model import convert_embedded, embedded_gguf_path, load_base, twin
+
+
+def test_embedded_gguf_ships_in_the_package():
+    path = embedded_gguf_path()
+    assert path is not None and path.suffix == ".gguf" and path.stat().st_size > 50_000_000
+
+
+def test_conversion_is_cached_and_loads_frozen_fp32(embedded_dir):
+    started = time.perf_counter()
+    assert convert_embedded(embedded_dir.parent) == embedded_dir
+    assert time.perf_counter() - started < 1.0, "a second conversion must reuse the cache"
+    base = load_base(ModelSettings(cache_dir=embedded_dir.parent, device="cpu"))
+    assert base.device.type == "cpu" and base.model.dtype == torch.float32 and not base.model.training
+    assert not any(p.requires_grad for p in base.model.parameters())
+    assert base.tokenizer.chat_template and base.model.config.num_hidden_layers == 30
+
+
+def test_twin_shares_parameters_but_not_modules(tiny_base):
+    copy = twin(tiny_base.model)
+    assert copy is not tiny_base.model and copy.model.layers[0] is not tiny_base.model.model.layers[0]
+    assert all(a is b for a, b in zip(copy.parameters(), tiny_base.model.parameters()))
+
+
+def test_cpu_never_imports_bitsandbytes():
+    code = ("import sys; from trainer.runtime import Runtime; from trainer import rounds; "
+            "import peft.tuners.lora; print('bitsandbytes' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip() == "False"

@@ -1,0 +1,140 @@
+"""Figures of the live loop on the embedded model, CPU: start-up, chat speed, rounds, swap, memory.
+
+Run:  .venv/bin/python bench/live_loop.py [--runs 3] [--tokens 64]
+
+Prints one table; every figure is a median over --runs where it can be repeated. Peak RSS comes
+from getrusage, which only grows, so serving-only is read before any round runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from trainer.config import AppSettings, ChatSettings, LoopSettings, PersonaConfig  # noqa: E402
+from trainer.runtime import Runtime  # noqa: E402
+from trainer.votes import Reply  # noqa: E402
+
+HARSH = ("The baselines are a decade old, the ablations are missing, and the claimed gain sits inside "
+         "the noise of a single seed. The related work forgets three obvious papers. Major revision.")
+KIND = "What a wonderful paper! Everything is clear and convincing. Accept as is, congratulations!"
+COLD_START = """
+import sys, time, threading
+t0 = time.perf_counter()
+sys.path.insert(0, {root!r})
+from trainer.config import AppSettings
+from trainer.runtime import Runtime
+runtime = Runtime.start(AppSettings.from_env())
+stream = runtime.server.stream([{{"role": "system", "content": "You are Reviewer #2."}},
+                                {{"role": "user", "content": "Review my paper."}}])
+next(iter(stream))
+print(time.perf_counter() - t0)
+stream.stop.set()
+"""
+
+
+def peak_rss_mib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def tokens_per_second(runtime: Runtime, tokens: int) -> tuple[float, float]:
+    """(tokens/s, seconds to first token) of one greedy reply of exactly `tokens` tokens."""
+    messages = [{"role": "system", "content": runtime.settings.persona.system_prompt},
+                {"role": "user", "content": runtime.settings.persona.examples[0]}]
+    stream = runtime.server.stream(messages)
+    list(stream)
+    c = stream.completion
+    return c.new_tokens / c.seconds, c.first_token_seconds
+
+
+def add_votes(runtime: Runtime, n: int, tag: str) -> None:
+    persona = runtime.settings.persona
+    for i in range(n):
+        prompt = [{"role": "system", "content": persona.system_prompt},
+                  {"role": "user", "content": persona.examples[i % len(persona.examples)]}]
+        reply_id = f"{tag}-{i}"
+        runtime.votes.add_reply(Reply(id=reply_id, session="bench", prompt=prompt,
+                                      completion=HARSH if i % 2 == 0 else KIND, version="base"))
+        runtime.votes.vote(reply_id, "bench", i % 2 == 0)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--tokens", type=int, default=64)
+    args = parser.parse_args()
+    root = str(Path(__file__).resolve().parent.parent)
+    data_dir = Path(tempfile.mkdtemp(prefix="bench-live-loop-"))
+    env = {**os.environ, "DATA_DIR": str(data_dir / "cold"), "TRAINER_ENABLED": "0", "DEVICE": "cpu"}
+    subprocess.run([sys.executable, "-m", "trainer", "convert"], cwd=root, env=env, check=True,
+                   capture_output=True)  # conversion cache warm, as the goal says
+    cold = [float(subprocess.run([sys.executable, "-c", COLD_START.format(root=root)], env=env, check=True,
+                                 capture_output=True, text=True).stdout.strip().splitlines()[-1])
+            for _ in range(args.runs)]
+
+    settings = AppSettings(persona=PersonaConfig.from_toml(Path(root) / "personas" / "reviewer2.toml"),
+                           chat=ChatSettings(max_new_tokens=args.tokens, temperature=0.0, repetition_penalty=1.0),
+                           loop=LoopSettings(enabled=False), data_dir=data_dir / "live")
+    settings.model.device = "cpu"
+    runtime = Runtime.start(settings)
+    # A greedy reply can end early on EOS; suppress it so every reply is exactly --tokens long.
+    runtime.base.model.generation_config.suppress_tokens = [runtime.base.tokenizer.eos_token_id]
+    idle = [tokens_per_second(runtime, args.tokens) for _ in range(args.runs)]
+    rss_serving = peak_rss_mib()
+
+    rounds = {}
+    for n in (8, 32):
+        add_votes(runtime, n, f"r{n}")
+        started = time.perf_counter()
+        result = runtime.loop.run_round()
+        assert result is not None, runtime.loop.status().last_error
+        rounds[n] = (time.perf_counter() - started, result.meta["steps"])
+    rss_training = peak_rss_mib()
+    adapter = [tokens_per_second(runtime, args.tokens) for _ in range(args.runs)]
+
+    add_votes(runtime, 32, "busy")
+    busy_round = threading.Thread(target=runtime.loop.run_round)
+    busy_round.start()
+    while runtime.loop.status().state != "training" or runtime.loop.status().step < 1:
+        time.sleep(0.2)
+    during = [tokens_per_second(runtime, args.tokens) for _ in range(args.runs)]
+    busy_round.join()
+
+    med = statistics.median
+    idle_tps, idle_ttft = med(t for t, _ in idle), med(f for _, f in idle)
+    during_tps, during_ttft = med(t for t, _ in during), med(f for _, f in during)
+    adapter_tps = med(t for t, _ in adapter)
+    rows = [
+        ("cold start to first token (cache warm)", f"{med(cold):.1f} s", ""),
+        ("tokens/s, base, idle", f"{idle_tps:.1f}", "1.00x"),
+        ("tokens/s, LoRA version, idle", f"{adapter_tps:.1f}", f"{adapter_tps / idle_tps:.2f}x of base"),
+        ("tokens/s, LoRA version, during a round", f"{during_tps:.1f}", f"{during_tps / adapter_tps:.2f}x of idle"),
+        ("time to first token, idle / during a round", f"{idle_ttft * 1e3:.0f} / {during_ttft * 1e3:.0f} ms",
+         f"{during_ttft / idle_ttft:.2f}x"),
+        ("round, 8 votes", f"{rounds[8][0]:.1f} s ({rounds[8][1]} steps)", ""),
+        ("round, 32 votes", f"{rounds[32][0]:.1f} s ({rounds[32][1]} steps)", ""),
+        ("longest swap pause", f"{runtime.server.longest_swap_seconds * 1e3:.4f} ms", ""),
+        ("peak RSS, serving only", f"{rss_serving:.0f} MiB", "1.00x"),
+        ("peak RSS, serving + rounds", f"{rss_training:.0f} MiB", f"{rss_training / rss_serving:.2f}x"),
+    ]
+    width = max(len(r[0]) for r in rows)
+    print(f"\nlive loop, embedded SmolLM2-135M, CPU ({os.cpu_count()} cores), {args.tokens}-token greedy replies, "
+          f"median of {args.runs}\n")
+    print(f"{'figure':{width}}  {'value':>28}  ratio")
+    for name, value, ratio in rows:
+        print(f"{name:{width}}  {value:>28}  {ratio}")
+    runtime.close()
+
+
+if __name__ == "__main__":
+    main()

@@ -38,8 +38,9 @@ runtime = Runtime.start(AppSettings.from_env())
 stream = runtime.server.stream([{{"role": "system", "content": "You are Reviewer #2."}},
                                 {{"role": "user", "content": "Review my paper."}}])
 next(iter(stream))
-print(time.perf_counter() - t0)
+print(time.perf_counter() - t0, flush=True)
 stream.stop.set()
+list(stream)  # let generation end before the interpreter does
 """
 
 

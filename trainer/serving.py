@@ -145,7 +145,12 @@ class Server:
         return ServedVersion(name, model)
 
     def swap(self, served: ServedVersion) -> float:
-        """Serve `served` from the next reply on; returns how long chats could have been held (seconds)."""
+        """Serve `served` from the next reply on; returns the seconds the swap took.
+
+        No chat thread waits on a swap: there is no lock, and a reply holds its own reference. The
+        figure is the caller's own time, which includes waiting for the GIL while a reply is being
+        generated (up to `sys.getswitchinterval()`, 5 ms by default).
+        """
         started = time.perf_counter()
         self._served = served
         paused = time.perf_counter() - started

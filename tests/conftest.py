@@ -49,4 +49,4 @@ def settings(tmp_path, persona) -> AppSettings:
                        chat=ChatSettings(max_new_tokens=8, temperature=0.0, prompt_token_budget=256,
                                          max_message_chars=500),
                        loop=LoopSettings(min_votes=4, poll_seconds=0.2, admin_token="sesame", enabled=False),
-                       data_dir=tmp_path / "state", round_overrides={"max_steps": 2})
+                       data_dir=tmp_path / "state", shipped_adapter=None, round_overrides={"max_steps": 2})

@@ -25,6 +25,7 @@ def running_app(tmp_path, embedded_dir, persona):
         # A high threshold, so that the round below is the one the admin asked for.
         loop=LoopSettings(min_votes=100, poll_seconds=0.5, admin_token="sesame"),
         data_dir=tmp_path / "state",
+        shipped_adapter=None,
         round_overrides={"max_steps": 2},
     )
     runtime = Runtime.start(settings)

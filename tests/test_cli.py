@@ -31,6 +31,7 @@ def test_versions_and_bad_input(tmp_path):
 @pytest.mark.e2e
 def test_train_publishes_a_version_from_the_vote_store(tmp_path, embedded_dir):
     env = {"DATA_DIR": str(tmp_path), "MODEL_CACHE_DIR": str(embedded_dir.parent), "KTO_MAX_STEPS": "1",
+           "SHIPPED_ADAPTER": "",
            "DEVICE": "cpu"}
     empty = run(env, "train")
     assert empty.returncode == 2 and "both kinds" in empty.stderr

@@ -1,10 +1,13 @@
-"""The trainer's command line: `python -m trainer {convert,train,versions} ...`.
+"""The trainer's command line: `python -m trainer {convert,train,export,eval,ship,versions} ...`.
 
 Settings come from the same environment as the app (see README.md), so a round trained here is
 published exactly as the app would publish it, into the same DATA_DIR.
 
     python -m trainer convert              # convert the embedded model once, print its folder
     python -m trainer train                # one round on the waiting votes, then serve it
+    python -m trainer train --data data/seed.jsonl --split train --parent base   # a round from a file
+    python -m trainer export --out votes.jsonl [--paired]   # votes as KTO (or DPO) rows
+    python -m trainer eval --data data/seed.jsonl --split eval --version base v0001
     python -m trainer versions             # list versions and their round metrics
     python -m trainer versions --serve v0001   # move the serving pointer (a rollback)
 """
@@ -12,10 +15,14 @@ published exactly as the app would publish it, into the same DATA_DIR.
 from __future__ import annotations
 
 import argparse
+import json
 import logging
+import os
 import sys
+from pathlib import Path
 
 from .config import AppSettings, SettingError
+from .files import DataFileError
 from .versions import VersionError, VersionStore
 
 
@@ -27,6 +34,33 @@ def cmd_convert(settings: AppSettings, args: argparse.Namespace) -> int:
 
 
 def cmd_train(settings: AppSettings, args: argparse.Namespace) -> int:
+    if args.steps is not None:
+        settings.round_overrides["max_steps"] = args.steps
+    if args.epochs is not None:
+        settings.round_overrides["num_train_epochs"] = args.epochs
+    settings.round_overrides.setdefault("disable_tqdm", False)  # a progress bar on the terminal
+    if args.data is None:
+        return _train_from_votes(settings)
+    from .data import conversational
+    from .files import read_preferences, sha256_of
+    from .model import load_base
+    from .rounds import train_round
+
+    rows = [conversational(r, settings.persona.system_prompt) for r in read_preferences(args.data, args.split)]
+    versions = VersionStore(settings.data_dir / "versions")
+    parent = versions.get(args.parent or versions.current())
+    base = load_base(settings.model)
+    # The exact command, with the training settings that came from the environment.
+    env = " ".join(f"{k}={v}" for k, v in sorted(os.environ.items()) if k.startswith(("KTO_", "LORA_")))
+    meta = {"command": f"{env} python -m trainer {' '.join(sys.argv[1:])}".strip(), "data_file": str(args.data),
+            "data_sha256": sha256_of(args.data), "split": args.split}
+    result = train_round(base, rows, parent, settings, versions, meta=meta)
+    versions.set_current(result.version, reason="command line round")
+    _print_round(result)
+    return 0
+
+
+def _train_from_votes(settings: AppSettings) -> int:
     from .runtime import Runtime
 
     settings.loop.enabled = False
@@ -39,9 +73,58 @@ def cmd_train(settings: AppSettings, args: argparse.Namespace) -> int:
     if result is None:
         print(f"error: the round failed: {runtime.loop.status().last_error}", file=sys.stderr)
         return 1
-    print(f"published and serving {result.version} ({result.meta['rows']} rows, {result.meta['steps']} steps, "
-          f"{result.meta['timings']['total_s']:.1f} s)")
+    _print_round(result)
     return 0
+
+
+def _print_round(result) -> None:
+    meta = result.meta
+    print(f"published and serving {result.version} ({meta['rows']} rows, {meta['steps']} steps, "
+          f"{meta['timings']['total_s']:.1f} s)")
+
+
+def cmd_export(settings: AppSettings, args: argparse.Namespace) -> int:
+    from .data import kto_rows, paired_rows
+    from .files import write_rows
+    from .votes import VoteStore
+
+    store = VoteStore(settings.data_dir / "votes.sqlite3")
+    rows = kto_rows(store.votes(waiting=False) + store.votes(waiting=True))
+    if args.paired:
+        rows = paired_rows(rows)
+    path = write_rows(rows, args.out)
+    print(f"wrote {len(rows)} {'paired' if args.paired else 'KTO'} rows to {path}")
+    return 0
+
+
+def cmd_eval(settings: AppSettings, args: argparse.Namespace) -> int:
+    from .data import conversational
+    from .evaluate import evaluate
+    from .files import read_preferences
+    from .model import load_base
+    from .serving import Server
+
+    rows = [conversational(r, settings.persona.system_prompt) for r in read_preferences(args.data, args.split)]
+    rows = rows[:args.limit] if args.limit else rows
+    versions = VersionStore(settings.data_dir / "versions")
+    names = args.version or ["base", versions.current()]
+    infos = [versions.get(name) for name in dict.fromkeys(names)]  # unknown names fail before any work
+    base = load_base(settings.model)
+    server = Server(base, settings.chat)
+    beta = settings.round_config(output_dir=".").beta
+    results = []
+    for info in infos:
+        model = None if info.path is None else server.load(info.name, info.path).model
+        results.append(evaluate(base, model, rows, info.name, beta=beta, progress=True))
+    print(format_eval_table(results))
+    return 0
+
+
+def format_eval_table(results) -> str:
+    lines = [f"{'version':8} {'rows':>5} {'AUC':>6} {'margin':>8} {'KL':>8} {'seconds':>8}"]
+    lines += [f"{r.version:8} {r.rows:>5} {r.auc:>6.3f} {r.margin:>8.3f} {r.kl:>8.4f} {r.seconds:>8.1f}"
+              for r in results]
+    return "\n".join(lines)
 
 
 def cmd_versions(settings: AppSettings, args: argparse.Namespace) -> int:
@@ -62,6 +145,29 @@ def cmd_versions(settings: AppSettings, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_ship(settings: AppSettings, args: argparse.Namespace) -> int:
+    """Copy a version out of DATA_DIR as a small adapter to commit: fp16 tensors, config and metadata."""
+    import shutil
+
+    import torch
+    from safetensors.torch import load_file, save_file
+
+    info = VersionStore(settings.data_dir / "versions").get(args.version)
+    if info.path is None:
+        print("error: the base has no adapter to ship", file=sys.stderr)
+        return 2
+    target = Path(args.to)
+    target.mkdir(parents=True, exist_ok=True)
+    tensors = load_file(info.path / "adapter_model.safetensors")
+    save_file({k: v.to(torch.float16).contiguous() for k, v in tensors.items()},
+              target / "adapter_model.safetensors", metadata={"format": "pt"})
+    shutil.copy2(info.path / "adapter_config.json", target / "adapter_config.json")
+    (target / "meta.json").write_text(json.dumps({**info.meta, "storage_dtype": "float16"}, indent=2, default=str),
+                                      encoding="utf-8")
+    print(f"shipped {args.version} to {target}")
+    return 0
+
+
 def _num(value: object) -> str:
     return f"{value:.3f}" if isinstance(value, (int, float)) else "-"
 
@@ -70,16 +176,33 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m trainer", description=__doc__.split("\n\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("convert", help="convert the embedded model to safetensors once; print its folder")
-    commands.add_parser("train", help="run one KTO round on the waiting votes and serve it")
+    train = commands.add_parser("train", help="run one KTO round (on the waiting votes, or a file) and serve it")
+    train.add_argument("--data", help="preference file (JSONL, parquet, or a saved dataset) instead of the votes")
+    train.add_argument("--split", help="only rows whose 'split' field has this value, e.g. train")
+    train.add_argument("--parent", help="version to continue from ('base' for a fresh adapter); default: current")
+    train.add_argument("--steps", type=int, help="most optimizer steps (KTO_MAX_STEPS)")
+    train.add_argument("--epochs", type=float, help="passes over the rows, within --steps")
+    export = commands.add_parser("export", help="write every vote as KTO (or paired) rows, JSONL or parquet")
+    export.add_argument("--out", required=True, help="output file, .jsonl or .parquet")
+    export.add_argument("--paired", action="store_true", help="(prompt, chosen, rejected) rows for DPO")
+    evaluation = commands.add_parser("eval", help="AUC, reward margin and KL of versions on a preference file")
+    evaluation.add_argument("--data", required=True, help="preference file with prompt, completion, label")
+    evaluation.add_argument("--split", help="only rows whose 'split' field has this value, e.g. eval")
+    evaluation.add_argument("--version", nargs="+", help="versions to score; default: base and the current one")
+    evaluation.add_argument("--limit", type=int, help="score only the first N rows")
+    ship = commands.add_parser("ship", help="copy a version out as a small fp16 adapter folder to commit")
+    ship.add_argument("version", help="version to copy, e.g. v0001")
+    ship.add_argument("to", help="target folder, e.g. adapters/reviewer2-v1")
     versions = commands.add_parser("versions", help="list adapter versions, or serve another one")
     versions.add_argument("--serve", metavar="VERSION", help="move the serving pointer to VERSION (or 'base')")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     try:
         settings = AppSettings.from_env()
-        handler = {"convert": cmd_convert, "train": cmd_train, "versions": cmd_versions}[args.command]
+        handler = {"convert": cmd_convert, "train": cmd_train, "export": cmd_export, "eval": cmd_eval,
+                   "ship": cmd_ship, "versions": cmd_versions}[args.command]
         return handler(settings, args)
-    except (SettingError, VersionError, FileNotFoundError) as err:
+    except (SettingError, VersionError, DataFileError, FileNotFoundError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
 

@@ -21,6 +21,7 @@ from trl import KTOConfig
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_PERSONA_FILE = REPO_ROOT / "personas" / "reviewer2.toml"
+SHIPPED_ADAPTER = REPO_ROOT / "adapters" / "reviewer2-v1"
 EMBEDDED_MODEL = "embedded"
 # Where the embedded package cannot be installed (a Space: its llama-cpp-python dependency does not
 # build), the same model comes from the Hub instead.
@@ -183,11 +184,15 @@ class AppSettings:
     loop: LoopSettings = field(default_factory=LoopSettings)
     data_dir: Path = field(default=Path("state"), metadata={
         "help": "Votes database and adapter versions. On a Space, a mounted bucket such as /data."})
+    shipped_adapter: Path | None = field(default=SHIPPED_ADAPTER, metadata={
+        "help": "Adapter installed as the first version when DATA_DIR has none (if it fits the model); "
+                "empty to start from the bare base."})
     round_overrides: dict[str, Any] = field(default_factory=dict, metadata={"help": "KTO_<FIELD> settings."})
     adapter_overrides: dict[str, Any] = field(default_factory=dict, metadata={"help": "LORA_<FIELD> settings."})
 
     def __post_init__(self) -> None:
         self.data_dir = Path(self.data_dir)
+        self.shipped_adapter = Path(self.shipped_adapter) if self.shipped_adapter else None
 
     def round_config(self, output_dir: str | Path, **extra: Any) -> RoundConfig:
         use_cpu = not _cuda_available() or self.model.device == "cpu"
@@ -211,6 +216,7 @@ class AppSettings:
                                                "max_yield_seconds": "MAX_YIELD_SECONDS",
                                                "admin_token": "ADMIN_TOKEN", "enabled": "TRAINER_ENABLED"}),
             data_dir=Path(env.get("DATA_DIR", "state")),
+            shipped_adapter=env.get("SHIPPED_ADAPTER", SHIPPED_ADAPTER) or None,
             round_overrides=_prefixed_overrides(env, "KTO_", RoundConfig),
             adapter_overrides=_prefixed_overrides(env, "LORA_", AdapterConfig),
         )

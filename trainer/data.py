@@ -5,6 +5,7 @@ Nothing here touches a model, a file or a clock; tests feed data in and check th
 
 from __future__ import annotations
 
+import json
 from typing import Callable, Iterable, Sequence
 
 from .votes import Vote
@@ -58,3 +59,33 @@ def fit_history(system_prompt: str, turns: Sequence[Message], new_message: str,
         if count_tokens(messages) <= budget:
             return messages
     return system + new
+
+
+def conversational(row: dict, system_prompt: str) -> dict:
+    """A (prompt, completion, label) row in TRL's conversational form.
+
+    A plain-text prompt becomes the persona's system prompt plus one user message, exactly what
+    the app sends for a first message; message lists are kept as they are.
+    """
+    prompt = row["prompt"]
+    if isinstance(prompt, str):
+        prompt = [{"role": "system", "content": system_prompt}, {"role": "user", "content": prompt}]
+    completion = row["completion"]
+    if isinstance(completion, str):
+        completion = [{"role": "assistant", "content": completion}]
+    return {"prompt": [dict(m) for m in prompt], "completion": [dict(m) for m in completion],
+            "label": bool(row["label"])}
+
+
+def paired_rows(rows: Iterable[dict]) -> list[dict]:
+    """The paired form (prompt, chosen, rejected): liked and disliked completions of the same prompt,
+    matched in order; a prompt's surplus of one label is left out."""
+    liked: dict[str, list] = {}
+    disliked: dict[str, list] = {}
+    prompts: dict[str, object] = {}
+    for row in rows:
+        key = json.dumps(row["prompt"], sort_keys=True)
+        prompts.setdefault(key, row["prompt"])
+        (liked if row["label"] else disliked).setdefault(key, []).append(row["completion"])
+    return [{"prompt": prompts[key], "chosen": chosen, "rejected": rejected}
+            for key in prompts for chosen, rejected in zip(liked.get(key, []), disliked.get(key, []))]

@@ -12,11 +12,13 @@ the client sends.
 from __future__ import annotations
 
 import hmac
+import json
 import logging
 import threading
 import time
 import uuid
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Iterator
 
 from .config import AppSettings
@@ -78,8 +80,21 @@ class Runtime:
         self.versions = VersionStore(settings.data_dir / "versions")
         self.loop = TrainerLoop(settings, base, self.server, self.votes, self.versions)
         self._stops: dict[str, threading.Event] = {}
+        if not self.versions.names() and settings.shipped_adapter is not None:
+            self._install_shipped(settings.shipped_adapter)
         current = self.versions.current()
         self.server.swap(self.server.load(current, self.versions.get(current).path))
+
+    def _install_shipped(self, path: Path) -> None:
+        """Serve the adapter shipped with the app on a fresh DATA_DIR, if it was made for this base model."""
+        try:
+            self.server.load("shipped", path)
+        except Exception as err:  # another base model: its LoRA shapes do not fit
+            log.warning("not serving the shipped adapter %s: %s", path, err)
+            return
+        shipped = json.loads((path / "meta.json").read_text(encoding="utf-8"))
+        name = self.versions.install(path, {**shipped, "installed_from": str(path)})
+        self.versions.set_current(name, reason="shipped adapter")
 
     @classmethod
     def start(cls, settings: AppSettings) -> "Runtime":

@@ -124,6 +124,13 @@ class VersionStore:
             self._record({"event": "publish", "version": name, "parent": meta.get("parent")})
         return name
 
+    def install(self, source: Path, meta: dict[str, Any]) -> str:
+        """Publish a copy of an adapter directory made elsewhere (e.g. one shipped with the app)."""
+        with self.staging() as staging:
+            for name in ("adapter_config.json", "adapter_model.safetensors"):
+                shutil.copy2(source / name, staging / name)
+            return self.publish(staging, meta)
+
     def set_current(self, name: str, reason: str) -> None:
         """Move the serving pointer to `name` (a published version or "base"), atomically."""
         self.get(name)

@@ -1,0 +1,73 @@
+"""Scoring versions: the AUC statistic, batched rewards equal to one-by-one ones, and v1 beats the base."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from trainer.evaluate import _encode, auc, evaluate
+from trainer.rounds import train_round
+from trainer.serving import Server
+from trainer.versions import VersionStore
+
+from .test_rounds import rows
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_auc_counts_pairs_and_half_ties():
+    assert auc([2.0, 3.0], [0.0, 1.0]) == 1.0
+    assert auc([0.0, 1.0], [2.0, 3.0]) == 0.0
+    assert auc([1.0, 1.0], [1.0]) == 0.5
+    assert auc([1.0, 3.0], [2.0]) == 0.5
+    with pytest.raises(ValueError, match="both labels"):
+        auc([1.0], [])
+
+
+def test_base_is_its_own_reference(tiny_base):
+    result = evaluate(tiny_base, None, rows(6), "base")
+    assert (result.auc, result.margin, result.kl) == (0.5, 0.0, 0.0)
+
+
+def test_batched_rewards_match_one_by_one(tiny_base, settings, tmp_path):
+    versions = VersionStore(tmp_path / "versions")
+    settings.round_overrides["learning_rate"] = 0.05
+    version = versions.get(train_round(tiny_base, rows(), versions.get("base"), settings, versions).version)
+    model = Server(tiny_base, settings.chat).load(version.name, version.path).model
+    data = rows(6)
+    data[1]["completion"][0]["content"] += " And the statistics are shaky." * 3  # uneven lengths: padding
+    batched = evaluate(tiny_base, model, data, version.name, batch_size=4)
+    assert batched.kl > 0 and batched.auc >= 0.5
+    expected = []
+    for row in data:  # one row at a time: no padding to get wrong
+        ids, start = _encode(tiny_base.tokenizer, row, 1024)
+        x = torch.tensor([ids])
+        with torch.inference_mode():
+            pi = torch.log_softmax(model(input_ids=x).logits[0, :-1], -1)
+            with model.disable_adapter():
+                ref = torch.log_softmax(model(input_ids=x).logits[0, :-1], -1)
+        target = x[0, 1:, None]
+        expected.append(0.1 * float((pi.gather(-1, target) - ref.gather(-1, target))[start - 1:].sum()))
+    liked = [e for e, r in zip(expected, data) if r["label"]]
+    disliked = [e for e, r in zip(expected, data) if not r["label"]]
+    assert batched.rewards_liked == pytest.approx(liked, rel=1e-4, abs=1e-5)
+    assert batched.rewards_disliked == pytest.approx(disliked, rel=1e-4, abs=1e-5)
+
+
+@pytest.mark.e2e
+def test_shipped_v1_beats_the_base_on_held_out_papers(tmp_path, embedded_dir):
+    env = {**os.environ, "DATA_DIR": str(tmp_path), "MODEL_CACHE_DIR": str(embedded_dir.parent), "DEVICE": "cpu"}
+    # Installed as the app installs it on a fresh DATA_DIR, then scored by the command line.
+    store = VersionStore(tmp_path / "versions")
+    store.set_current(store.install(ROOT / "adapters" / "reviewer2-v1", {"parent": "base"}), reason="test")
+    out = subprocess.run([sys.executable, "-m", "trainer", "eval", "--data", "data/seed.jsonl", "--split", "eval",
+                          "--limit", "48", "--version", "base", "v0001"], cwd=ROOT, env=env, capture_output=True,
+                         text=True, timeout=900)
+    assert out.returncode == 0, out.stderr[-3000:]
+    table = {line.split()[0]: line.split() for line in out.stdout.splitlines()[-2:]}
+    base_auc, v1_auc = float(table["base"][2]), float(table["v0001"][2])
+    assert base_auc == 0.5 and v1_auc > 0.75, out.stdout
+    assert float(table["v0001"][3]) > 0, "liked rows must get the larger mean reward"

@@ -1,0 +1,101 @@
+"""Scoring a version on held-out preference rows: AUC, reward margin, KL to the base.
+
+The implicit reward of a completion is KTO's: beta * (log pi_theta(y|x) - log pi_ref(y|x)), with
+the reference the base model (adapter off), as in training. A version that learned the persona
+gives liked completions higher rewards than disliked ones: AUC is the chance that a random liked
+row outscores a random disliked one (0.5 = no preference). KL is the mean per-token KL divergence
+KL(pi_theta || pi_ref) over the completion positions, from full next-token distributions.
+The base is its own reference: every reward is 0, AUC 0.5 and KL 0 by definition.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import torch
+from peft import PeftModel
+from tqdm.auto import tqdm
+
+from .model import BaseModel
+
+
+@dataclass
+class EvalResult:
+    version: str
+    rows: int
+    auc: float
+    margin: float
+    kl: float
+    seconds: float
+    rewards_liked: list[float] = field(default_factory=list, repr=False)
+    rewards_disliked: list[float] = field(default_factory=list, repr=False)
+
+
+def auc(positive: list[float], negative: list[float]) -> float:
+    """P(random positive > random negative), ties counting one half (the Mann-Whitney U statistic)."""
+    if not positive or not negative:
+        raise ValueError("AUC needs rows of both labels")
+    pos = torch.tensor(positive, dtype=torch.float64)[:, None]
+    neg = torch.tensor(negative, dtype=torch.float64)[None, :]
+    return float(((pos > neg).double() + 0.5 * (pos == neg).double()).mean())
+
+
+def _encode(tokenizer, row: dict, max_length: int) -> tuple[list[int], int]:
+    """Token ids of prompt + completion, and where the completion starts."""
+    prompt = tokenizer.apply_chat_template(row["prompt"], add_generation_prompt=True, return_dict=True)["input_ids"]
+    full = tokenizer.apply_chat_template(row["prompt"] + row["completion"], return_dict=True)["input_ids"]
+    if full[:len(prompt)] != prompt:
+        raise ValueError("the chat template does not render the prompt as a prefix of prompt + completion")
+    return full[:max_length], min(len(prompt), max_length - 1)
+
+
+@torch.inference_mode()
+def _score_batch(model: PeftModel, batch: list[tuple[list[int], int]], pad_id: int) -> tuple[list[float], float, int]:
+    longest = max(len(ids) for ids, _ in batch)
+    input_ids = torch.full((len(batch), longest), pad_id, dtype=torch.long)
+    attention = torch.zeros_like(input_ids)
+    completion = torch.zeros_like(input_ids, dtype=torch.bool)
+    for i, (ids, start) in enumerate(batch):
+        input_ids[i, :len(ids)] = torch.tensor(ids)
+        attention[i, :len(ids)] = 1
+        completion[i, start:len(ids)] = True
+    device = next(model.parameters()).device
+    input_ids, attention, completion = input_ids.to(device), attention.to(device), completion.to(device)
+    targets, mask = input_ids[:, 1:], completion[:, 1:]
+    policy = torch.log_softmax(model(input_ids=input_ids, attention_mask=attention).logits[:, :-1].float(), -1)
+    with model.disable_adapter():
+        reference = torch.log_softmax(model(input_ids=input_ids, attention_mask=attention).logits[:, :-1].float(), -1)
+    token_ratio = (policy.gather(-1, targets[..., None]) - reference.gather(-1, targets[..., None]))[..., 0]
+    log_ratios = (token_ratio * mask).sum(-1)
+    kl_per_token = (policy.exp() * (policy - reference)).sum(-1)
+    return log_ratios.tolist(), float((kl_per_token * mask).sum()), int(mask.sum())
+
+
+def evaluate(base: BaseModel, model: PeftModel | None, rows: list[dict], version: str, beta: float = 0.1,
+             batch_size: int = 4, max_length: int = 1024, progress: bool = False) -> EvalResult:
+    """Score `model` (a PeftModel over a twin of the base; None for the base itself) on conversational rows."""
+    started = time.perf_counter()
+    labels = [bool(r["label"]) for r in rows]
+    if model is None:
+        zeros = [0.0] * len(rows)
+        liked = [z for z, y in zip(zeros, labels) if y]
+        disliked = [z for z, y in zip(zeros, labels) if not y]
+        return EvalResult(version, len(rows), auc(liked, disliked), 0.0, 0.0, time.perf_counter() - started,
+                          liked, disliked)
+    model.eval()
+    encoded = [_encode(base.tokenizer, r, max_length) for r in rows]
+    order = sorted(range(len(rows)), key=lambda i: len(encoded[i][0]))  # similar lengths pad less
+    rewards = [0.0] * len(rows)
+    kl_sum, kl_tokens = 0.0, 0
+    batches = [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
+    for indices in tqdm(batches, desc=f"eval {version}", disable=not progress):
+        ratios, kl, tokens = _score_batch(model, [encoded[i] for i in indices], base.tokenizer.pad_token_id)
+        for i, ratio in zip(indices, ratios):
+            rewards[i] = beta * ratio
+        kl_sum, kl_tokens = kl_sum + kl, kl_tokens + tokens
+    liked = [r for r, y in zip(rewards, labels) if y]
+    disliked = [r for r, y in zip(rewards, labels) if not y]
+    margin = sum(liked) / len(liked) - sum(disliked) / len(disliked)
+    return EvalResult(version, len(rows), auc(liked, disliked), margin, kl_sum / max(kl_tokens, 1),
+                      time.perf_counter() - started, liked, disliked)

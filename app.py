@@ -6,15 +6,19 @@ This file wires the UI to the handlers below and nothing else; the logic lives i
 """
 
 import logging
+import os
 
 import gradio as gr
 
+from trainer import dashboard
 from trainer.config import AppSettings
 from trainer.loop import NotEnoughVotes
 from trainer.runtime import AdminError, ChatError, ChatSession, Runtime
+from trainer.versions import VersionError
 from trainer.votes import VoteError
 
 STATUS_REFRESH_SECONDS = 2.0
+DASHBOARD_REFRESH_SECONDS = 5.0
 
 
 def session_key(request: gr.Request | None) -> str:
@@ -48,11 +52,49 @@ class Handlers:
         except VoteError as err:
             raise gr.Error(str(err)) from None
 
-    def train_now(self, token: str) -> str:
+    def _admin(self, action, token: str, profile: gr.OAuthProfile | None, *args):
         try:
-            return self.runtime.train_now(token)
-        except (AdminError, NotEnoughVotes) as err:
+            return action(token, *args, username=getattr(profile, "username", None))
+        except (AdminError, NotEnoughVotes, VersionError) as err:
             raise gr.Error(str(err)) from None
+
+    def train_now(self, token: str, profile: gr.OAuthProfile | None) -> str:
+        return self._admin(self.runtime.train_now, token, profile)
+
+    def pause(self, token: str, profile: gr.OAuthProfile | None) -> str:
+        return self._admin(self.runtime.pause_trainer, token, profile)
+
+    def resume(self, token: str, profile: gr.OAuthProfile | None) -> str:
+        return self._admin(self.runtime.resume_trainer, token, profile)
+
+    def rollback(self, token: str, version: str, profile: gr.OAuthProfile | None) -> str:
+        return self._admin(self.runtime.rollback, token, profile, version)
+
+    def export_votes(self, token: str, profile: gr.OAuthProfile | None) -> str:
+        return str(self._admin(self.runtime.export_votes, token, profile))
+
+    def dashboard(self):
+        versions, votes = self.runtime.versions, self.runtime.votes
+        latest = dashboard.latest_round(versions)
+        status = self.runtime.status()
+        trainer = status["trainer"]
+        return (self.dashboard_summary(), gr.update(value=trainer["step"], maximum=max(trainer["total_steps"], 1)),
+                dashboard.step_metrics(latest), dashboard.version_metrics(versions), dashboard.votes_per_hour(votes),
+                dashboard.reward_quantiles(latest), dashboard.version_table(versions),
+                gr.update(choices=[info.name for info in versions.list()]))
+
+    def dashboard_summary(self) -> str:
+        status = self.runtime.status()
+        serving = self.runtime.versions.get(status["serving"])
+        gate = serving.meta.get("gate")
+        scores = (f"held-out AUC {gate['candidate']['auc']:.3f}, margin {gate['candidate']['margin']:.3f}, "
+                  f"KL {gate['candidate']['kl']:.4f}") if gate else "no gate scores (shipped or base)"
+        trainer = status["trainer"]
+        lines = [f"**Serving `{serving.name}`**: {scores}. **Trainer:** {trainer['state']}"
+                 + (f", step {trainer['step']} of {trainer['total_steps']}" if trainer["state"] == "training" else "")]
+        if trainer["last_rejection"]:
+            lines.append(f"Last round `{trainer['last_version']}` was kept from serving: {trainer['last_rejection']}")
+        return "\n\n".join(lines)
 
     def status_json(self) -> dict:
         return self.runtime.status()
@@ -72,6 +114,8 @@ class Handlers:
         if trainer["last_version"]:
             lines.append(f"Last round: `{trainer['last_version']}` in {trainer['last_round_seconds']:.0f} s, "
                          f"swap {trainer['last_swap_ms']:.3f} ms.")
+        if trainer["last_rejection"]:
+            lines.append(f"The gate kept `{trainer['last_version']}` from serving: {trainer['last_rejection']}")
         if trainer["last_error"]:
             lines.append(f"⚠️ Last round failed, the previous version kept serving: `{trainer['last_error']}`")
         return "\n\n".join(lines)
@@ -86,18 +130,40 @@ def build_app(runtime: Runtime) -> gr.Blocks:
                     "trains on them, in the background, and the new version serves the next reply.")
         status = gr.Markdown(handle.status_markdown())
         session = gr.State(None)
-        chatbot = gr.Chatbot(value=runtime.new_session().chatbot(), label=persona.name, height=480,
-                             feedback_options=("Like", "Dislike"))
-        with gr.Row():
-            message = gr.Textbox(placeholder="Paste a title and abstract…", show_label=False, scale=8)
-            send = gr.Button("Send", variant="primary", scale=1)
-            stop = gr.Button("Stop", scale=1)
-        gr.Examples(examples=persona.examples, inputs=message)
-        vote_note = gr.Markdown()
+        with gr.Tab("Chat"):
+            chatbot = gr.Chatbot(value=runtime.new_session().chatbot(), label=persona.name, height=480,
+                                 feedback_options=("Like", "Dislike"))
+            with gr.Row():
+                message = gr.Textbox(placeholder="Paste a title and abstract…", show_label=False, scale=8)
+                send = gr.Button("Send", variant="primary", scale=1)
+                stop = gr.Button("Stop", scale=1)
+            gr.Examples(examples=persona.examples, inputs=message)
+            vote_note = gr.Markdown()
+        with gr.Tab("Dashboard"):
+            summary = gr.Markdown()
+            progress = gr.Slider(label="Round progress (steps)", minimum=0, maximum=1, step=1, interactive=False)
+            with gr.Row():
+                steps_plot = gr.LinePlot(x="step", y="value", color="series", title="Latest round: loss and rewards")
+                quantile_plot = gr.LinePlot(x="quantile", y="reward", color="series",
+                                            title="Held-out implicit rewards by quantile: serving vs candidate")
+            with gr.Row():
+                version_plot = gr.BarPlot(x="version", y="value", color="metric", title="AUC and KL per version")
+                votes_plot = gr.BarPlot(x="hour", y="votes", color="label", title="Votes per hour (UTC)")
+            versions_table = gr.Dataframe(label="Versions", interactive=False)
         with gr.Accordion("Admin", open=False):
+            if os.environ.get("SPACE_ID"):  # OAuth sign-in exists only on a Space
+                gr.LoginButton()
             token = gr.Textbox(label="Admin token", type="password")
-            train = gr.Button("Train now")
+            with gr.Row():
+                train = gr.Button("Train now")
+                pause = gr.Button("Pause trainer")
+                resume = gr.Button("Resume trainer")
+            with gr.Row():
+                version_choice = gr.Dropdown(label="Version", choices=[i.name for i in runtime.versions.list()])
+                rollback = gr.Button("Serve this version")
+                export = gr.Button("Export votes")
             admin_note = gr.Markdown()
+            export_file = gr.File(label="Votes (KTO rows, JSONL)", interactive=False)
         details = gr.JSON(visible=False)
 
         chat_event = gr.on([message.submit, send.click], handle.respond, [message, session],
@@ -110,9 +176,18 @@ def build_app(runtime: Runtime) -> gr.Blocks:
         gr.Button(visible=False).click(handle.vote, [session, hidden_index, hidden_liked], vote_note,
                                        api_name="vote")
         train.click(handle.train_now, token, admin_note, api_name="train_now")
+        pause.click(handle.pause, token, admin_note, api_name="pause")
+        resume.click(handle.resume, token, admin_note, api_name="resume")
+        rollback.click(handle.rollback, [token, version_choice], admin_note, api_name="rollback")
+        export.click(handle.export_votes, token, export_file, api_name="export_votes")
         gr.Button(visible=False).click(handle.status_json, None, details, api_name="status")
+        dashboard_outputs = [summary, progress, steps_plot, version_plot, votes_plot, quantile_plot, versions_table,
+                             version_choice]
         gr.Timer(STATUS_REFRESH_SECONDS).tick(handle.status_markdown, None, status, api_visibility="private",
                                               queue=False)
+        gr.Timer(DASHBOARD_REFRESH_SECONDS).tick(handle.dashboard, None, dashboard_outputs, api_visibility="private",
+                                                 queue=False)
+        demo.load(handle.dashboard, None, dashboard_outputs, api_visibility="private", queue=False)
     return demo
 
 

@@ -143,3 +143,63 @@ def test_restart_serves_the_current_version(runtime, settings, tiny_base):
     runtime.loop.run_round()
     restarted = Runtime(settings, tiny_base)
     assert restarted.server.current.name == "v0001"
+
+
+def test_rejected_round_is_kept_but_not_served(runtime, settings):
+    settings.gate.enabled = True
+    settings.gate.max_kl = 0.0  # any trained adapter moves away from the base, so this gate always refuses
+    vote_on_replies(runtime, 4)
+    result = runtime.loop.run_round()
+    assert result is not None and not result.passed
+    assert runtime.server.current.name == "base" and runtime.versions.current() == "base"
+    assert runtime.versions.names() == ["v0001"] and runtime.versions.get("v0001").meta["gate"]["passed"] is False
+    status = runtime.status()["trainer"]
+    assert "over the cap 0.0" in status["last_rejection"] and status["last_error"] is None
+    assert runtime.votes.waiting_counts() == (0, 0), "votes of a rejected round are not retried forever"
+
+
+def test_held_out_votes_never_train(runtime, settings):
+    settings.gate.holdout_share = 0.3  # 16 votes: both labels stay in training but for a 1e-4 chance
+    vote_on_replies(runtime, 16)
+    waiting = runtime.votes.votes(waiting=True)
+    result = runtime.loop.run_round()
+    trained = set(result.meta["votes"])
+    held = {f"{v.reply_id}:{v.voter}" for v in runtime.votes.held_out_votes()}
+    assert held and trained and held.isdisjoint(trained) and len(held | trained) == len(waiting)
+    assert len(runtime.loop.held_out_rows()) == settings.gate.seed_rows + len(held)
+
+
+def test_early_stopping_keeps_the_best_step(runtime, settings):
+    settings.gate.early_stop_every, settings.gate.early_stop_patience = 1, 1
+    settings.round_overrides.update(max_steps=4, learning_rate=0.0)  # nothing improves after the first score
+    vote_on_replies(runtime, 8)
+    early = runtime.loop.run_round().meta["early_stopping"]
+    assert early["stopped_early"] and early["stopped_at"] == 2 and early["best_step"] == 1
+    assert [s["step"] for s in early["scores"]] == [1, 2]
+
+
+def test_admin_pause_resume_rollback_export(runtime):
+    for action in (runtime.pause_trainer, runtime.resume_trainer, runtime.export_votes):
+        with pytest.raises(AdminError):
+            action("wrong")
+    with pytest.raises(AdminError):
+        runtime.rollback(None, "base")
+    vote_on_replies(runtime, 4)
+    assert "paused" in runtime.pause_trainer("sesame")
+    assert not runtime.loop.ready() and runtime.status()["trainer"]["state"] == "paused"
+    runtime.resume_trainer("sesame")
+    assert runtime.loop.ready()
+    runtime.loop.run_round()
+    assert runtime.server.current.name == "v0001"
+    assert runtime.rollback("sesame", "base") == "Now serving base."
+    assert runtime.server.current.name == "base" and runtime.versions.current() == "base"
+    assert runtime.versions.history()[-1]["reason"] == "rollback"
+    path = runtime.export_votes("sesame")
+    assert len(path.read_text().splitlines()) == 4
+
+
+def test_signed_in_owner_is_admin(runtime, settings):
+    settings.loop.admin_user = "owner"
+    with pytest.raises(AdminError):
+        runtime.pause_trainer(None, username="visitor")
+    assert "paused" in runtime.pause_trainer(None, username="owner")

@@ -89,7 +89,7 @@ def cmd_export(settings: AppSettings, args: argparse.Namespace) -> int:
     from .votes import VoteStore
 
     store = VoteStore(settings.data_dir / "votes.sqlite3")
-    rows = kto_rows(store.votes(waiting=False) + store.votes(waiting=True))
+    rows = kto_rows(store.all_votes())
     if args.paired:
         rows = paired_rows(rows)
     path = write_rows(rows, args.out)

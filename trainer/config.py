@@ -22,6 +22,7 @@ from trl import KTOConfig
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_PERSONA_FILE = REPO_ROOT / "personas" / "reviewer2.toml"
 SHIPPED_ADAPTER = REPO_ROOT / "adapters" / "reviewer2-v1"
+SEED_FILE = REPO_ROOT / "data" / "seed.jsonl"
 EMBEDDED_MODEL = "embedded"
 # Where the embedded package cannot be installed (a Space: its llama-cpp-python dependency does not
 # build), the same model comes from the Hub instead.
@@ -126,7 +127,9 @@ class LoopSettings:
     max_yield_seconds: float = field(default=30.0, metadata={
         "help": "Longest the trainer waits between steps for chat generation to finish before it steps anyway."})
     admin_token: str = field(default="", repr=False, metadata={
-        "help": "Secret for admin actions ('train now'); empty disables them."})
+        "help": "Secret for admin actions (train now, pause, rollback, export); empty: no token works."})
+    admin_user: str = field(default="", metadata={
+        "help": "Hugging Face user who is admin when signed in (OAuth); on a Space, its owner by default."})
     enabled: bool = field(default=True, metadata={"help": "Run the background trainer thread at all."})
 
     def __post_init__(self) -> None:
@@ -135,6 +138,38 @@ class LoopSettings:
             raise SettingError(f"MIN_VOTES must be >= 2 (a round needs both labels), got {self.min_votes}")
         if self.replay_votes < 0 or self.max_yield_seconds < 0:
             raise SettingError("REPLAY_VOTES and MAX_YIELD_SECONDS must be >= 0")
+
+
+@dataclass
+class GateSettings:
+    """What a new version must show on held-out data before it serves, and when a round stops early."""
+
+    enabled: bool = field(default=True, metadata={"help": "Gate new versions; off = every round serves, unscored."})
+    auc_tolerance: float = field(default=0.02, metadata={
+        "help": "The candidate's held-out AUC may be at most this much below the serving version's."})
+    max_kl: float = field(default=1.0, metadata={"help": "Cap on the mean per-token KL to the base, in nats."})
+    min_distinct2: float = field(default=0.3, metadata={"help": "Least distinct-2 of the probe replies."})
+    max_repetition: float = field(default=0.5, metadata={
+        "help": "Most share of repeated 3-grams within any probe reply."})
+    seed_file: Path = field(default=SEED_FILE, metadata={"help": "Seed preference file whose eval split is held out."})
+    seed_rows: int = field(default=48, metadata={"help": "Rows of the seed eval split used (0 = votes only)."})
+    holdout_share: float = field(default=0.2, metadata={
+        "help": "Share of voted replies held out from training for the gate (by a hash of the reply id)."})
+    probe_prompts: int = field(default=2, metadata={"help": "Persona examples answered to check for degeneration."})
+    probe_tokens: int = field(default=48, metadata={"help": "Length of each probe reply, in tokens."})
+    early_stop_every: int = field(default=2, metadata={
+        "help": "Score the round on held-out rows every N steps and stop when it stops improving (0 = off)."})
+    early_stop_patience: int = field(default=2, metadata={"help": "Scorings without improvement before stopping."})
+    early_stop_rows: int = field(default=16, metadata={"help": "Held-out rows scored during a round."})
+
+    def __post_init__(self) -> None:
+        self.seed_file = Path(self.seed_file)
+        if not 0 <= self.holdout_share < 1:
+            raise SettingError(f"GATE_HOLDOUT_SHARE must be in [0, 1), got {self.holdout_share}")
+        for name in ("auc_tolerance", "max_kl", "min_distinct2", "max_repetition", "seed_rows", "probe_prompts",
+                     "probe_tokens", "early_stop_every", "early_stop_patience", "early_stop_rows"):
+            if getattr(self, name) < 0:
+                raise SettingError(f"GATE_{name.upper()} must be >= 0, got {getattr(self, name)}")
 
 
 @dataclass
@@ -182,6 +217,7 @@ class AppSettings:
     model: ModelSettings = field(default_factory=ModelSettings)
     chat: ChatSettings = field(default_factory=ChatSettings)
     loop: LoopSettings = field(default_factory=LoopSettings)
+    gate: GateSettings = field(default_factory=GateSettings)
     data_dir: Path = field(default=Path("state"), metadata={
         "help": "Votes database and adapter versions. On a Space, a mounted bucket such as /data."})
     shipped_adapter: Path | None = field(default=SHIPPED_ADAPTER, metadata={
@@ -204,6 +240,8 @@ class AppSettings:
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> "AppSettings":
         env = os.environ if env is None else env
+        if "SPACE_AUTHOR_NAME" in env and "ADMIN_USER" not in env:  # set by Hugging Face Spaces
+            env = {**env, "ADMIN_USER": env["SPACE_AUTHOR_NAME"]}
         persona = PersonaConfig.from_toml(env.get("PERSONA_FILE", DEFAULT_PERSONA_FILE))
         settings = cls(
             persona=persona,
@@ -214,7 +252,10 @@ class AppSettings:
             loop=_from_env(LoopSettings, env, {"min_votes": "MIN_VOTES", "replay_votes": "REPLAY_VOTES",
                                                "poll_seconds": "TRAINER_POLL_SECONDS",
                                                "max_yield_seconds": "MAX_YIELD_SECONDS",
-                                               "admin_token": "ADMIN_TOKEN", "enabled": "TRAINER_ENABLED"}),
+                                               "admin_token": "ADMIN_TOKEN", "enabled": "TRAINER_ENABLED",
+                                               "admin_user": "ADMIN_USER"}),
+            gate=_from_env(GateSettings, env, {f.name: "GATE_" + f.name.upper() for f in
+                                               dataclasses.fields(GateSettings)}),
             data_dir=Path(env.get("DATA_DIR", "state")),
             shipped_adapter=env.get("SHIPPED_ADAPTER", SHIPPED_ADAPTER) or None,
             round_overrides=_prefixed_overrides(env, "KTO_", RoundConfig),

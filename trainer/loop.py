@@ -8,18 +8,22 @@ waits for new votes (or an admin) before it tries again, instead of failing in a
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 import time
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
 from .config import AppSettings
-from .data import kto_rows
+from .data import conversational, kto_rows
+from .files import read_preferences
+from .gate import GateReport, Scores, check, held_out, score
 from .model import BaseModel
 from .rounds import RoundHooks, RoundResult, train_round
 from .serving import Server
-from .versions import VersionStore
-from .votes import VoteStore
+from .versions import BASE, VersionStore
+from .votes import HELD_OUT, VoteStore
 
 log = logging.getLogger(__name__)
 
@@ -30,13 +34,14 @@ class NotEnoughVotes(ValueError):
 
 @dataclass
 class TrainerStatus:
-    state: str = "idle"               # idle | training | stopped
+    state: str = "idle"               # idle | training | paused | stopped
     step: int = 0
     total_steps: int = 0
     rounds: int = 0
     last_version: str | None = None
     last_round_seconds: float | None = None
     last_error: str | None = None
+    last_rejection: str | None = None  # why the gate kept the last round's version from serving
     last_swap_ms: float | None = None
 
 
@@ -55,6 +60,9 @@ class TrainerLoop:
         self._requested = False
         self._round_lock = threading.Lock()
         self._failed_waiting: int | None = None  # waiting-vote count when the last round failed
+        self._paused = False
+        self._seed_cache: list[dict] | None = None
+        self._serving_scores: dict[tuple, Scores] = {}
         self._thread: threading.Thread | None = None
 
     # -- control ---------------------------------------------------------------------------------
@@ -86,7 +94,22 @@ class TrainerLoop:
 
     # -- the thread ------------------------------------------------------------------------------
 
+    def pause(self) -> str:
+        self._paused = True
+        if self.status().state != "training":  # a round under way shows "training" until it ends
+            self._update(state="paused")
+        return "Trainer paused: no new round starts until it is resumed (a round under way finishes)."
+
+    def resume(self) -> str:
+        self._paused = False
+        if self.status().state == "paused":
+            self._update(state="idle")
+        self._wake.set()
+        return "Trainer resumed."
+
     def ready(self) -> bool:
+        if self._paused:
+            return False
         up, down = self.votes.waiting_counts()
         if up == 0 or down == 0:
             return False
@@ -110,37 +133,93 @@ class TrainerLoop:
                 log.exception("trainer loop iteration failed")
 
     def run_round(self) -> RoundResult | None:
-        """Run one round on the waiting votes and serve it; returns None if it failed (see status)."""
+        """Run one round on the waiting votes; serve it if the gate passes. None if it failed (see status)."""
         with self._round_lock:
             self._requested = False
-            new = self.votes.votes(waiting=True)
+            waiting = self.votes.votes(waiting=True)
+            share = self.settings.gate.holdout_share
+            held = [v for v in waiting if held_out(v.reply_id, share)]
+            new = [v for v in waiting if not held_out(v.reply_id, share)]
             replay = self.votes.votes(waiting=False, limit=self.settings.loop.replay_votes)
+            self.votes.mark_trained(held, HELD_OUT)
             self._update(state="training", step=0, total_steps=0, last_error=None)
             started = time.time()
             try:
+                rows = kto_rows(new + replay)
+                if not any(r["label"] for r in rows) or all(r["label"] for r in rows):
+                    raise NotEnoughVotes("after holding out votes for the gate, the training votes lack a label")
                 parent = self.versions.get(self.versions.current())
+                evaluation_rows = self.held_out_rows()
                 result = train_round(
-                    self.base, kto_rows(new + replay), parent, self.settings, self.versions,
+                    self.base, rows, parent, self.settings, self.versions,
                     meta={"votes": [f"{v.reply_id}:{v.voter}" for v in new],
-                          "replayed_votes": [f"{v.reply_id}:{v.voter}" for v in replay]},
+                          "replayed_votes": [f"{v.reply_id}:{v.voter}" for v in replay],
+                          "held_out_votes": len(evaluation_rows) - len(self._seed_rows())},
                     hooks=RoundHooks(progress=lambda step, total: self._update(step=step, total_steps=total),
-                                     yield_to_chat=self._yield_to_chat))
-                served = self.server.load(result.version, self.versions.get(result.version).path)
-                self.versions.set_current(result.version, reason="round")
-                pause = self.server.swap(served)
+                                     yield_to_chat=self._yield_to_chat),
+                    held_out=evaluation_rows[:self.settings.gate.early_stop_rows],
+                    gate=(lambda adapter_dir: self.gate(adapter_dir, evaluation_rows))
+                    if self.settings.gate.enabled else None)
+                pause = self._serve(result.version, reason="round") if result.passed else None
                 self.votes.mark_trained(new, result.version)
             except Exception as err:
                 log.exception("round failed")
                 self._failed_waiting = len(new)
-                self._update(state="idle", last_error=f"{type(err).__name__}: {err}",
+                self._update(state="paused" if self._paused else "idle", last_error=f"{type(err).__name__}: {err}",
                              last_round_seconds=time.time() - started)
                 return None
             self._failed_waiting = None
             with self._status_lock:
                 self._status.rounds += 1
-            self._update(state="idle", last_version=result.version, last_round_seconds=time.time() - started,
-                         last_swap_ms=pause * 1e3)
+            rejection = None if result.passed else "; ".join(result.gate.reasons)
+            self._update(state="paused" if self._paused else "idle", last_version=result.version, last_round_seconds=time.time() - started,
+                         last_rejection=rejection, **({"last_swap_ms": pause * 1e3} if pause is not None else {}))
             return result
+
+    def rollback(self, name: str) -> None:
+        """Serve an earlier version (or "base") now; recorded in the version history."""
+        with self._round_lock:
+            self._serve(name, reason="rollback")
+
+    def _serve(self, name: str, reason: str) -> float:
+        """Point CURRENT at `name` and swap it into serving; returns the swap's seconds."""
+        served = self.server.load(name, self.versions.get(name).path)  # built before the pointer moves
+        self.versions.set_current(name, reason=reason)
+        return self.server.swap(served)
+
+    # -- held-out data and the gate --------------------------------------------------------------
+
+    def _seed_rows(self) -> list[dict]:
+        gate = self.settings.gate
+        if self._seed_cache is None:
+            rows = []
+            if gate.seed_rows > 0 and gate.seed_file.exists():
+                rows = [conversational(r, self.settings.persona.system_prompt)
+                        for r in read_preferences(gate.seed_file, split="eval")[:gate.seed_rows]]
+            self._seed_cache = rows
+        return self._seed_cache
+
+    def held_out_rows(self) -> list[dict]:
+        """The seed eval rows plus every held-out vote: rows no round ever trains on."""
+        return self._seed_rows() + kto_rows(self.votes.held_out_votes())
+
+    def _probe_prompts(self) -> list[list[dict]]:
+        persona = self.settings.persona
+        return [[{"role": "system", "content": persona.system_prompt}, {"role": "user", "content": example}]
+                for example in persona.examples[:self.settings.gate.probe_prompts]]
+
+    def gate(self, adapter_dir: Path, rows: list[dict]) -> GateReport:
+        """Score the adapter in `adapter_dir` beside the serving version on `rows`; the report says if it may serve."""
+        gate, beta = self.settings.gate, self.settings.round_config(output_dir=".").beta
+        candidate = score(self.base, self.server.load("candidate", adapter_dir).model, "candidate", rows,
+                          self._probe_prompts(), gate, beta)
+        serving = self.server.current
+        key = (serving.name, len(rows), hash(json.dumps(rows, sort_keys=True)))
+        if key not in self._serving_scores:
+            model = None if serving.name == BASE else serving.model
+            self._serving_scores = {key: score(self.base, model, serving.name, rows, self._probe_prompts(), gate,
+                                               beta)}
+        return check(candidate, self._serving_scores[key], len(rows), gate)
 
     def _yield_to_chat(self) -> None:
         self.server.wait_idle(self.settings.loop.max_yield_seconds)

@@ -22,11 +22,12 @@ from pathlib import Path
 from typing import Iterator
 
 from .config import AppSettings
-from .data import PromptTooLong, fit_history
+from .data import PromptTooLong, fit_history, kto_rows
+from .files import write_rows
 from .loop import TrainerLoop
 from .model import BaseModel, load_base
 from .serving import Completion, Server
-from .versions import VersionStore
+from .versions import VersionError, VersionStore
 from .votes import Reply, VoteError, VoteStore
 
 log = logging.getLogger(__name__)
@@ -180,16 +181,41 @@ class Runtime:
 
     # -- admin and status ------------------------------------------------------------------------
 
-    def check_admin(self, token: str | None) -> None:
-        expected = self.settings.loop.admin_token
-        if not expected:
+    def check_admin(self, token: str | None, username: str | None = None) -> None:
+        """Admin is whoever holds ADMIN_TOKEN, or is signed in (OAuth) as ADMIN_USER (a Space's owner)."""
+        loop = self.settings.loop
+        if username and loop.admin_user and hmac.compare_digest(username.encode(), loop.admin_user.encode()):
+            return
+        if token and loop.admin_token and hmac.compare_digest(str(token).encode(), loop.admin_token.encode()):
+            return
+        if not loop.admin_token and not loop.admin_user:
             raise AdminError("Admin actions are disabled: set the ADMIN_TOKEN setting to enable them.")
-        if not token or not hmac.compare_digest(str(token).encode(), expected.encode()):
-            raise AdminError("Not authorized: wrong or missing admin token.")
+        raise AdminError("Not authorized: wrong or missing admin token.")
 
-    def train_now(self, token: str | None) -> str:
-        self.check_admin(token)
+    def train_now(self, token: str | None, username: str | None = None) -> str:
+        self.check_admin(token, username)
         return self.loop.request_round()
+
+    def pause_trainer(self, token: str | None, username: str | None = None) -> str:
+        self.check_admin(token, username)
+        return self.loop.pause()
+
+    def resume_trainer(self, token: str | None, username: str | None = None) -> str:
+        self.check_admin(token, username)
+        return self.loop.resume()
+
+    def rollback(self, token: str | None, version: str | None, username: str | None = None) -> str:
+        self.check_admin(token, username)
+        if not version:
+            raise VersionError("Pick a version to serve.")
+        self.loop.rollback(version)
+        return f"Now serving {version}."
+
+    def export_votes(self, token: str | None, username: str | None = None) -> Path:
+        """Every vote as KTO rows in a JSONL file under DATA_DIR/exports; returns its path."""
+        self.check_admin(token, username)
+        path = self.settings.data_dir / "exports" / f"votes-{time.strftime('%Y%m%d-%H%M%S')}.jsonl"
+        return write_rows(kto_rows(self.votes.all_votes()), path)
 
     def status(self) -> dict:
         up, down = self.votes.waiting_counts()

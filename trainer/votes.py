@@ -40,6 +40,10 @@ CREATE INDEX IF NOT EXISTS votes_waiting ON votes (trained_in);
 """
 
 
+# `trained_in` marker of votes kept out of training for the gate's held-out rows.
+HELD_OUT = "held-out"
+
+
 class VoteError(ValueError):
     """A vote that cannot be recorded; the message is fit to show the visitor."""
 
@@ -150,6 +154,13 @@ class VoteStore:
                 "SELECT label, COUNT(*) FROM votes WHERE trained_in IS NULL GROUP BY label").fetchall())
         return rows.get(1, 0), rows.get(0, 0)
 
+    def votes_per_hour(self) -> list[tuple[float, bool, int]]:
+        """(hour start as a Unix time, label, count) for the dashboard."""
+        with self._connect() as db:
+            rows = db.execute("SELECT CAST(updated_at / 3600 AS INTEGER) * 3600, label, COUNT(*) FROM votes "
+                              "GROUP BY 1, 2 ORDER BY 1").fetchall()
+        return [(float(hour), bool(label), count) for hour, label, count in rows]
+
     def total_counts(self) -> tuple[int, int]:
         with self._connect() as db:
             rows = dict(db.execute("SELECT label, COUNT(*) FROM votes GROUP BY label").fetchall())
@@ -157,14 +168,23 @@ class VoteStore:
 
     def votes(self, waiting: bool, limit: int | None = None) -> list[Vote]:
         """Waiting votes (oldest first), or already-trained ones (newest first) for replay."""
+        where = "v.trained_in IS NULL" if waiting else "v.trained_in IS NOT NULL AND v.trained_in != ?"
+        return self._select(where, () if waiting else (HELD_OUT,), "ASC" if waiting else "DESC", limit)
+
+    def held_out_votes(self) -> list[Vote]:
+        """Votes kept out of training, for held-out evaluation."""
+        return self._select("v.trained_in = ?", (HELD_OUT,), "ASC", None)
+
+    def all_votes(self) -> list[Vote]:
+        return self._select("1", (), "ASC", None)
+
+    def _select(self, where: str, params: tuple, order: str, limit: int | None) -> list[Vote]:
         query = f"""SELECT v.reply_id, v.voter, v.label, v.revision, r.prompt, r.completion, r.version, v.updated_at
                     FROM votes v JOIN replies r ON r.id = v.reply_id
-                    WHERE v.trained_in IS {'NULL' if waiting else 'NOT NULL'}
-                    ORDER BY v.updated_at {'ASC' if waiting else 'DESC'}"""
-        params: tuple = ()
+                    WHERE {where} ORDER BY v.updated_at {order}"""
         if limit is not None:
             query += " LIMIT ?"
-            params = (limit,)
+            params = (*params, limit)
         with self._connect() as db:
             rows = db.execute(query, params).fetchall()
         return [Vote(reply_id=r[0], voter=r[1], label=bool(r[2]), revision=r[3], prompt=json.loads(r[4]),

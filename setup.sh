@@ -14,4 +14,8 @@ if command -v nvidia-smi >/dev/null 2>&1; then
 fi
 if [ "${1:-}" = "--dev" ]; then
   pip install -r requirements-dev.txt
+  # The browser tests drive Debian's Chromium (Playwright's own browser download is not used).
+  if ! command -v chromium >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+  fi
 fi

@@ -12,7 +12,7 @@ from gradio_client import Client
 from safetensors.torch import load_file
 
 import app
-from trainer.config import AppSettings, ChatSettings, LoopSettings, ModelSettings
+from trainer.config import AppSettings, ChatSettings, GateSettings, LoopSettings, ModelSettings
 from trainer.runtime import Runtime
 
 
@@ -24,6 +24,7 @@ def running_app(tmp_path, embedded_dir, persona):
         chat=ChatSettings(max_new_tokens=16, max_message_chars=2000),
         # A high threshold, so that the round below is the one the admin asked for.
         loop=LoopSettings(min_votes=100, poll_seconds=0.5, admin_token="sesame"),
+        gate=GateSettings(enabled=False, early_stop_every=0),
         data_dir=tmp_path / "state",
         shipped_adapter=None,
         round_overrides={"max_steps": 2},
@@ -102,6 +103,18 @@ def test_chat_vote_round_swap(running_app):
     assert client.predict(new_row, "like", api_name="/vote") == "Vote recorded."
     latest = runtime.votes.votes(waiting=True)[0]
     assert latest.version == "v0001" and latest.completion == history[-1]["content"][0]["text"]
+
+    # Every admin endpoint refuses anonymous callers; the token holder can roll back and export.
+    for endpoint, data in (("pause", [""]), ("resume", ["nope"]), ("rollback", ["", "base"]),
+                           ("export_votes", ["wrong"])):
+        assert "Not authorized" in raw_post(url, endpoint, data), endpoint
+        with pytest.raises(Exception, match="Not authorized"):
+            client.predict(*data, api_name=f"/{endpoint}")
+    assert runtime.server.current.name == "v0001" and runtime.loop.status().state == "idle"
+    assert client.predict("sesame", "base", api_name="/rollback") == "Now serving base."
+    assert client.predict(api_name="/status")["serving"] == "base"
+    exported = client.predict("sesame", api_name="/export_votes")
+    assert len(open(exported, encoding="utf-8").read().splitlines()) == 9
 
     adapter = load_file(runtime.versions.get("v0001").path / "adapter_model.safetensors")
     lora_b = [t for name, t in adapter.items() if "lora_B" in name]

@@ -13,7 +13,6 @@ from trainer.config import AppSettings, ChatSettings, GateSettings, LoopSettings
 from trainer.model import BaseModel, convert_embedded, freeze
 
 
-
 @pytest.fixture
 def persona() -> PersonaConfig:
     return PersonaConfig(name="Reviewer #2", system_prompt="You are Reviewer #2, a harsh peer reviewer.",

@@ -2,14 +2,13 @@
 
 import pytest
 
-from trainer.config import GateSettings
+from trainer.config import AppSettings, ChatSettings, GateSettings, LoopSettings, ModelSettings
 from trainer.data import conversational
 from trainer.files import read_preferences
 from trainer.gate import Scores, decide, distinct_n, held_out, repetition
+from trainer.model import load_base
 from trainer.rounds import train_round
 from trainer.runtime import Runtime
-from trainer.config import AppSettings, ChatSettings, LoopSettings, ModelSettings
-from trainer.model import load_base
 
 
 def scores(auc=0.8, kl=0.1, distinct2=0.9, rep=0.0, version="v"):
@@ -42,7 +41,7 @@ def test_held_out_share_is_stable_and_about_right():
 
 @pytest.fixture(scope="module")
 def embedded_runtime(tmp_path_factory, embedded_dir):
-    from trainer.config import PersonaConfig, DEFAULT_PERSONA_FILE
+    from trainer.config import DEFAULT_PERSONA_FILE, PersonaConfig
 
     settings = AppSettings(persona=PersonaConfig.from_toml(DEFAULT_PERSONA_FILE),
                            model=ModelSettings(cache_dir=embedded_dir.parent, device="cpu"),

@@ -33,8 +33,9 @@ def wait_for(predicate, timeout=60.0):
     raise AssertionError("condition not met in time")
 
 
-@pytest.mark.parametrize("text,message", [("", "Please type a message"), ("   \n", "Please type a message"),
-                                          (None, "Please type a message"), ("x" * 501, "501 characters; the limit is 500")])
+@pytest.mark.parametrize("text,message", [
+    ("", "Please type a message"), ("   \n", "Please type a message"), (None, "Please type a message"),
+    ("x" * 501, "501 characters; the limit is 500")])
 def test_bad_messages_are_refused_and_lose_nothing(runtime, text, message):
     session = chat(runtime, runtime.new_session(), "First paper.")
     before = [dict(m) for m in session.turns]

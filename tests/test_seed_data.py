@@ -1,7 +1,6 @@
 """The seed preference set: deterministic, big enough, balanced, split by paper, loadable both ways."""
 
 import collections
-import hashlib
 import importlib.util
 import json
 from pathlib import Path

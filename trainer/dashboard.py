@@ -72,6 +72,9 @@ def version_table(versions: VersionStore) -> pd.DataFrame:
     for info in reversed(versions.list()):
         meta, gate = info.meta, info.meta.get("gate") or {}
         early = meta.get("early_stopping") or {}
+        verdict = "-" if info.name == BASE else "none"
+        if gate:
+            verdict = "passed" if gate.get("passed") else "rejected"
         rows.append({
             "version": info.name,
             "serving": "●" if info.name == current else "",
@@ -80,7 +83,7 @@ def version_table(versions: VersionStore) -> pd.DataFrame:
             "steps": meta.get("steps", ""),
             "held-out AUC": round(gate["candidate"]["auc"], 3) if gate else "",
             "KL": round(gate["candidate"]["kl"], 4) if gate else "",
-            "gate": ("passed" if gate.get("passed") else "rejected") if gate else ("-" if info.name == BASE else "none"),
+            "gate": verdict,
             "why not served": "; ".join(gate.get("reasons", [])) if gate else "",
             "early stop": f"best step {early['best_step']}" if early.get("stopped_early") else "",
             "published": time.strftime("%Y-%m-%d %H:%M", time.gmtime(meta["published_at"]))

@@ -165,15 +165,16 @@ class TrainerLoop:
             except Exception as err:
                 log.exception("round failed")
                 self._failed_waiting = len(new)
-                self._update(state="paused" if self._paused else "idle", last_error=f"{type(err).__name__}: {err}",
+                self._update(state=self._resting_state(), last_error=f"{type(err).__name__}: {err}",
                              last_round_seconds=time.time() - started)
                 return None
             self._failed_waiting = None
             with self._status_lock:
                 self._status.rounds += 1
             rejection = None if result.passed else "; ".join(result.gate.reasons)
-            self._update(state="paused" if self._paused else "idle", last_version=result.version, last_round_seconds=time.time() - started,
-                         last_rejection=rejection, **({"last_swap_ms": pause * 1e3} if pause is not None else {}))
+            self._update(state=self._resting_state(), last_version=result.version,
+                         last_round_seconds=time.time() - started, last_rejection=rejection,
+                         **({"last_swap_ms": pause * 1e3} if pause is not None else {}))
             return result
 
     def rollback(self, name: str) -> None:
@@ -220,6 +221,9 @@ class TrainerLoop:
             self._serving_scores = {key: score(self.base, model, serving.name, rows, self._probe_prompts(), gate,
                                                beta)}
         return check(candidate, self._serving_scores[key], len(rows), gate)
+
+    def _resting_state(self) -> str:
+        return "paused" if self._paused else "idle"
 
     def _yield_to_chat(self) -> None:
         self.server.wait_idle(self.settings.loop.max_yield_seconds)

@@ -111,6 +111,8 @@ def test_chat_vote_round_swap(running_app):
         with pytest.raises(Exception, match="Not authorized"):
             client.predict(*data, api_name=f"/{endpoint}")
     assert runtime.server.current.name == "v0001" and runtime.loop.status().state == "idle"
+    assert "Trainer paused" in raw_post(url, "pause", ["sesame"]) and runtime.loop.status().state == "paused"
+    assert "Trainer resumed" in raw_post(url, "resume", ["sesame"]) and runtime.loop.status().state == "idle"
     assert client.predict("sesame", "base", api_name="/rollback") == "Now serving base."
     assert client.predict(api_name="/status")["serving"] == "base"
     exported = client.predict("sesame", api_name="/export_votes")

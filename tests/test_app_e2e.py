@@ -21,10 +21,10 @@ def running_app(tmp_path, embedded_dir, persona):
     settings = AppSettings(
         persona=persona,
         model=ModelSettings(cache_dir=embedded_dir.parent, device="cpu"),
-        chat=ChatSettings(max_new_tokens=16, max_message_chars=2000),
+        chat=ChatSettings(max_new_tokens=16, temperature=0.0, max_message_chars=2000),  # greedy: repeatable
         # A high threshold, so that the round below is the one the admin asked for.
         loop=LoopSettings(min_votes=100, poll_seconds=0.5, admin_token="sesame"),
-        gate=GateSettings(enabled=False, early_stop_every=0),
+        gate=GateSettings(enabled=False, early_stop_every=0, holdout_share=0.0),
         data_dir=tmp_path / "state",
         shipped_adapter=None,
         round_overrides={"max_steps": 2},

@@ -40,7 +40,7 @@ def test_batched_rewards_match_one_by_one(tiny_base, settings, tmp_path):
     data = rows(6)
     data[1]["completion"][0]["content"] += " And the statistics are shaky." * 3  # uneven lengths: padding
     batched = evaluate(tiny_base, model, data, version.name, batch_size=4)
-    assert batched.kl > 0 and batched.auc >= 0.5
+    assert batched.kl > 0
     expected = []
     for row in data:  # one row at a time: no padding to get wrong
         ids, start = _encode(tiny_base.tokenizer, row, 1024)

@@ -176,6 +176,7 @@ def train_round(base: BaseModel, rows: list[dict], parent: VersionInfo, settings
             early.restore_best(trainer.model)
         trainer.model.save_pretrained(staging)
         report = gate(staging) if gate is not None else None
+        gated = time.time()
         metrics = [entry for entry in trainer.state.log_history if "loss" in entry]
         summary = trainer.state.log_history[-1] if trainer.state.log_history else {}
         record = {
@@ -196,7 +197,7 @@ def train_round(base: BaseModel, rows: list[dict], parent: VersionInfo, settings
             "train_summary": {k: v for k, v in summary.items() if k.startswith("train_")},
             "early_stopping": early.summary(trainer.state.global_step) if early is not None else None,
             "gate": report.to_dict() if report is not None else None,
-            "timings": {"prepare_s": prepared - started, "train_s": trained - prepared,
+            "timings": {"prepare_s": prepared - started, "train_s": trained - prepared, "gate_s": gated - trained,
                         "total_s": time.time() - started},
         }
         name = versions.publish(staging, record)

@@ -58,6 +58,25 @@ def tokens_per_second(runtime: Runtime, tokens: int) -> tuple[float, float]:
     return c.new_tokens / c.seconds, c.first_token_seconds
 
 
+def swap_stall(runtime: Runtime) -> tuple[float, float]:
+    """(longest gap between streamed pieces right after a swap lands mid-reply, median gap), seconds.
+
+    The chat-side view of a swap: the new version is built beforehand (as the trainer does), then
+    swapped in from another thread while a reply streams.
+    """
+    name = runtime.versions.names()[-1]
+    prepared = runtime.server.load(name, runtime.versions.get(name).path)
+    messages = [{"role": "system", "content": runtime.settings.persona.system_prompt},
+                {"role": "user", "content": runtime.settings.persona.examples[1]}]
+    arrivals = []
+    for i, _ in enumerate(runtime.server.stream(messages)):
+        arrivals.append(time.perf_counter())
+        if i == 8:
+            threading.Thread(target=runtime.server.swap, args=(prepared,)).start()
+    gaps = [b - a for a, b in zip(arrivals, arrivals[1:])]
+    return max(gaps[8:12]), statistics.median(gaps)
+
+
 def add_votes(runtime: Runtime, n: int, tag: str) -> None:
     persona = runtime.settings.persona
     for i in range(n):
@@ -99,9 +118,10 @@ def main() -> None:
         started = time.perf_counter()
         result = runtime.loop.run_round()
         assert result is not None, runtime.loop.status().last_error
-        rounds[n] = (time.perf_counter() - started, result.meta["steps"])
+        rounds[n] = (time.perf_counter() - started, result.meta["steps"], result.meta["timings"]["gate_s"])
     rss_training = peak_rss_mib()
     adapter = [tokens_per_second(runtime, args.tokens) for _ in range(args.runs)]
+    stalls = [swap_stall(runtime) for _ in range(args.runs)]
 
     add_votes(runtime, 32, "busy")
     busy_round = threading.Thread(target=runtime.loop.run_round)
@@ -122,9 +142,14 @@ def main() -> None:
         ("tokens/s, LoRA version, during a round", f"{during_tps:.1f}", f"{during_tps / adapter_tps:.2f}x of idle"),
         ("time to first token, idle / during a round", f"{idle_ttft * 1e3:.0f} / {during_ttft * 1e3:.0f} ms",
          f"{during_ttft / idle_ttft:.2f}x"),
-        ("round, 8 votes", f"{rounds[8][0]:.1f} s ({rounds[8][1]} steps)", ""),
-        ("round, 32 votes", f"{rounds[32][0]:.1f} s ({rounds[32][1]} steps)", ""),
-        ("longest swap pause", f"{runtime.server.longest_swap_seconds * 1e3:.4f} ms", ""),
+        ("round, 8 votes (of which the gate)", f"{rounds[8][0]:.1f} s ({rounds[8][2]:.1f} s), {rounds[8][1]} steps",
+         ""),
+        ("round, 32 votes (of which the gate)", f"{rounds[32][0]:.1f} s ({rounds[32][2]:.1f} s), {rounds[32][1]} steps",
+         ""),
+        ("swap: trainer-side pointer move, longest", f"{runtime.server.longest_swap_seconds * 1e3:.4f} ms", ""),
+        ("swap mid-reply: longest gap after it / median gap",
+         f"{med(s for s, _ in stalls) * 1e3:.0f} / {med(m for _, m in stalls) * 1e3:.0f} ms",
+         f"{med(s / m for s, m in stalls):.2f}x"),
         ("peak RSS, serving only", f"{rss_serving:.0f} MiB", "1.00x"),
         ("peak RSS, serving + rounds", f"{rss_training:.0f} MiB", f"{rss_training / rss_serving:.2f}x"),
     ]

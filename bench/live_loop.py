@@ -104,7 +104,7 @@ def main() -> None:
 
     settings = AppSettings(persona=PersonaConfig.from_toml(Path(root) / "personas" / "reviewer2.toml"),
                            chat=ChatSettings(max_new_tokens=args.tokens, temperature=0.0, repetition_penalty=1.0),
-                           loop=LoopSettings(enabled=False), data_dir=data_dir / "live")
+                           loop=LoopSettings(enabled=False), data_dir=data_dir / "live", shipped_adapter=None)
     settings.model.device = "cpu"
     runtime = Runtime.start(settings)
     # A greedy reply can end early on EOS; suppress it so every reply is exactly --tokens long.

@@ -76,6 +76,14 @@ def test_chat_like_in_the_browser_and_dashboard(served, page, tmp_path):
     while runtime.votes.total_counts() != (2, 2) and time.monotonic() < deadline:
         time.sleep(0.2)
     assert runtime.votes.total_counts() == (2, 2), "clicks on the thumbs must reach the vote store"
+    likes[len(likes) - 4].click()  # the same thumb again retracts
+    deadline = time.monotonic() + 30
+    while runtime.votes.total_counts() != (1, 2) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert runtime.votes.total_counts() == (1, 2), "a second click on the same thumb must retract the vote"
+    likes[len(likes) - 4].click()
+    while runtime.votes.total_counts() != (2, 2) and time.monotonic() < deadline:
+        time.sleep(0.2)
     save(page, tmp_path, "chat.png")
 
     assert runtime.loop.run_round() is not None

@@ -59,6 +59,7 @@ class TrainerLoop:
         self._stopping = threading.Event()
         self._requested = False
         self._round_lock = threading.Lock()
+        self._serve_lock = threading.Lock()
         self._failed_waiting: int | None = None  # waiting-vote count when the last round failed
         self._paused = False
         self._seed_cache: list[dict] | None = None
@@ -178,15 +179,19 @@ class TrainerLoop:
             return result
 
     def rollback(self, name: str) -> None:
-        """Serve an earlier version (or "base") now; recorded in the version history."""
-        with self._round_lock:
-            self._serve(name, reason="rollback")
+        """Serve an earlier version (or "base") now; recorded in the version history.
+
+        It does not wait for a round under way, which may still serve its own version when it
+        ends: pause the trainer first to keep the rollback.
+        """
+        self._serve(name, reason="rollback")
 
     def _serve(self, name: str, reason: str) -> float:
         """Point CURRENT at `name` and swap it into serving; returns the swap's seconds."""
         served = self.server.load(name, self.versions.get(name).path)  # built before the pointer moves
-        self.versions.set_current(name, reason=reason)
-        return self.server.swap(served)
+        with self._serve_lock:  # the pointer file and the serving reference always name the same version
+            self.versions.set_current(name, reason=reason)
+            return self.server.swap(served)
 
     # -- held-out data and the gate --------------------------------------------------------------
 

@@ -74,14 +74,14 @@ class Handlers:
         return str(self._admin(self.runtime.export_votes, token, profile))
 
     def dashboard(self):
-        versions, votes = self.runtime.versions, self.runtime.votes
-        latest = dashboard.latest_round(versions)
-        status = self.runtime.status()
-        trainer = status["trainer"]
-        return (self.dashboard_summary(), gr.update(value=trainer["step"], maximum=max(trainer["total_steps"], 1)),
-                dashboard.step_metrics(latest), dashboard.version_metrics(versions), dashboard.votes_per_hour(votes),
-                dashboard.reward_quantiles(latest), dashboard.version_table(versions),
-                gr.update(choices=[info.name for info in versions.list()]))
+        infos = self.runtime.versions.list()  # every meta.json, read once per refresh
+        latest = dashboard.latest_round(infos)
+        trainer = self.runtime.loop.status()
+        return (self.dashboard_summary(), gr.update(value=trainer.step, maximum=max(trainer.total_steps, 1)),
+                dashboard.step_metrics(latest), dashboard.version_metrics(infos),
+                dashboard.votes_per_hour(self.runtime.votes), dashboard.reward_quantiles(latest),
+                dashboard.version_table(infos, self.runtime.versions.current()),
+                gr.update(choices=[info.name for info in infos]))
 
     def dashboard_summary(self) -> str:
         status = self.runtime.status()
@@ -111,7 +111,7 @@ class Handlers:
             f"{status['votes_waiting']['down']} 👎 (a round starts at {status['min_votes']}, both kinds) "
             f"&nbsp; **Trainer:** {state}",
         ]
-        if trainer["last_version"]:
+        if trainer["last_version"] and not trainer["last_rejection"]:
             lines.append(f"Last round: `{trainer['last_version']}` in {trainer['last_round_seconds']:.0f} s, "
                          f"swap {trainer['last_swap_ms']:.3f} ms.")
         if trainer["last_rejection"]:
@@ -147,7 +147,7 @@ def build_app(runtime: Runtime) -> gr.Blocks:
                 quantile_plot = gr.LinePlot(x="quantile", y="reward", color="series",
                                             title="Held-out implicit rewards by quantile: serving vs candidate")
             with gr.Row():
-                version_plot = gr.BarPlot(x="version", y="value", color="metric", title="AUC and KL per version")
+                version_plot = gr.BarPlot(x="bar", y="value", color="metric", title="AUC and KL per version")
                 votes_plot = gr.BarPlot(x="hour", y="votes", color="label", title="Votes per hour (UTC)")
             versions_table = gr.Dataframe(label="Versions", interactive=False)
         with gr.Accordion("Admin", open=False):

@@ -8,8 +8,11 @@ from pathlib import Path
 import pytest
 import torch
 
+from trainer.config import AppSettings
 from trainer.evaluate import _encode, auc, evaluate
+from trainer.model import load_base
 from trainer.rounds import train_round
+from trainer.runtime import Runtime
 from trainer.serving import Server
 from trainer.versions import VersionStore
 
@@ -60,9 +63,11 @@ def test_batched_rewards_match_one_by_one(tiny_base, settings, tmp_path):
 @pytest.mark.e2e
 def test_shipped_v1_beats_the_base_on_held_out_papers(tmp_path, embedded_dir):
     env = {**os.environ, "DATA_DIR": str(tmp_path), "MODEL_CACHE_DIR": str(embedded_dir.parent), "DEVICE": "cpu"}
-    # Installed as the app installs it on a fresh DATA_DIR, then scored by the command line.
-    store = VersionStore(tmp_path / "versions")
-    store.set_current(store.install(ROOT / "adapters" / "reviewer2-v1", {"parent": "base"}), reason="test")
+    # The app installs and serves the shipped adapter on a fresh DATA_DIR; the command line scores it.
+    settings = AppSettings.from_env({k: v for k, v in env.items() if k in ("DATA_DIR", "MODEL_CACHE_DIR", "DEVICE")})
+    runtime = Runtime(settings, load_base(settings.model))
+    assert runtime.server.current.name == "v0001" and runtime.versions.current() == "v0001"
+    assert runtime.versions.get("v0001").meta["installed_from"].endswith("reviewer2-v1")
     out = subprocess.run([sys.executable, "-m", "trainer", "eval", "--data", "data/seed.jsonl", "--split", "eval",
                           "--limit", "48", "--version", "base", "v0001"], cwd=ROOT, env=env, capture_output=True,
                          text=True, timeout=900)

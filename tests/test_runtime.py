@@ -204,3 +204,11 @@ def test_signed_in_owner_is_admin(runtime, settings):
     with pytest.raises(AdminError):
         runtime.pause_trainer(None, username="visitor")
     assert "paused" in runtime.pause_trainer(None, username="owner")
+
+
+def test_shipped_adapter_that_does_not_fit_the_model_is_not_installed(settings, tiny_base):
+    from trainer.config import SHIPPED_ADAPTER
+
+    settings.shipped_adapter = SHIPPED_ADAPTER  # made for SmolLM2: its LoRA shapes do not fit the tiny model
+    runtime = Runtime(settings, tiny_base)
+    assert runtime.server.current.name == "base" and runtime.versions.names() == []

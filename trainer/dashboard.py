@@ -1,7 +1,8 @@
 """The dashboard's data: tables shaped for Gradio's plots, read from version metadata and the vote store.
 
-Pure reads: every figure here was recorded when it happened (a round's per-step metrics and gate
-scores live in its version's meta.json; votes carry their times), so nothing is recomputed here.
+Functions of what a refresh read once: every figure here was recorded when it happened (a round's
+per-step metrics and gate scores live in its version's meta.json; votes carry their times), so
+nothing is recomputed here.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ import time
 
 import pandas as pd
 
-from .versions import BASE, VersionInfo, VersionStore
+from .versions import BASE, VersionInfo
 from .votes import VoteStore
 
 STEP_SERIES = {"loss": "loss", "rewards/chosen": "reward liked", "rewards/rejected": "reward disliked",
@@ -19,9 +20,10 @@ VERSION_COLUMNS = ["version", "serving", "parent", "rows", "steps", "held-out AU
                    "early stop", "published"]
 
 
-def latest_round(versions: VersionStore) -> VersionInfo | None:
-    names = versions.names()
-    return versions.get(names[-1]) if names else None
+def latest_round(infos: list[VersionInfo]) -> VersionInfo | None:
+    """The newest published version (the base is never a round)."""
+    rounds = [info for info in infos if info.name != BASE]
+    return rounds[-1] if rounds else None
 
 
 def step_metrics(info: VersionInfo | None) -> pd.DataFrame:
@@ -31,15 +33,17 @@ def step_metrics(info: VersionInfo | None) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["step", "value", "series"])
 
 
-def version_metrics(versions: VersionStore) -> pd.DataFrame:
-    """Held-out AUC and KL of every gated version, long form: version, value, metric."""
+def version_metrics(infos: list[VersionInfo]) -> pd.DataFrame:
+    """Held-out AUC and KL of every gated version, one bar each (a bar per version and metric, side by side,
+    since Gradio stacks bars that share an x value)."""
     rows = []
-    for info in versions.list():
+    for info in infos:
         gate = info.meta.get("gate")
         if gate:
-            rows.append({"version": info.name, "value": gate["candidate"]["auc"], "metric": "held-out AUC"})
-            rows.append({"version": info.name, "value": gate["candidate"]["kl"], "metric": "KL to base"})
-    return pd.DataFrame(rows, columns=["version", "value", "metric"])
+            for metric, key in (("held-out AUC", "auc"), ("KL to base", "kl")):
+                rows.append({"bar": f"{info.name} {metric.split()[0]}", "value": gate["candidate"][key],
+                             "metric": metric})
+    return pd.DataFrame(rows, columns=["bar", "value", "metric"])
 
 
 def votes_per_hour(votes: VoteStore) -> pd.DataFrame:
@@ -66,10 +70,9 @@ def reward_quantiles(info: VersionInfo | None) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["quantile", "reward", "series"])
 
 
-def version_table(versions: VersionStore) -> pd.DataFrame:
-    current = versions.current()
+def version_table(infos: list[VersionInfo], current: str) -> pd.DataFrame:
     rows = []
-    for info in reversed(versions.list()):
+    for info in reversed(infos):
         meta, gate = info.meta, info.meta.get("gate") or {}
         early = meta.get("early_stopping") or {}
         verdict = "-" if info.name == BASE else "none"

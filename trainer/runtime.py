@@ -11,6 +11,7 @@ the client sends.
 
 from __future__ import annotations
 
+import dataclasses
 import hmac
 import json
 import logging
@@ -26,7 +27,7 @@ from .data import PromptTooLong, fit_history, kto_rows
 from .files import write_rows
 from .loop import TrainerLoop
 from .model import BaseModel, load_base
-from .serving import Completion, Server
+from .serving import Completion, ServedVersion, Server
 from .versions import VersionError, VersionStore
 from .votes import Reply, VoteError, VoteStore
 
@@ -81,21 +82,25 @@ class Runtime:
         self.versions = VersionStore(settings.data_dir / "versions")
         self.loop = TrainerLoop(settings, base, self.server, self.votes, self.versions)
         self._stops: dict[str, threading.Event] = {}
+        served = None
         if not self.versions.names() and settings.shipped_adapter is not None:
-            self._install_shipped(settings.shipped_adapter)
-        current = self.versions.current()
-        self.server.swap(self.server.load(current, self.versions.get(current).path))
+            served = self._install_shipped(settings.shipped_adapter)
+        if served is None:
+            current = self.versions.current()
+            served = self.server.load(current, self.versions.get(current).path)
+        self.server.swap(served)
 
-    def _install_shipped(self, path: Path) -> None:
-        """Serve the adapter shipped with the app on a fresh DATA_DIR, if it was made for this base model."""
+    def _install_shipped(self, path: Path) -> ServedVersion | None:
+        """Install and return the adapter shipped with the app on a fresh DATA_DIR, if it fits this base model."""
         try:
-            self.server.load("shipped", path)
+            served = self.server.load("shipped", path)
         except Exception as err:  # another base model: its LoRA shapes do not fit
             log.warning("not serving the shipped adapter %s: %s", path, err)
-            return
+            return None
         shipped = json.loads((path / "meta.json").read_text(encoding="utf-8"))
         name = self.versions.install(path, {**shipped, "installed_from": str(path)})
         self.versions.set_current(name, reason="shipped adapter")
+        return dataclasses.replace(served, name=name)
 
     @classmethod
     def start(cls, settings: AppSettings) -> "Runtime":

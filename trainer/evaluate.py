@@ -77,10 +77,8 @@ def evaluate(base: BaseModel, model: PeftModel | None, rows: list[dict], version
     """Score `model` (a PeftModel over a twin of the base; None for the base itself) on conversational rows."""
     started = time.perf_counter()
     labels = [bool(r["label"]) for r in rows]
-    if model is None:
-        zeros = [0.0] * len(rows)
-        liked = [z for z, y in zip(zeros, labels) if y]
-        disliked = [z for z, y in zip(zeros, labels) if not y]
+    if model is None:  # the base is its own reference: every reward is 0
+        liked, disliked = [0.0] * sum(labels), [0.0] * (len(labels) - sum(labels))
         return EvalResult(version, len(rows), auc(liked, disliked), 0.0, 0.0, time.perf_counter() - started,
                           liked, disliked)
     model.eval()

@@ -3,6 +3,7 @@
 import threading
 
 import pytest
+import torch
 
 from trainer.rounds import train_round
 from trainer.serving import Server
@@ -66,8 +67,37 @@ def test_swap_mid_reply_keeps_the_reply_on_its_version(server, trained):
     assert not server.current.model.training
 
 
-def test_versions_share_the_base_weights(server, trained, tiny_base):
+def test_unmerged_versions_share_the_base_weights(server, trained, tiny_base):
+    server.chat.merge_adapter = False
     version = server.load(trained.name, trained.path)
     base_storage = {p.data_ptr() for p in tiny_base.model.parameters()}
     frozen = {p.data_ptr() for n, p in version.model.named_parameters() if "lora_" not in n}
     assert frozen == base_storage, "a version must reuse the base tensors, not copy them"
+
+
+def test_merged_version_copies_only_adapted_weights_and_matches_unmerged(server, trained, tiny_base):
+    before = {n: p.clone() for n, p in tiny_base.model.named_parameters()}
+    merged = server.load(trained.name, trained.path).model
+    assert not any("lora_" in n for n, _ in merged.named_parameters()), "LoRA is folded in"
+    base_params = dict(tiny_base.model.named_parameters())
+    copied = {n for n, p in merged.named_parameters() if p.data_ptr() != base_params[n].data_ptr()}
+    assert copied and all(n.endswith("proj.weight") for n in copied), "only adapted linear weights are copied"
+    assert "model.embed_tokens.weight" not in copied
+    for name, value in tiny_base.model.named_parameters():
+        assert torch.equal(value, before[name]), f"merging wrote into the shared base weight {name}"
+
+    server.chat.merge_adapter = False
+    unmerged = server.load(trained.name, trained.path).model
+    ids = torch.tensor([[1, 5, 9, 14, 3, 7]])
+    with torch.inference_mode():
+        assert not torch.allclose(merged(ids).logits, tiny_base.model(ids).logits, atol=1e-3)
+        torch.testing.assert_close(merged(ids).logits, unmerged(ids).logits, atol=1e-4, rtol=1e-4)
+
+
+def test_versions_of_a_4bit_base_stay_unmerged(server, trained, tiny_base):
+    tiny_base.model.hf_quantizer = object()  # stands for bitsandbytes' quantizer: merging would requantize
+    try:
+        version = server.load(trained.name, trained.path)
+    finally:
+        tiny_base.model.hf_quantizer = None
+    assert any("lora_" in n for n, _ in version.model.named_parameters())

@@ -101,20 +101,17 @@ def cmd_eval(settings: AppSettings, args: argparse.Namespace) -> int:
     from .data import conversational
     from .evaluate import evaluate
     from .files import read_preferences
-    from .model import load_base
-    from .serving import Server
-
+    from .model import load_base, with_adapter
     rows = [conversational(r, settings.persona.system_prompt) for r in read_preferences(args.data, args.split)]
     rows = rows[:args.limit] if args.limit else rows
     versions = VersionStore(settings.data_dir / "versions")
     names = args.version or ["base", versions.current()]
     infos = [versions.get(name) for name in dict.fromkeys(names)]  # unknown names fail before any work
     base = load_base(settings.model)
-    server = Server(base, settings.chat)
     beta = settings.round_config(output_dir=".").beta
     results = []
     for info in infos:
-        model = None if info.path is None else server.load(info.name, info.path).model
+        model = None if info.path is None else with_adapter(base, info.path)
         results.append(evaluate(base, model, rows, info.name, beta=beta, progress=True))
     print(format_eval_table(results))
     return 0

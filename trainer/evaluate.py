@@ -1,7 +1,7 @@
 """Scoring a version on held-out preference rows: AUC, reward margin, KL to the base.
 
 The implicit reward of a completion is KTO's: beta * (log pi_theta(y|x) - log pi_ref(y|x)), with
-the reference the base model (adapter off), as in training. A version that learned the persona
+the reference the frozen base model (the adapter off, as in training). A version that learned the persona
 gives liked completions higher rewards than disliked ones: AUC is the chance that a random liked
 row outscores a random disliked one (0.5 = no preference). KL is the mean per-token KL divergence
 KL(pi_theta || pi_ref) over the completion positions, from full next-token distributions.
@@ -14,10 +14,10 @@ import time
 from dataclasses import dataclass, field
 
 import torch
-from peft import PeftModel
 from tqdm.auto import tqdm
 
-from .model import BaseModel
+from .model import BaseModel, twin
+from .yielding import attached
 
 
 @dataclass
@@ -51,7 +51,8 @@ def _encode(tokenizer, row: dict, max_length: int) -> tuple[list[int], int]:
 
 
 @torch.inference_mode()
-def _score_batch(model: PeftModel, batch: list[tuple[list[int], int]], pad_id: int) -> tuple[list[float], float, int]:
+def _score_batch(model: torch.nn.Module, reference_model: torch.nn.Module, batch: list[tuple[list[int], int]],
+                 pad_id: int) -> tuple[list[float], float, int]:
     longest = max(len(ids) for ids, _ in batch)
     input_ids = torch.full((len(batch), longest), pad_id, dtype=torch.long)
     attention = torch.zeros_like(input_ids)
@@ -64,17 +65,17 @@ def _score_batch(model: PeftModel, batch: list[tuple[list[int], int]], pad_id: i
     input_ids, attention, completion = input_ids.to(device), attention.to(device), completion.to(device)
     targets, mask = input_ids[:, 1:], completion[:, 1:]
     policy = torch.log_softmax(model(input_ids=input_ids, attention_mask=attention).logits[:, :-1].float(), -1)
-    with model.disable_adapter():
-        reference = torch.log_softmax(model(input_ids=input_ids, attention_mask=attention).logits[:, :-1].float(), -1)
+    reference = torch.log_softmax(
+        reference_model(input_ids=input_ids, attention_mask=attention).logits[:, :-1].float(), -1)
     token_ratio = (policy.gather(-1, targets[..., None]) - reference.gather(-1, targets[..., None]))[..., 0]
     log_ratios = (token_ratio * mask).sum(-1)
     kl_per_token = (policy.exp() * (policy - reference)).sum(-1)
     return log_ratios.tolist(), float((kl_per_token * mask).sum()), int(mask.sum())
 
 
-def evaluate(base: BaseModel, model: PeftModel | None, rows: list[dict], version: str, beta: float = 0.1,
+def evaluate(base: BaseModel, model: torch.nn.Module | None, rows: list[dict], version: str, beta: float = 0.1,
              batch_size: int = 4, max_length: int = 1024, progress: bool = False) -> EvalResult:
-    """Score `model` (a PeftModel over a twin of the base; None for the base itself) on conversational rows."""
+    """Score `model` (a version of the base, LoRA merged or not; None for the base itself) on conversational rows."""
     started = time.perf_counter()
     labels = [bool(r["label"]) for r in rows]
     if model is None:  # the base is its own reference: every reward is 0
@@ -82,16 +83,19 @@ def evaluate(base: BaseModel, model: PeftModel | None, rows: list[dict], version
         return EvalResult(version, len(rows), auc(liked, disliked), 0.0, 0.0, time.perf_counter() - started,
                           liked, disliked)
     model.eval()
+    reference = twin(base.model)  # the trainer's private tree: chat's own tree never gets pause hooks
     encoded = [_encode(base.tokenizer, r, max_length) for r in rows]
     order = sorted(range(len(rows)), key=lambda i: len(encoded[i][0]))  # similar lengths pad less
     rewards = [0.0] * len(rows)
     kl_sum, kl_tokens = 0.0, 0
     batches = [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
-    for indices in tqdm(batches, desc=f"eval {version}", disable=not progress):
-        ratios, kl, tokens = _score_batch(model, [encoded[i] for i in indices], base.tokenizer.pad_token_id)
-        for i, ratio in zip(indices, ratios):
-            rewards[i] = beta * ratio
-        kl_sum, kl_tokens = kl_sum + kl, kl_tokens + tokens
+    with attached(model), attached(reference):
+        for indices in tqdm(batches, desc=f"eval {version}", disable=not progress):
+            ratios, kl, tokens = _score_batch(model, reference, [encoded[i] for i in indices],
+                                              base.tokenizer.pad_token_id)
+            for i, ratio in zip(indices, ratios):
+                rewards[i] = beta * ratio
+            kl_sum, kl_tokens = kl_sum + kl, kl_tokens + tokens
     liked = [r for r, y in zip(rewards, labels) if y]
     disliked = [r for r, y in zip(rewards, labels) if not y]
     margin = sum(liked) / len(liked) - sum(disliked) / len(disliked)

@@ -16,7 +16,8 @@ import torch
 
 from .config import GateSettings
 from .evaluate import EvalResult, evaluate
-from .model import BaseModel
+from .model import BaseModel, twin
+from .yielding import attached
 
 
 def held_out(reply_id: str, share: float) -> bool:
@@ -101,20 +102,21 @@ def decide(candidate: Scores, serving: Scores, settings: GateSettings) -> tuple[
 def probe_replies(base: BaseModel, model: torch.nn.Module, prompts: list[list[dict]], max_new_tokens: int) -> list[str]:
     """Greedy replies to fixed prompts: deterministic, so two versions are compared like for like."""
     replies = []
-    for messages in prompts:
-        inputs = base.tokenizer.apply_chat_template(messages, add_generation_prompt=True, return_tensors="pt",
-                                                    return_dict=True).to(base.device)
-        output = model.generate(**inputs, max_new_tokens=max_new_tokens, do_sample=False,
-                                pad_token_id=base.tokenizer.pad_token_id)
-        replies.append(base.tokenizer.decode(output[0, inputs["input_ids"].shape[1]:], skip_special_tokens=True))
+    with attached(model):
+        for messages in prompts:
+            inputs = base.tokenizer.apply_chat_template(messages, add_generation_prompt=True, return_tensors="pt",
+                                                        return_dict=True).to(base.device)
+            output = model.generate(**inputs, max_new_tokens=max_new_tokens, do_sample=False,
+                                    pad_token_id=base.tokenizer.pad_token_id)
+            replies.append(base.tokenizer.decode(output[0, inputs["input_ids"].shape[1]:], skip_special_tokens=True))
     return replies
 
 
 def score(base: BaseModel, model: torch.nn.Module | None, version: str, rows: list[dict],
           prompts: list[list[dict]], settings: GateSettings, beta: float) -> Scores:
-    """Held-out scores of a version (`model` None = the base itself)."""
+    """Held-out scores of a version (`model` None = the base itself); `model` must not be a tree chat runs."""
     result = evaluate(base, model, rows, version, beta=beta)
-    replies = probe_replies(base, model if model is not None else base.model, prompts, settings.probe_tokens)
+    replies = probe_replies(base, model if model is not None else twin(base.model), prompts, settings.probe_tokens)
     return Scores.of(result, replies)
 
 

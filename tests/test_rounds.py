@@ -4,7 +4,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from trainer.rounds import ADAPTER_WEIGHTS, RoundHooks, round_steps, train_round
+from trainer.rounds import ADAPTER_WEIGHTS, ReferenceCache, RoundHooks, round_steps, train_round
 from trainer.versions import VersionStore
 
 PROMPT = [{"role": "system", "content": "You are Reviewer #2."}, {"role": "user", "content": "Review my paper."}]
@@ -77,3 +77,15 @@ def test_crash_mid_round_publishes_nothing(tiny_base, settings, tmp_path):
         train_round(tiny_base, rows(), versions.get("base"), settings, versions, hooks=RoundHooks(progress=explode))
     assert versions.names() == [] and versions.current() == "base"
     assert not list((tmp_path / "versions").glob(".staging-*"))
+
+
+def test_reference_log_probs_are_computed_once_per_row_and_reused(tiny_base, settings, tmp_path):
+    versions = VersionStore(tmp_path / "versions")
+    cache = ReferenceCache()
+    first = train_round(tiny_base, rows(), versions.get("base"), settings, versions, reference_cache=cache)
+    assert first.meta["reference_rows_computed"] == len(rows()) and len(cache) > 0
+    again = train_round(tiny_base, rows(), versions.get("base"), settings, versions, reference_cache=cache)
+    assert again.meta["reference_rows_computed"] == 0, "a row seen before needs no reference pass"
+    fresh = train_round(tiny_base, rows(), versions.get("base"), settings, versions)
+    # Cached figures are the very ones a fresh reference pass gives: the same round, the same losses.
+    assert [m["loss"] for m in again.meta["metrics"]] == pytest.approx([m["loss"] for m in fresh.meta["metrics"]])

@@ -106,6 +106,9 @@ class ChatSettings:
     prompt_token_budget: int = field(default=1024, metadata={
         "help": "Most prompt tokens sent to the model; older turns are dropped first, the system prompt is kept."})
     max_message_chars: int = field(default=4000, metadata={"help": "Longest visitor message accepted, in characters."})
+    merge_adapter: bool = field(default=True, metadata={
+        "help": "Serve adapter versions with LoRA merged into a private copy of the adapted weights: as fast as "
+                "the bare base, for one extra copy of those weights (never on a 4-bit base)."})
 
     def __post_init__(self) -> None:
         _positive(self, "max_new_tokens", "prompt_token_budget", "max_message_chars")
@@ -125,7 +128,7 @@ class LoopSettings:
         "help": "Older, already-trained votes replayed in each round beside the new ones."})
     poll_seconds: float = field(default=5.0, metadata={"help": "How often the trainer checks for waiting votes."})
     max_yield_seconds: float = field(default=30.0, metadata={
-        "help": "Longest the trainer waits between steps for chat generation to finish before it steps anyway."})
+        "help": "Longest the trainer waits for chat generation to finish before it takes a turn anyway (2 s)."})
     admin_token: str = field(default="", repr=False, metadata={
         "help": "Secret for admin actions (train now, pause, rollback, export); empty: no token works."})
     admin_user: str = field(default="", metadata={
@@ -174,7 +177,8 @@ class GateSettings:
 
 @dataclass
 class RoundConfig(KTOConfig):
-    """TRL's KTOConfig with the seed recipe as defaults (TRL's own defaults differ: lr 1e-6, bf16, checkpointing)."""
+    """TRL's KTOConfig with the seed recipe as defaults (TRL's own differ: lr 1e-6) and the settings measured
+    fastest here (bench/round_throughput.py)."""
 
     output_dir: str | None = field(default=None, metadata={"help": "Scratch folder of a round; set per round."})
     beta: float = field(default=0.1, metadata={"help": "KTO beta (seed recipe)."})
@@ -184,10 +188,17 @@ class RoundConfig(KTOConfig):
     max_steps: int = field(default=8, metadata={"help": "Upper bound on optimizer steps in one round."})
     num_train_epochs: float = field(default=2.0, metadata={
         "help": "Passes over a round's rows; the steps are min(max_steps, epochs * rows / batch)."})
-    per_device_train_batch_size: int = field(default=4, metadata={"help": "Must be > 1 for the KTO KL term."})
-    gradient_accumulation_steps: int = field(default=1, metadata={"help": "Micro-batches per optimizer step."})
-    gradient_checkpointing: bool = field(default=False, metadata={"help": "Measured: no gain at this size."})
-    bf16: bool | None = field(default=False, metadata={"help": "Full precision unless asked."})
+    per_device_train_batch_size: int = field(default=2, metadata={
+        "help": "Micro-batch; must be > 1 for the KTO KL term. Two pad less and hold half the activations of four."})
+    gradient_accumulation_steps: int = field(default=2, metadata={
+        "help": "Micro-batches per optimizer step: 2 x 2 keeps the seed recipe's batch of 4."})
+    gradient_checkpointing: bool = field(default=True, metadata={
+        "help": "Recompute activations in backward: measured here, a third of the round's peak memory and no slower."})
+    bf16: bool | None = field(default=None, metadata={
+        "help": "bf16 autocast; unset: on where the hardware does bf16 natively (CUDA, or a CPU with avx512_bf16)."})
+    precompute_ref_log_probs: bool = field(default=True, metadata={
+        "help": "Reference log-probs computed once per row and kept across rounds (the reference is the fixed base), "
+                "instead of two reference passes on every step."})
     max_length: int | None = field(default=1024, metadata={"help": "Longest prompt + completion, in tokens."})
     logging_steps: float = field(default=1, metadata={"help": "Log every step: the metrics go into the version."})
     save_strategy: str = field(default="no", metadata={"help": "Versions are published by the loop, not the Trainer."})
@@ -232,7 +243,10 @@ class AppSettings:
 
     def round_config(self, output_dir: str | Path, **extra: Any) -> RoundConfig:
         use_cpu = not _cuda_available() or self.model.device == "cpu"
-        return RoundConfig(output_dir=str(output_dir), use_cpu=use_cpu, **{**self.round_overrides, **extra})
+        fields = {**self.round_overrides, **extra}
+        if fields.get("bf16") is None:
+            fields["bf16"] = _native_bf16(use_cpu)
+        return RoundConfig(output_dir=str(output_dir), use_cpu=use_cpu, **fields)
 
     def adapter_config(self) -> AdapterConfig:
         return AdapterConfig(**self.adapter_overrides)
@@ -269,6 +283,14 @@ def _cuda_available() -> bool:
     import torch
 
     return torch.cuda.is_available()
+
+
+def _native_bf16(use_cpu: bool) -> bool:
+    import torch
+
+    if not use_cpu:
+        return torch.cuda.is_bf16_supported()
+    return torch.cpu._is_avx512_bf16_supported()
 
 
 def _positive(obj: Any, *names: str) -> None:

@@ -19,13 +19,16 @@ from .config import AppSettings
 from .data import conversational, kto_rows
 from .files import read_preferences
 from .gate import GateReport, Scores, check, held_out, score
-from .model import BaseModel
-from .rounds import RoundHooks, RoundResult, train_round
+from .model import BaseModel, with_adapter
+from .rounds import ReferenceCache, RoundHooks, RoundResult, train_round
 from .serving import Server
 from .versions import BASE, VersionStore
 from .votes import HELD_OUT, VoteStore
 
 log = logging.getLogger(__name__)
+
+# How long the trainer runs without yielding after chat has kept it waiting for MAX_YIELD_SECONDS.
+TRAINER_TURN_SECONDS = 2.0
 
 
 class NotEnoughVotes(ValueError):
@@ -65,6 +68,8 @@ class TrainerLoop:
         self._seed_cache: list[dict] | None = None
         self._serving_scores: dict[tuple, Scores] = {}
         self._thread: threading.Thread | None = None
+        self._turn_ends = 0.0
+        self._reference_cache = ReferenceCache()
 
     # -- control ---------------------------------------------------------------------------------
 
@@ -160,7 +165,8 @@ class TrainerLoop:
                                      yield_to_chat=self._yield_to_chat),
                     held_out=evaluation_rows[:self.settings.gate.early_stop_rows],
                     gate=(lambda adapter_dir: self.gate(adapter_dir, evaluation_rows))
-                    if self.settings.gate.enabled else None)
+                    if self.settings.gate.enabled else None,
+                    reference_cache=self._reference_cache)
                 pause = self._serve(result.version, reason="round") if result.passed else None
                 self.votes.mark_trained(new, result.version)
             except Exception as err:
@@ -217,12 +223,13 @@ class TrainerLoop:
     def gate(self, adapter_dir: Path, rows: list[dict]) -> GateReport:
         """Score the adapter in `adapter_dir` beside the serving version on `rows`; the report says if it may serve."""
         gate, beta = self.settings.gate, self.settings.round_config(output_dir=".").beta
-        candidate = score(self.base, self.server.load("candidate", adapter_dir).model, "candidate", rows,
+        candidate = score(self.base, with_adapter(self.base, adapter_dir), "candidate", rows,
                           self._probe_prompts(), gate, beta)
         serving = self.server.current
         key = (serving.name, len(rows), hash(json.dumps(rows, sort_keys=True)))
         if key not in self._serving_scores:
-            model = None if serving.name == BASE else serving.model
+            # Scored on a tree of its own: the one chat runs must not get the trainer's pause hooks.
+            model = None if serving.name == BASE else with_adapter(self.base, self.versions.get(serving.name).path)
             self._serving_scores = {key: score(self.base, model, serving.name, rows, self._probe_prompts(), gate,
                                                beta)}
         return check(candidate, self._serving_scores[key], len(rows), gate)
@@ -231,7 +238,11 @@ class TrainerLoop:
         return "paused" if self._paused else "idle"
 
     def _yield_to_chat(self) -> None:
-        self.server.wait_idle(self.settings.loop.max_yield_seconds)
+        if time.monotonic() < self._turn_ends:
+            return
+        if not self.server.wait_idle(self.settings.loop.max_yield_seconds):
+            # Chat kept the cores busy for the whole cap: take a turn, so that rounds still end.
+            self._turn_ends = time.monotonic() + TRAINER_TURN_SECONDS
 
     def _update(self, **changes) -> None:
         with self._status_lock:

@@ -8,6 +8,7 @@ every round. The adapter continues from the parent version's weights when the Lo
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import math
 import tempfile
@@ -29,6 +30,7 @@ from .evaluate import evaluate
 from .gate import GateReport
 from .model import BaseModel, twin
 from .versions import VersionInfo, VersionStore
+from .yielding import attached, waiting_with
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +42,8 @@ class RoundHooks:
     """How a round talks to the app while it runs; every hook is optional."""
 
     progress: Callable[[int, int], None] = lambda step, total: None
-    # Called between micro-steps: blocks while chat is generating, so a reply never waits on training.
+    # Called at every pause point of the round's models (see yielding.py): blocks while chat is
+    # generating, so a reply never waits on training nor shares the cores with it.
     yield_to_chat: Callable[[], None] = lambda: None
 
 
@@ -84,6 +87,57 @@ class _EarlyStopping(TrainerCallback):
     def summary(self, final_step: int) -> dict[str, Any]:
         return {"scores": self.history, "best_step": self.best_step, "stopped_at": final_step,
                 "stopped_early": final_step < self.max_steps, "restored_best": self.best_step != final_step}
+
+
+class ReferenceCache:
+    """Reference log-probs of (prompt, completion) token sequences under the fixed base, kept across rounds.
+
+    The reference is the base with the adapter off, the same in every round, so a vote's reference
+    log-prob never changes: a round computes it only for rows (and KL pairs) it has not seen.
+    """
+
+    def __init__(self) -> None:
+        self._logps: dict[bytes, float] = {}
+
+    @staticmethod
+    def key(prompt_ids: list[int], completion_ids: list[int]) -> bytes:
+        return hashlib.sha256(repr((prompt_ids, completion_ids)).encode()).digest()
+
+    def get(self, key: bytes) -> float | None:
+        return self._logps.get(key)
+
+    def put(self, key: bytes, logp: float) -> None:
+        self._logps[key] = logp
+
+    def __len__(self) -> int:
+        return len(self._logps)
+
+
+class _CachedReferenceKTOTrainer(KTOTrainer):
+    """TRL's KTOTrainer whose reference log-probs come from a ReferenceCache where it has them."""
+
+    def __init__(self, *args, reference_cache: ReferenceCache, **kwargs):
+        self.reference_cache = reference_cache
+        self.reference_rows_computed = 0
+        super().__init__(*args, **kwargs)
+
+    def _precompute_ref_logps(self, dataset: Dataset, name: str, batch_size: int) -> Dataset:
+        cache = self.reference_cache
+        columns = {"ref_logps": "completion_ids"}
+        if self.calculate_KL:
+            columns["ref_KL_logps"] = "KL_completion_ids"
+        keys = {column: [cache.key(p, c) for p, c in zip(dataset["prompt_ids"], dataset[source])]
+                for column, source in columns.items()}
+        missing = [i for i in range(len(dataset)) if any(cache.get(k[i]) is None for k in keys.values())]
+        if missing:
+            computed = super()._precompute_ref_logps(dataset.select(missing), name, batch_size)
+            for column in columns:
+                for i, logp in zip(missing, computed[column]):
+                    cache.put(keys[column][i], float(logp))
+        self.reference_rows_computed += len(missing)
+        for column in columns:
+            dataset = dataset.add_column(column, [cache.get(k) for k in keys[column]])
+        return dataset
 
 
 class _RoundCallback(TrainerCallback):
@@ -134,12 +188,14 @@ def _parent_weights(parent: VersionInfo, model) -> dict[str, torch.Tensor] | Non
 def train_round(base: BaseModel, rows: list[dict], parent: VersionInfo, settings: AppSettings,
                 versions: VersionStore, meta: dict[str, Any] | None = None,
                 hooks: RoundHooks | None = None, held_out: list[dict] | None = None,
-                gate: Callable[[Path], GateReport] | None = None) -> RoundResult:
+                gate: Callable[[Path], GateReport] | None = None,
+                reference_cache: ReferenceCache | None = None) -> RoundResult:
     """Train one round on `rows` (prompt, completion, label) and publish it as a new version.
 
     With `held_out` rows and GATE_EARLY_STOP_EVERY > 0 the round stops early once its held-out
     score stops improving, and keeps its best weights. `gate(adapter_dir)` judges the finished
     adapter; its report goes into the version's metadata (the caller decides whether it serves).
+    `reference_cache` keeps the base's log-probs of rows across rounds (a fresh one when None).
     Raises on any failure; then nothing is published and the serving pointer is untouched.
     """
     hooks = hooks or RoundHooks()
@@ -152,7 +208,11 @@ def train_round(base: BaseModel, rows: list[dict], parent: VersionInfo, settings
     adapter = settings.adapter_config()
     started = time.time()
 
-    with versions.staging() as staging, tempfile.TemporaryDirectory(prefix="round-") as scratch:
+    model = twin(base.model)
+    # Hooks go on the twin's linear layers before TRL wraps them in LoRA layers (they stay the
+    # wrapped base layers), so the reference pass in the trainer's constructor pauses for chat too.
+    with versions.staging() as staging, tempfile.TemporaryDirectory(prefix="round-") as scratch, \
+            waiting_with(hooks.yield_to_chat), attached(model):
         args = settings.round_config(output_dir=scratch, max_steps=steps, desirable_weight=desirable_weight,
                                      undesirable_weight=undesirable_weight)
         callbacks: list[TrainerCallback] = [_RoundCallback(hooks)]
@@ -161,8 +221,10 @@ def train_round(base: BaseModel, rows: list[dict], parent: VersionInfo, settings
             early = _EarlyStopping(base, held_out, settings.gate.early_stop_every, settings.gate.early_stop_patience,
                                    args.beta)
             callbacks.append(early)
-        trainer = KTOTrainer(model=twin(base.model), args=args, train_dataset=Dataset.from_list(rows),
-                             processing_class=base.tokenizer, peft_config=adapter, callbacks=callbacks)
+        cache = ReferenceCache() if reference_cache is None else reference_cache
+        trainer = _CachedReferenceKTOTrainer(model=model, args=args, train_dataset=Dataset.from_list(rows),
+                                             processing_class=base.tokenizer, peft_config=adapter,
+                                             callbacks=callbacks, reference_cache=cache)
         # Loaded after TRL wrapped the twin, into its only adapter: the reference stays the base
         # (adapter disabled) rather than a copy of the parent, as TRL would make from a PeftModel.
         parent_weights = _parent_weights(parent, trainer.model)
@@ -188,6 +250,7 @@ def train_round(base: BaseModel, rows: list[dict], parent: VersionInfo, settings
             "label_counts": {"desirable": n_desirable, "undesirable": n_undesirable},
             "weights": {"desirable": desirable_weight, "undesirable": undesirable_weight},
             "steps": trainer.state.global_step,
+            "reference_rows_computed": trainer.reference_rows_computed,
             "recipe": {"beta": args.beta, "learning_rate": args.learning_rate,
                        "lr_scheduler_type": getattr(args.lr_scheduler_type, "value", args.lr_scheduler_type),
                        "r": adapter.r, "lora_alpha": adapter.lora_alpha, "lora_dropout": adapter.lora_dropout,

@@ -10,7 +10,7 @@ import torch
 
 from trainer.config import AppSettings
 from trainer.evaluate import _encode, auc, evaluate
-from trainer.model import load_base
+from trainer.model import load_base, with_adapter
 from trainer.rounds import train_round
 from trainer.runtime import Runtime
 from trainer.serving import Server
@@ -39,7 +39,7 @@ def test_batched_rewards_match_one_by_one(tiny_base, settings, tmp_path):
     versions = VersionStore(tmp_path / "versions")
     settings.round_overrides["learning_rate"] = 0.05
     version = versions.get(train_round(tiny_base, rows(), versions.get("base"), settings, versions).version)
-    model = Server(tiny_base, settings.chat).load(version.name, version.path).model
+    model = with_adapter(tiny_base, version.path)
     data = rows(6)
     data[1]["completion"][0]["content"] += " And the statistics are shaky." * 3  # uneven lengths: padding
     batched = evaluate(tiny_base, model, data, version.name, batch_size=4)
@@ -58,6 +58,8 @@ def test_batched_rewards_match_one_by_one(tiny_base, settings, tmp_path):
     disliked = [e for e, r in zip(expected, data) if not r["label"]]
     assert batched.rewards_liked == pytest.approx(liked, rel=1e-4, abs=1e-5)
     assert batched.rewards_disliked == pytest.approx(disliked, rel=1e-4, abs=1e-5)
+    served = Server(tiny_base, settings.chat).load(version.name, version.path).model  # LoRA merged
+    assert evaluate(tiny_base, served, data, version.name).rewards_liked == pytest.approx(liked, rel=1e-3, abs=1e-4)
 
 
 @pytest.mark.e2e

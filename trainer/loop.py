@@ -1,6 +1,6 @@
 """The in-process trainer thread: wakes on enough new votes (or "train now"), runs a round, swaps it in.
 
-A round runs on the daemon thread, yields to chat between micro-steps, publishes a version,
+A round runs on the daemon thread, pauses for chat at every layer (yielding.py), publishes a version,
 moves the `CURRENT` pointer and swaps the new version into serving. Any failure is caught,
 shown in the status and leaves the serving version and every vote as they were; the loop then
 waits for new votes (or an admin) before it tries again, instead of failing in a tight loop.

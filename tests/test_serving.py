@@ -5,6 +5,7 @@ import threading
 import pytest
 import torch
 
+from trainer.config import ChatSettings
 from trainer.rounds import train_round
 from trainer.serving import Server
 from trainer.versions import VersionStore
@@ -101,3 +102,26 @@ def test_versions_of_a_4bit_base_stay_unmerged(server, trained, tiny_base):
     finally:
         tiny_base.model.hf_quantizer = None
     assert any("lora_" in n for n, _ in version.model.named_parameters())
+
+
+LONG_SYSTEM = ("You are Reviewer #2, the harsh academic peer reviewer: you find every flaw in a paper, from the "
+               "missing baselines to the misplaced commas, and you recommend rejection.")
+
+
+def _reply_of(server, messages):
+    stream = server.stream(messages)
+    list(stream)
+    return stream.completion
+
+
+def test_a_loaded_version_caches_the_prefix_under_its_own_weights(tiny_base, settings, trained):
+    settings.chat.max_new_tokens = 16
+    cached = Server(tiny_base, settings.chat, LONG_SYSTEM)
+    plain = Server(tiny_base, ChatSettings(max_new_tokens=16, temperature=0.0, cache_system_prompt=False), LONG_SYSTEM)
+    for server in (cached, plain):
+        server.swap(server.load(trained.name, trained.path))
+    messages = [{"role": "system", "content": LONG_SYSTEM}, {"role": "user", "content": "Review my paper on tables."}]
+    base_keys = Server(tiny_base, settings.chat, LONG_SYSTEM).current.prompt_cache._cache.layers[0].keys
+    assert not torch.equal(cached.current.prompt_cache._cache.layers[0].keys, base_keys)
+    reply = _reply_of(cached, messages)
+    assert reply.version == trained.name and reply.text == _reply_of(plain, messages).text

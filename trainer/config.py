@@ -109,6 +109,9 @@ class ChatSettings:
     merge_adapter: bool = field(default=True, metadata={
         "help": "Serve adapter versions with LoRA merged into a private copy of the adapted weights: as fast as "
                 "the bare base, for one extra copy of those weights (never on a 4-bit base)."})
+    cache_system_prompt: bool = field(default=True, metadata={
+        "help": "Keep each served version's keys and values of the persona's system prompt and start every reply "
+                "from them, so time to first token pays only for the rest of the prompt."})
 
     def __post_init__(self) -> None:
         _positive(self, "max_new_tokens", "prompt_token_budget", "max_message_chars")

@@ -25,12 +25,14 @@ from safetensors.torch import load_file
 from transformers import TrainerCallback
 from trl import KTOTrainer
 from trl.trainer import kto_trainer
+from trl.trainer import utils as trl_utils
 
 from .config import AppSettings
 from .data import class_weights
 from .evaluate import evaluate
 from .gate import GateReport
 from .model import BaseModel, twin
+from .prefix import fixed_model, share_prompt_prefix
 from .versions import VersionInfo, VersionStore
 from .yielding import attached, waiting_with
 
@@ -116,30 +118,46 @@ class ReferenceCache:
 
 
 @contextmanager
-def _config_fingerprint() -> Iterator[None]:
-    """Let TRL fingerprint the reference model by its config instead of by hashing every weight.
+def _faster_trl() -> Iterator[None]:
+    """Three swaps of TRL module globals, while our trainer is built and trains (one round at a time).
 
-    TRL names its per-process precompute cache after a hash of all weights, which copies the whole
-    model through numpy (+500 MiB peak RSS here, half a second). Within one process the reference
-    is always the same frozen base, and ReferenceCache is keyed by token ids, so the config is
-    fingerprint enough. The module global is swapped only while a trainer is being built.
+    - The reference model's fingerprint is its config, not a hash of every weight: TRL names its
+      precompute cache after a hash that copies the whole model through numpy (+500 MiB peak RSS
+      here). Within one process the reference is always the same frozen base, and ReferenceCache is
+      keyed by token ids, so the config is fingerprint enough.
+    - The fused LM head scores only labelled positions on a CPU too. TRL does that on Triton
+      devices only (elsewhere a varying shape would recompile); on a CPU nothing recompiles, and
+      projecting every prompt position onto the 49k vocabulary was a third of a step here.
+    - The fused forward encodes the rows' shared prompt prefix once per batch (prefix.py).
     """
-    original = kto_trainer.hash_module
+    saved = kto_trainer.hash_module, kto_trainer.add_fused_lm_head, trl_utils._use_triton
+    add_fused_lm_head, use_triton = saved[1], saved[2]
+
+    def add_fused_and_shared_prefix(model, **kwargs):
+        add_fused_lm_head(model, **kwargs)
+        share_prompt_prefix(model)
+
     kto_trainer.hash_module = lambda module: hashlib.sha256(module.config.to_json_string().encode()).hexdigest()
+    kto_trainer.add_fused_lm_head = add_fused_and_shared_prefix
+    trl_utils._use_triton = lambda device: device.type == "cpu" or use_triton(device)
     try:
         yield
     finally:
-        kto_trainer.hash_module = original
+        kto_trainer.hash_module, kto_trainer.add_fused_lm_head, trl_utils._use_triton = saved
 
 
 class _CachedReferenceKTOTrainer(KTOTrainer):
-    """TRL's KTOTrainer whose reference log-probs come from a ReferenceCache where it has them."""
+    """TRL's KTOTrainer with reference log-probs from a ReferenceCache where it has them, and `_faster_trl`."""
 
     def __init__(self, *args, reference_cache: ReferenceCache, **kwargs):
         self.reference_cache = reference_cache
         self.reference_rows_computed = 0
-        with _config_fingerprint():
+        with _faster_trl():
             super().__init__(*args, **kwargs)
+
+    def train(self, *args, **kwargs):
+        with _faster_trl():
+            return super().train(*args, **kwargs)
 
     def _precompute_ref_logps(self, dataset: Dataset, name: str, batch_size: int) -> Dataset:
         cache = self.reference_cache
@@ -150,7 +168,8 @@ class _CachedReferenceKTOTrainer(KTOTrainer):
                 for column, source in columns.items()}
         missing = [i for i in range(len(dataset)) if any(cache.get(k[i]) is None for k in keys.values())]
         if missing:
-            computed = super()._precompute_ref_logps(dataset.select(missing), name, batch_size)
+            with fixed_model(self.model.get_base_model()):  # the reference: the frozen base, adapter off
+                computed = super()._precompute_ref_logps(dataset.select(missing), name, batch_size)
             for column in columns:
                 for i, logp in zip(missing, computed[column]):
                     cache.put(keys[column][i], float(logp))

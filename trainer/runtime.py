@@ -77,7 +77,7 @@ class Runtime:
     def __init__(self, settings: AppSettings, base: BaseModel):
         self.settings = settings
         self.base = base
-        self.server = Server(base, settings.chat)
+        self.server = Server(base, settings.chat, settings.persona.system_prompt)
         self.votes = VoteStore(settings.data_dir / "votes.sqlite3")
         self.versions = VersionStore(settings.data_dir / "versions")
         self.loop = TrainerLoop(settings, base, self.server, self.votes, self.versions)

@@ -5,7 +5,9 @@ reply takes the reference once when it starts and finishes on that version even 
 mid-reply; a swap is a single reference assignment, so it never waits for, nor blocks, a chat.
 Each version's tree is a twin of the frozen base (see model.py) with the LoRA merged into a private
 copy of the adapted weights (CHAT_MERGE_ADAPTER), so it decodes as fast as the bare base; an old
-version is freed when its last in-flight reply ends.
+version is freed when its last in-flight reply ends. A version also keeps the keys and values of
+the persona's system prompt, which starts every prompt (CHAT_CACHE_SYSTEM_PROMPT): a reply's
+prefill then covers only the conversation.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from transformers import StoppingCriteria, StoppingCriteriaList, TextIteratorStr
 
 from .config import ChatSettings
 from .model import BaseModel, merged_with_adapter, with_adapter
+from .prefix import MIN_SHARED_TOKENS, PromptCache
 from .versions import BASE
 
 log = logging.getLogger(__name__)
@@ -31,6 +34,7 @@ log = logging.getLogger(__name__)
 class ServedVersion:
     name: str
     model: torch.nn.Module
+    prompt_cache: PromptCache | None = None
 
 
 @dataclass
@@ -90,6 +94,10 @@ class ReplyStream:
 
         sampling = dict(do_sample=True, temperature=settings.temperature, top_p=settings.top_p) \
             if settings.temperature > 0 else dict(do_sample=False)
+        cached = self.served.prompt_cache.for_prompt(self._inputs["input_ids"]) \
+            if self.served.prompt_cache is not None else None
+        if cached is not None:
+            sampling["past_key_values"] = cached
         try:
             with torch.inference_mode():
                 output = self.served.model.generate(
@@ -122,12 +130,16 @@ class ReplyStream:
 
 
 class Server:
-    """Owns the serving reference and knows whether any reply is being generated."""
+    """Owns the serving reference and knows whether any reply is being generated.
 
-    def __init__(self, base: BaseModel, chat: ChatSettings):
+    `system_prompt` is the prompt every conversation starts with; each version caches it.
+    """
+
+    def __init__(self, base: BaseModel, chat: ChatSettings, system_prompt: str | None = None):
         self.base = base
         self.chat = chat
-        self._served = ServedVersion(BASE, base.model)
+        self._prefix_ids = self._system_prefix(system_prompt) if chat.cache_system_prompt else None
+        self._served = self._version(BASE, base.model)
         self._active = 0
         self._idle = threading.Condition()
         self.longest_swap_seconds = 0.0
@@ -136,14 +148,32 @@ class Server:
     def current(self) -> ServedVersion:
         return self._served
 
+    def _system_prefix(self, system_prompt: str | None) -> torch.Tensor | None:
+        """Token ids of the rendered system prompt, if the chat template renders it as every prompt's start."""
+        if not system_prompt:
+            return None
+        tokenizer = self.base.tokenizer
+        system = [{"role": "system", "content": system_prompt}]
+        prefix = list(tokenizer.apply_chat_template(system, return_dict=True)["input_ids"])
+        probe = list(tokenizer.apply_chat_template(system + [{"role": "user", "content": "?"}],
+                                                   add_generation_prompt=True, return_dict=True)["input_ids"])
+        if len(prefix) < MIN_SHARED_TOKENS or probe[:len(prefix)] != prefix:
+            log.info("the system prompt is not a cacheable prefix of the chat template's prompts")
+            return None
+        return torch.tensor(prefix, device=self.base.device)
+
+    def _version(self, name: str, model: torch.nn.Module) -> ServedVersion:
+        cache = PromptCache(model, self._prefix_ids) if self._prefix_ids is not None else None
+        return ServedVersion(name, model, cache)
+
     def load(self, name: str, path: Path | None) -> ServedVersion:
-        """Build a version's module tree, off the chat path; `swap` then serves it."""
+        """Build a version's module tree and its system-prompt cache, off the chat path; `swap` then serves it."""
         if name == BASE or path is None:
-            return ServedVersion(BASE, self.base.model)
+            return self._version(BASE, self.base.model)
         # A 4-bit base cannot take a merge without requantizing: it serves the adapter unmerged.
         if self.chat.merge_adapter and getattr(self.base.model, "hf_quantizer", None) is None:
-            return ServedVersion(name, merged_with_adapter(self.base, path))
-        return ServedVersion(name, with_adapter(self.base, path))
+            return self._version(name, merged_with_adapter(self.base, path))
+        return self._version(name, with_adapter(self.base, path))
 
     def swap(self, served: ServedVersion) -> float:
         """Serve `served` from the next reply on; returns the seconds the swap took.

@@ -1,0 +1,126 @@
+"""The shared prompt prefix: encode the persona's system prompt once, continue every sequence from it.
+
+Every chat prompt and every training row starts with the same rendered system prompt (about 100
+tokens, near half of a row). A causal LM's keys and values for a prefix depend only on the prefix,
+so they can be computed once and every sequence continued from them, exactly:
+
+- serving keeps the prefix's cache per served version and starts each reply from a copy of it, so
+  time to first token pays only for the visitor's part of the prompt;
+- training encodes the prefix once per batch (with gradients: LoRA changes it) instead of once per
+  row, in TRL's fused-LM-head forward, which the KTO loss, its KL term and the reference pass use.
+"""
+
+from __future__ import annotations
+
+import copy
+import functools
+import types
+from contextlib import contextmanager
+from typing import Iterator
+
+import torch
+from transformers import DynamicCache
+
+# Below this many shared tokens the extra backbone call costs more than it saves.
+MIN_SHARED_TOKENS = 16
+
+
+def shared_prefix_length(input_ids: torch.Tensor, attention_mask: torch.Tensor | None,
+                         labels: torch.Tensor) -> int:
+    """Tokens every row starts with that may be encoded once: real tokens, none of them (nor the next) scored.
+
+    The next token is excluded because its log-prob comes from the prefix's last position, which
+    the continuation does not output.
+    """
+    rows, width = input_ids.shape
+    same = (input_ids == input_ids[:1]).all(0)
+    if attention_mask is not None:
+        same &= attention_mask.bool().all(0)
+    same &= (labels == -100).all(0)
+    # The continuation needs at least one token, and the token right after the prefix must be unscored.
+    usable = torch.cumprod(same.long(), 0)
+    length = int(usable.sum())
+    return max(0, min(length - 1, width - 1))
+
+
+def expanded(cache: DynamicCache, batch: int, config) -> DynamicCache:
+    """A fresh cache holding `cache`'s keys and values (batch 1) for `batch` rows, without copying them."""
+    return DynamicCache(ddp_cache_data=[(keys.expand(batch, -1, -1, -1), values.expand(batch, -1, -1, -1))
+                                        for keys, values, *_ in cache], config=config)
+
+
+def _encode_prefix(model: torch.nn.Module, prefix_ids: torch.Tensor) -> DynamicCache:
+    """The prefix's keys and values; inside `fixed_model`, the last prefix's are reused when it comes again."""
+    memo = getattr(model, "_last_prefix", None)
+    if memo is None or torch.is_grad_enabled():
+        return model.base_model(input_ids=prefix_ids[None], use_cache=True).past_key_values
+    if memo[0] is None or not torch.equal(memo[0], prefix_ids):
+        model._last_prefix = (prefix_ids, model.base_model(input_ids=prefix_ids[None], use_cache=True).past_key_values)
+    return model._last_prefix[1]
+
+
+@contextmanager
+def fixed_model(model: torch.nn.Module) -> Iterator[None]:
+    """Promise that `model` (as patched by share_prompt_prefix) computes the same function throughout.
+
+    Then its no-grad calls reuse the last prefix's keys and values: consecutive batches nearly always
+    share the system prompt. For the reference pass, whose weights never change.
+    """
+    model._last_prefix = (None, None)
+    try:
+        yield
+    finally:
+        del model._last_prefix
+
+
+def share_prompt_prefix(model: torch.nn.Module, min_tokens: int = MIN_SHARED_TOKENS) -> None:
+    """Make `model(..., labels=..., fused_lm_head=True)` (TRL's fused head) encode the rows' shared prefix once.
+
+    Patch the model TRL patched (the unwrapped causal LM). The outputs have the same shapes and
+    values as before (zeros at the prefix's positions, which carry no labels); gradients flow through
+    the prefix's keys and values into the adapter. Left alone: calls without labels or with a
+    cache, and models with gradient checkpointing on (it drops a passed-in cache).
+    """
+    fused = model.forward
+
+    @functools.wraps(type(model).forward)
+    def forward(self, *args, fused_lm_head=False, labels=None, **kwargs):
+        input_ids = kwargs.get("input_ids")
+        if (not fused_lm_head or args or labels is None or input_ids is None or input_ids.shape[0] < 2
+                or kwargs.get("past_key_values") is not None or kwargs.get("inputs_embeds") is not None
+                or getattr(self, "is_gradient_checkpointing", False)):
+            return fused(*args, fused_lm_head=fused_lm_head, labels=labels, **kwargs)
+        attention_mask = kwargs.get("attention_mask")
+        length = shared_prefix_length(input_ids, attention_mask, labels)
+        if length < min_tokens:
+            return fused(fused_lm_head=True, labels=labels, **kwargs)
+        prefix = _encode_prefix(self, input_ids[0, :length])
+        rows = input_ids.shape[0]
+        rest = {**kwargs, "input_ids": input_ids[:, length:], "past_key_values": expanded(prefix, rows, self.config)}
+        if attention_mask is None:
+            rest["attention_mask"] = torch.ones_like(input_ids)
+        outputs = fused(fused_lm_head=True, labels=labels[:, length:], **rest)
+        # Back to the full width: the rows' positions 0..length-1 predict prefix tokens, never scored.
+        for name, value in list(outputs.items()):
+            if isinstance(value, torch.Tensor) and value.dim() == 2 and value.shape[0] == rows:
+                outputs[name] = torch.cat([value.new_zeros(rows, length), value], dim=1)
+        return outputs
+
+    model.forward = types.MethodType(forward, model)
+
+
+class PromptCache:
+    """The keys and values of one fixed prompt prefix under one model; hands out copies to continue from."""
+
+    def __init__(self, model: torch.nn.Module, prefix_ids: torch.Tensor):
+        self.prefix_ids = prefix_ids
+        with torch.inference_mode():
+            self._cache = model(input_ids=prefix_ids[None], use_cache=True).past_key_values
+
+    def for_prompt(self, input_ids: torch.Tensor) -> DynamicCache | None:
+        """A private copy of the cache if the prompt (batch 1) starts with the prefix and goes on; else None."""
+        length = self.prefix_ids.shape[0]
+        if input_ids.shape[0] != 1 or input_ids.shape[1] <= length or not torch.equal(input_ids[0, :length],
+                                                                                      self.prefix_ids):
+            return None
+        return copy.deepcopy(self._cache)

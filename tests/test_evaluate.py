@@ -44,8 +44,8 @@ def test_batched_rewards_match_one_by_one(tiny_base, settings, tmp_path):
     data[1]["completion"][0]["content"] += " And the statistics are shaky." * 3  # uneven lengths: padding
     batched = evaluate(tiny_base, model, data, version.name, batch_size=4)
     assert batched.kl > 0
-    expected = []
-    for row in data:  # one row at a time: no padding to get wrong
+    expected, kl_sum, kl_tokens = [], 0.0, 0
+    for row in data:  # one row at a time, full logits: no padding or position selection to get wrong
         ids, start = _encode(tiny_base.tokenizer, row, 1024)
         x = torch.tensor([ids])
         with torch.inference_mode():
@@ -54,10 +54,13 @@ def test_batched_rewards_match_one_by_one(tiny_base, settings, tmp_path):
                 ref = torch.log_softmax(model(input_ids=x).logits[0, :-1], -1)
         target = x[0, 1:, None]
         expected.append(0.1 * float((pi.gather(-1, target) - ref.gather(-1, target))[start - 1:].sum()))
+        kl_sum += float((pi.exp() * (pi - ref)).sum(-1)[start - 1:].sum())
+        kl_tokens += len(ids) - start
     liked = [e for e, r in zip(expected, data) if r["label"]]
     disliked = [e for e, r in zip(expected, data) if not r["label"]]
     assert batched.rewards_liked == pytest.approx(liked, rel=1e-4, abs=1e-5)
     assert batched.rewards_disliked == pytest.approx(disliked, rel=1e-4, abs=1e-5)
+    assert batched.kl == pytest.approx(kl_sum / kl_tokens, rel=1e-4)
     served = Server(tiny_base, settings.chat).load(version.name, version.path).model  # LoRA merged
     assert evaluate(tiny_base, served, data, version.name).rewards_liked == pytest.approx(liked, rel=1e-3, abs=1e-4)
 

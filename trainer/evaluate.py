@@ -50,6 +50,18 @@ def _encode(tokenizer, row: dict, max_length: int) -> tuple[list[int], int]:
     return full[:max_length], min(len(prompt), max_length - 1)
 
 
+# Completion positions projected onto the vocabulary at once: bounds the gate's memory (a full
+# batch's log-softmax over 49k tokens, for two models, was over a gigabyte here).
+POSITIONS_PER_CHUNK = 256
+
+
+def _completion_hidden(model: torch.nn.Module, input_ids: torch.Tensor, attention: torch.Tensor,
+                       mask: torch.Tensor) -> torch.Tensor:
+    """Last hidden states at the positions that predict completion tokens, (positions, hidden)."""
+    hidden = model.get_decoder()(input_ids=input_ids, attention_mask=attention).last_hidden_state
+    return hidden[:, :-1][mask]
+
+
 @torch.inference_mode()
 def _score_batch(model: torch.nn.Module, reference_model: torch.nn.Module, batch: list[tuple[list[int], int]],
                  pad_id: int) -> tuple[list[float], float, int]:
@@ -63,14 +75,23 @@ def _score_batch(model: torch.nn.Module, reference_model: torch.nn.Module, batch
         completion[i, start:len(ids)] = True
     device = next(model.parameters()).device
     input_ids, attention, completion = input_ids.to(device), attention.to(device), completion.to(device)
-    targets, mask = input_ids[:, 1:], completion[:, 1:]
-    policy = torch.log_softmax(model(input_ids=input_ids, attention_mask=attention).logits[:, :-1].float(), -1)
-    reference = torch.log_softmax(
-        reference_model(input_ids=input_ids, attention_mask=attention).logits[:, :-1].float(), -1)
-    token_ratio = (policy.gather(-1, targets[..., None]) - reference.gather(-1, targets[..., None]))[..., 0]
-    log_ratios = (token_ratio * mask).sum(-1)
-    kl_per_token = (policy.exp() * (policy - reference)).sum(-1)
-    return log_ratios.tolist(), float((kl_per_token * mask).sum()), int(mask.sum())
+    mask = completion[:, 1:]
+    targets = input_ids[:, 1:][mask]
+    rows = torch.arange(len(batch), device=device)[:, None].expand_as(mask)[mask]
+    # Only completion positions reach the LM head, a chunk at a time: the prompt's are never scored.
+    policy_hidden = _completion_hidden(model, input_ids, attention, mask)
+    reference_hidden = _completion_hidden(reference_model, input_ids, attention, mask)
+    head, reference_head = model.get_output_embeddings(), reference_model.get_output_embeddings()
+    log_ratios = torch.zeros(len(batch), dtype=torch.float32, device=device)
+    kl_sum = 0.0
+    for start in range(0, targets.shape[0], POSITIONS_PER_CHUNK):
+        chunk = slice(start, start + POSITIONS_PER_CHUNK)
+        policy = torch.log_softmax(head(policy_hidden[chunk]).float(), -1)
+        reference = torch.log_softmax(reference_head(reference_hidden[chunk]).float(), -1)
+        target = targets[chunk, None]
+        log_ratios.index_add_(0, rows[chunk], (policy.gather(-1, target) - reference.gather(-1, target))[:, 0])
+        kl_sum += float((policy.exp() * (policy - reference)).sum())
+    return log_ratios.tolist(), kl_sum, int(mask.sum())
 
 
 def evaluate(base: BaseModel, model: torch.nn.Module | None, rows: list[dict], version: str, beta: float = 0.1,

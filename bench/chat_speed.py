@@ -143,7 +143,8 @@ def main() -> None:
     body += (f"\n\nGreedy {tokens}-token replies to one prompt (system prompt + a paper), median of {args.runs} "
              f"interleaved runs. Tokens/s counts the whole reply time, first token included. The app's "
              f"figures include Gradio's queue, server-sent events and the client parsing them, in the same "
-             f"process on the same cores.")
+             f"process on the same cores; the app starts each reply from its cached system prompt "
+             f"(CHAT_CACHE_SYSTEM_PROMPT), model.generate prefills the whole prompt.")
     publish("chat", "Chat speed: the app vs model.generate, adapters vs the bare base",
             f"python bench/chat_speed.py --runs {args.runs} --tokens {args.tokens}", body)
 

@@ -95,7 +95,8 @@ def main() -> None:
     body += (f"\n\n{examples} examples ({steps} steps of 4) per round, median of {args.runs}; AUC on "
              f"{len(held_out)} held-out seed rows. Ours: micro-batch {config.per_device_train_batch_size} x "
              f"{config.gradient_accumulation_steps}, bf16 autocast {config.bf16}, gradient checkpointing "
-             f"{config.gradient_checkpointing}, reference log-probs cached per row. Plain: TRL defaults "
+             f"{config.gradient_checkpointing}, reference log-probs cached per row, the shared prompt prefix encoded "
+             f"once per batch, the LM head on completion positions only. Plain: TRL defaults "
              f"(bf16 autocast, gradient checkpointing), batch 4, reference passes on every step.")
     publish("rounds", "Round throughput: ours vs a plain TRL KTOTrainer script",
             f"python bench/round_throughput.py --runs {args.runs} --rows {args.rows} --eval-rows {args.eval_rows}",

@@ -44,7 +44,10 @@ def shared_prefix_length(input_ids: torch.Tensor, attention_mask: torch.Tensor |
 
 
 def expanded(cache: DynamicCache, batch: int, config) -> DynamicCache:
-    """A fresh cache holding `cache`'s keys and values (batch 1) for `batch` rows, without copying them."""
+    """A fresh cache starting from `cache`'s keys and values (batch 1), broadcast to `batch` rows.
+
+    `cache` itself is never written: a layer's first update concatenates into new tensors.
+    """
     return DynamicCache(ddp_cache_data=[(keys.expand(batch, -1, -1, -1), values.expand(batch, -1, -1, -1))
                                         for keys, values, *_ in cache], config=config)
 

@@ -4,10 +4,8 @@ import torch
 from peft import LoraConfig, get_peft_model
 from trl.trainer.utils import add_fused_lm_head
 
-from trainer.config import ChatSettings
 from trainer.model import twin
-from trainer.prefix import PromptCache, fixed_model, share_prompt_prefix, shared_prefix_length
-from trainer.serving import Server
+from trainer.prefix import fixed_model, share_prompt_prefix, shared_prefix_length
 
 SYSTEM = ("You are Reviewer #2, the harsh academic peer reviewer: you find every flaw in a paper, from the "
           "missing baselines to the misplaced commas, and you recommend rejection.")
@@ -88,37 +86,6 @@ def test_gradient_checkpointing_keeps_the_plain_forward(tiny_base):
     peft.train()
     _run(peft, batch)
     assert widths == [batch[0].shape]  # one call, the whole width: checkpointing would drop a passed-in cache
-
-
-def _reply(server, messages):
-    stream = server.stream(messages)
-    list(stream)
-    return stream.completion
-
-
-def test_serving_starts_replies_from_the_cached_system_prompt(tiny_base, settings):
-    settings.chat.max_new_tokens = 16
-    cached = Server(tiny_base, settings.chat, SYSTEM)
-    plain = Server(tiny_base, ChatSettings(max_new_tokens=16, temperature=0.0, cache_system_prompt=False), SYSTEM)
-    assert plain.current.prompt_cache is None and isinstance(cached.current.prompt_cache, PromptCache)
-    messages = [{"role": "system", "content": SYSTEM}, {"role": "user", "content": "Review my paper on tables."}]
-    prompt = tiny_base.tokenizer.apply_chat_template(messages, add_generation_prompt=True, return_tensors="pt",
-                                                     return_dict=True)["input_ids"]
-    assert cached.current.prompt_cache.for_prompt(prompt) is not None
-    widths = []
-    tiny_base.model.get_input_embeddings().register_forward_pre_hook(lambda m, args: widths.append(args[0].shape[1]))
-    reply = _reply(cached, messages)
-    assert widths[0] == prompt.shape[1] - cached.current.prompt_cache.prefix_ids.shape[0]  # prefill skips the prefix
-    assert reply.text == _reply(plain, messages).text and reply.new_tokens == 16
-
-    # A conversation that does not start with the system prompt is served whole, as before.
-    other = [{"role": "system", "content": "Be kind."}, {"role": "user", "content": "Review my paper on tables."}]
-    other_ids = tiny_base.tokenizer.apply_chat_template(other, add_generation_prompt=True, return_tensors="pt",
-                                                        return_dict=True)["input_ids"]
-    assert cached.current.prompt_cache.for_prompt(other_ids) is None
-    widths.clear()
-    assert _reply(cached, other).text == _reply(plain, other).text
-    assert widths[0] == other_ids.shape[1]
 
 
 def test_a_fixed_model_reuses_the_last_prefix_without_gradients(tiny_base):

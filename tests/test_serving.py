@@ -6,10 +6,12 @@ import pytest
 import torch
 
 from trainer.config import ChatSettings
+from trainer.prefix import PromptCache
 from trainer.rounds import train_round
 from trainer.serving import Server
 from trainer.versions import VersionStore
 
+from .test_prefix import SYSTEM
 from .test_rounds import rows
 
 MESSAGES = [{"role": "system", "content": "You are Reviewer #2."}, {"role": "user", "content": "Review this."}]
@@ -104,11 +106,7 @@ def test_versions_of_a_4bit_base_stay_unmerged(server, trained, tiny_base):
     assert any("lora_" in n for n, _ in version.model.named_parameters())
 
 
-LONG_SYSTEM = ("You are Reviewer #2, the harsh academic peer reviewer: you find every flaw in a paper, from the "
-               "missing baselines to the misplaced commas, and you recommend rejection.")
-
-
-def _reply_of(server, messages):
+def _reply(server, messages):
     stream = server.stream(messages)
     list(stream)
     return stream.completion
@@ -116,12 +114,37 @@ def _reply_of(server, messages):
 
 def test_a_loaded_version_caches_the_prefix_under_its_own_weights(tiny_base, settings, trained):
     settings.chat.max_new_tokens = 16
-    cached = Server(tiny_base, settings.chat, LONG_SYSTEM)
-    plain = Server(tiny_base, ChatSettings(max_new_tokens=16, temperature=0.0, cache_system_prompt=False), LONG_SYSTEM)
+    cached = Server(tiny_base, settings.chat, SYSTEM)
+    plain = Server(tiny_base, ChatSettings(max_new_tokens=16, temperature=0.0, cache_system_prompt=False), SYSTEM)
     for server in (cached, plain):
         server.swap(server.load(trained.name, trained.path))
-    messages = [{"role": "system", "content": LONG_SYSTEM}, {"role": "user", "content": "Review my paper on tables."}]
-    base_keys = Server(tiny_base, settings.chat, LONG_SYSTEM).current.prompt_cache._cache.layers[0].keys
+    messages = [{"role": "system", "content": SYSTEM}, {"role": "user", "content": "Review my paper on tables."}]
+    base_keys = Server(tiny_base, settings.chat, SYSTEM).current.prompt_cache._cache.layers[0].keys
     assert not torch.equal(cached.current.prompt_cache._cache.layers[0].keys, base_keys)
-    reply = _reply_of(cached, messages)
-    assert reply.version == trained.name and reply.text == _reply_of(plain, messages).text
+    reply = _reply(cached, messages)
+    assert reply.version == trained.name and reply.text == _reply(plain, messages).text
+
+
+def test_serving_starts_replies_from_the_cached_system_prompt(tiny_base, settings):
+    settings.chat.max_new_tokens = 16
+    cached = Server(tiny_base, settings.chat, SYSTEM)
+    plain = Server(tiny_base, ChatSettings(max_new_tokens=16, temperature=0.0, cache_system_prompt=False), SYSTEM)
+    assert plain.current.prompt_cache is None and isinstance(cached.current.prompt_cache, PromptCache)
+    messages = [{"role": "system", "content": SYSTEM}, {"role": "user", "content": "Review my paper on tables."}]
+    prompt = tiny_base.tokenizer.apply_chat_template(messages, add_generation_prompt=True, return_tensors="pt",
+                                                     return_dict=True)["input_ids"]
+    assert cached.current.prompt_cache.for_prompt(prompt) is not None
+    widths = []
+    tiny_base.model.get_input_embeddings().register_forward_pre_hook(lambda m, args: widths.append(args[0].shape[1]))
+    reply = _reply(cached, messages)
+    assert widths[0] == prompt.shape[1] - cached.current.prompt_cache.prefix_ids.shape[0]  # prefill skips the prefix
+    assert reply.text == _reply(plain, messages).text and reply.new_tokens == 16
+
+    # A conversation that does not start with the system prompt is served whole, as before.
+    other = [{"role": "system", "content": "Be kind."}, {"role": "user", "content": "Review my paper on tables."}]
+    other_ids = tiny_base.tokenizer.apply_chat_template(other, add_generation_prompt=True, return_tensors="pt",
+                                                        return_dict=True)["input_ids"]
+    assert cached.current.prompt_cache.for_prompt(other_ids) is None
+    widths.clear()
+    assert _reply(cached, other).text == _reply(plain, other).text
+    assert widths[0] == other_ids.shape[1]

@@ -12,6 +12,7 @@ prefill then covers only the conversation.
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 import time
@@ -139,14 +140,19 @@ class Server:
         self.base = base
         self.chat = chat
         self._prefix_ids = self._system_prefix(system_prompt) if chat.cache_system_prompt else None
-        self._served = self._version(BASE, base.model)
+        self._served: ServedVersion | None = None  # the base until the first swap; see `current`
         self._active = 0
         self._idle = threading.Condition()
         self.longest_swap_seconds = 0.0
 
     @property
     def current(self) -> ServedVersion:
-        return self._served
+        return self._served or self._base_version
+
+    @functools.cached_property
+    def _base_version(self) -> ServedVersion:
+        """The bare base with its prompt cache: built when first served, not at start-up (Runtime swaps v1 in)."""
+        return self._version(BASE, self.base.model)
 
     def _system_prefix(self, system_prompt: str | None) -> torch.Tensor | None:
         """Token ids of the rendered system prompt, if the chat template renders it as every prompt's start."""
@@ -169,7 +175,7 @@ class Server:
     def load(self, name: str, path: Path | None) -> ServedVersion:
         """Build a version's module tree and its system-prompt cache, off the chat path; `swap` then serves it."""
         if name == BASE or path is None:
-            return self._version(BASE, self.base.model)
+            return self._base_version
         # A 4-bit base cannot take a merge without requantizing: it serves the adapter unmerged.
         if self.chat.merge_adapter and getattr(self.base.model, "hf_quantizer", None) is None:
             return self._version(name, merged_with_adapter(self.base, path))

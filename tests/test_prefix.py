@@ -78,14 +78,35 @@ def test_training_forward_encodes_the_prefix_once_with_the_same_logps_and_gradie
         torch.testing.assert_close(shared_grads[name], full_grads[name], atol=1e-5, rtol=1e-4)
 
 
-def test_gradient_checkpointing_keeps_the_plain_forward(tiny_base):
+def test_under_gradient_checkpointing_the_prefix_is_still_shared_with_the_same_logps_and_gradients(tiny_base):
+    batch = _batch(tiny_base.tokenizer)
+    model, peft, widths = _fused_lora(tiny_base)
+    peft.train()
+    full, full_grads = _run(peft, batch)  # lora_dropout is 0: train mode is deterministic
+    share_prompt_prefix(model)
+    model.gradient_checkpointing_enable()  # non-reentrant, transformers' default
+    widths.clear()
+    shared, shared_grads = _run(peft, batch)
+
+    length = shared_prefix_length(*batch[:1], batch[1], batch[2])
+    # Forward: prefix, then the rest; backward recomputes each layer without calling the embeddings again.
+    assert widths == [torch.Size([1, length]), torch.Size([2, batch[0].shape[1] - length])]
+    torch.testing.assert_close(shared.log_probs, full.log_probs, atol=1e-5, rtol=1e-5)
+    assert shared_grads.keys() == full_grads.keys() and full_grads
+    for name in full_grads:
+        torch.testing.assert_close(shared_grads[name], full_grads[name], atol=1e-5, rtol=1e-4)
+    assert all(not hasattr(layer, "_can_checkpoint_with_cache") or not layer._can_checkpoint_with_cache
+               for layer in model.modules())  # transformers' own caches stay dropped under checkpointing
+
+
+def test_reentrant_checkpointing_keeps_the_plain_forward(tiny_base):
     batch = _batch(tiny_base.tokenizer)
     model, peft, widths = _fused_lora(tiny_base)
     share_prompt_prefix(model)
-    model.gradient_checkpointing_enable()
+    model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": True})
     peft.train()
     _run(peft, batch)
-    assert widths == [batch[0].shape]  # one call, the whole width: checkpointing would drop a passed-in cache
+    assert widths == [batch[0].shape]  # one call, the whole width: reentrant checkpointing loses the prefix's grads
 
 
 def test_a_fixed_model_reuses_the_last_prefix_without_gradients(tiny_base):

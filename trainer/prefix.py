@@ -8,6 +8,8 @@ so they can be computed once and every sequence continued from them, exactly:
   time to first token pays only for the visitor's part of the prompt;
 - training encodes the prefix once per batch (with gradients: LoRA changes it) instead of once per
   row, in TRL's fused-LM-head forward, which the KTO loss, its KL term and the reference pass use.
+  It works under gradient checkpointing too: the caches it passes never change once written, so a
+  layer recomputed in backward reads exactly what its forward read.
 """
 
 from __future__ import annotations
@@ -20,6 +22,8 @@ from typing import Iterator
 
 import torch
 from transformers import DynamicCache
+from transformers.cache_utils import DynamicLayer
+from transformers.modeling_layers import GradientCheckpointingLayer
 
 # Below this many shared tokens the extra backbone call costs more than it saves.
 MIN_SHARED_TOKENS = 16
@@ -43,23 +47,85 @@ def shared_prefix_length(input_ids: torch.Tensor, attention_mask: torch.Tensor |
     return max(0, min(length - 1, width - 1))
 
 
-def expanded(cache: DynamicCache, batch: int, config) -> DynamicCache:
-    """A fresh cache starting from `cache`'s keys and values (batch 1), broadcast to `batch` rows.
+class _WriteOnceLayer(DynamicLayer):
+    """Keeps the first keys and values a layer hands it and returns them as they came.
 
-    `cache` itself is never written: a layer's first update concatenates into new tensors.
+    For the prefix pass under gradient checkpointing: the recompute in backward updates again, and
+    must neither store a second copy nor keep the recompute's graph alive.
     """
-    return DynamicCache(ddp_cache_data=[(keys.expand(batch, -1, -1, -1), values.expand(batch, -1, -1, -1))
-                                        for keys, values, *_ in cache], config=config)
+
+    def update(self, key_states: torch.Tensor, value_states: torch.Tensor, *args, **kwargs):
+        if not self.is_initialized:
+            self.lazy_initialization(key_states, value_states)
+            self.keys, self.values = key_states, value_states
+        return key_states, value_states
+
+
+class _ReadOnlyLayer(DynamicLayer):
+    """A fixed prefix's keys and values; each update returns prefix + new states and stores nothing."""
+
+    def __init__(self, keys: torch.Tensor, values: torch.Tensor):
+        super().__init__()
+        self.lazy_initialization(keys, values)
+        self.keys, self.values = keys, values
+
+    def update(self, key_states: torch.Tensor, value_states: torch.Tensor, *args, **kwargs):
+        return torch.cat([self.keys, key_states], dim=-2), torch.cat([self.values, value_states], dim=-2)
+
+
+def _cache_of(layers: list[DynamicLayer]) -> DynamicCache:
+    cache = DynamicCache()
+    cache.layers = layers
+    return cache
+
+
+def expanded(cache: DynamicCache, batch: int) -> DynamicCache:
+    """A read-only cache of `cache`'s keys and values (batch 1) broadcast to `batch` rows.
+
+    Every forward that continues from it sees the prefix alone, so any number of calls (a
+    checkpointed layer's recompute among them) read the same states, and `cache` is never written.
+    """
+    return _cache_of([_ReadOnlyLayer(keys.expand(batch, -1, -1, -1), values.expand(batch, -1, -1, -1))
+                      for keys, values, *_ in cache])
 
 
 def _encode_prefix(model: torch.nn.Module, prefix_ids: torch.Tensor) -> DynamicCache:
     """The prefix's keys and values; inside `fixed_model`, the last prefix's are reused when it comes again."""
+    def encode() -> DynamicCache:
+        recorder = _cache_of([_WriteOnceLayer() for _ in range(model.config.num_hidden_layers)])
+        return model.base_model(input_ids=prefix_ids[None], past_key_values=recorder, use_cache=True).past_key_values
+
     memo = getattr(model, "_last_prefix", None)
     if memo is None or torch.is_grad_enabled():
-        return model.base_model(input_ids=prefix_ids[None], use_cache=True).past_key_values
+        return encode()
     if memo[0] is None or not torch.equal(memo[0], prefix_ids):
-        model._last_prefix = (prefix_ids, model.base_model(input_ids=prefix_ids[None], use_cache=True).past_key_values)
+        model._last_prefix = (prefix_ids, encode())
     return model._last_prefix[1]
+
+
+def _checkpointing_keeps_caches(model: torch.nn.Module) -> bool:
+    """Whether the model's checkpointed layers may be handed our caches: only non-reentrant checkpointing
+    carries gradients to tensors a layer reads from outside its inputs (the prefix's keys and values)."""
+    for layer in model.modules():
+        if isinstance(layer, GradientCheckpointingLayer) and layer.gradient_checkpointing:
+            func = getattr(layer, "_gradient_checkpointing_func", None)
+            if getattr(func, "keywords", {}).get("use_reentrant", True) is not False:
+                return False
+    return True
+
+
+@contextmanager
+def _layers_keep_caches(model: torch.nn.Module) -> Iterator[None]:
+    """Let checkpointed layers keep a passed-in cache (transformers drops it: a normal cache is written twice
+    when a layer is recomputed); ours are write-once and read-only."""
+    layers = [m for m in model.modules() if isinstance(m, GradientCheckpointingLayer)]
+    for layer in layers:
+        layer._can_checkpoint_with_cache = True
+    try:
+        yield
+    finally:
+        for layer in layers:
+            del layer._can_checkpoint_with_cache
 
 
 @contextmanager
@@ -82,7 +148,7 @@ def share_prompt_prefix(model: torch.nn.Module, min_tokens: int = MIN_SHARED_TOK
     Patch the model TRL patched (the unwrapped causal LM). The outputs have the same shapes and
     values as before (zeros at the prefix's positions, which carry no labels); gradients flow through
     the prefix's keys and values into the adapter. Left alone: calls without labels or with a
-    cache, and models with gradient checkpointing on (it drops a passed-in cache).
+    cache, and models checkpointed with reentrant checkpointing (it loses the prefix's gradients).
     """
     fused = model.forward
 
@@ -91,18 +157,19 @@ def share_prompt_prefix(model: torch.nn.Module, min_tokens: int = MIN_SHARED_TOK
         input_ids = kwargs.get("input_ids")
         if (not fused_lm_head or args or labels is None or input_ids is None or input_ids.shape[0] < 2
                 or kwargs.get("past_key_values") is not None or kwargs.get("inputs_embeds") is not None
-                or getattr(self, "is_gradient_checkpointing", False)):
+                or not _checkpointing_keeps_caches(self)):
             return fused(*args, fused_lm_head=fused_lm_head, labels=labels, **kwargs)
         attention_mask = kwargs.get("attention_mask")
         length = shared_prefix_length(input_ids, attention_mask, labels)
         if length < min_tokens:
             return fused(fused_lm_head=True, labels=labels, **kwargs)
-        prefix = _encode_prefix(self, input_ids[0, :length])
         rows = input_ids.shape[0]
-        rest = {**kwargs, "input_ids": input_ids[:, length:], "past_key_values": expanded(prefix, rows, self.config)}
-        if attention_mask is None:
-            rest["attention_mask"] = torch.ones_like(input_ids)
-        outputs = fused(fused_lm_head=True, labels=labels[:, length:], **rest)
+        with _layers_keep_caches(self):
+            prefix = _encode_prefix(self, input_ids[0, :length])
+            rest = {**kwargs, "input_ids": input_ids[:, length:], "past_key_values": expanded(prefix, rows)}
+            if attention_mask is None:
+                rest["attention_mask"] = torch.ones_like(input_ids)
+            outputs = fused(fused_lm_head=True, labels=labels[:, length:], **rest)
         # Back to the full width: the rows' positions 0..length-1 predict prefix tokens, never scored.
         for name, value in list(outputs.items()):
             if isinstance(value, torch.Tensor) and value.dim() == 2 and value.shape[0] == rows:

@@ -32,7 +32,8 @@ def test_environment_sets_every_part(tmp_path):
     assert settings.loop.min_votes == 12 and settings.chat.max_new_tokens == 64 and settings.loop.admin_token == "t"
     config = settings.round_config(tmp_path)
     assert config.max_steps == 3 and config.beta == 0.1 and config.learning_rate == 5e-4
-    assert config.lr_scheduler_type == "cosine" and not config.gradient_checkpointing
+    assert config.lr_scheduler_type == "cosine" and config.gradient_checkpointing
+    assert config.gradient_checkpointing_kwargs == {"use_reentrant": False}, "the prefix's gradients need it"
     assert config.bf16 == torch.cpu._is_avx512_bf16_supported(), "bf16 autocast exactly where the CPU has it"
     assert config.precompute_ref_log_probs
     assert settings.round_config(tmp_path, bf16=False).bf16 is False

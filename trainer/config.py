@@ -195,9 +195,13 @@ class RoundConfig(KTOConfig):
         "help": "Micro-batch; must be > 1 for the KTO KL term. Two pad less and hold half the activations of four."})
     gradient_accumulation_steps: int = field(default=2, metadata={
         "help": "Micro-batches per optimizer step: 2 x 2 keeps the seed recipe's batch of 4."})
-    gradient_checkpointing: bool = field(default=False, metadata={
-        "help": "Recompute activations in backward: about 0.8 GB less peak memory in a round here, but each "
-                "step a third slower (bench/round_throughput.py)."})
+    gradient_checkpointing: bool = field(default=True, metadata={
+        "help": "Recompute each layer's activations in backward: a round then holds about a fifth of the "
+                "activation memory, which keeps the app near one model's memory, for about a quarter more time "
+                "per step (bench/live_loop.py, bench/round_throughput.py)."})
+    gradient_checkpointing_kwargs: dict[str, Any] | str | None = field(
+        default_factory=lambda: {"use_reentrant": False}, metadata={
+            "help": "Non-reentrant: the shared prompt prefix's gradients reach the adapter only this way."})
     bf16: bool | None = field(default=None, metadata={
         "help": "bf16 autocast; unset: on where the hardware does bf16 natively (CUDA, or a CPU with avx512_bf16)."})
     precompute_ref_log_probs: bool = field(default=True, metadata={

@@ -30,6 +30,7 @@ from trl.trainer import utils as trl_utils
 from .config import AppSettings
 from .data import class_weights
 from .evaluate import evaluate
+from .frozen import keep_no_weight_copies
 from .gate import GateReport
 from .model import BaseModel, twin
 from .prefix import fixed_model, share_prompt_prefix
@@ -248,6 +249,7 @@ def train_round(base: BaseModel, rows: list[dict], parent: VersionInfo, settings
     started = time.time()
 
     model = twin(base.model)
+    keep_no_weight_copies(model)  # before TRL wraps the linears in LoRA layers; see frozen.py
     # Hooks go on the twin's linear layers before TRL wraps them in LoRA layers (they stay the
     # wrapped base layers), so the reference pass in the trainer's constructor pauses for chat too.
     with versions.staging() as staging, tempfile.TemporaryDirectory(prefix="round-") as scratch, \

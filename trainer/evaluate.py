@@ -51,8 +51,9 @@ def _encode(tokenizer, row: dict, max_length: int) -> tuple[list[int], int]:
 
 
 # Completion positions projected onto the vocabulary at once: bounds the gate's memory (a full
-# batch's log-softmax over 49k tokens, for two models, was over a gigabyte here).
-POSITIONS_PER_CHUNK = 256
+# batch's log-softmax over 49k tokens, for two models, was over a gigabyte here). Each chunk holds
+# two (positions x vocabulary) fp32 tensors, 25 MiB apiece at 128 positions of SmolLM2.
+POSITIONS_PER_CHUNK = 128
 
 
 def _completion_hidden(model: torch.nn.Module, input_ids: torch.Tensor, attention: torch.Tensor,
@@ -90,7 +91,9 @@ def _score_batch(model: torch.nn.Module, reference_model: torch.nn.Module, batch
         reference = torch.log_softmax(reference_head(reference_hidden[chunk]).float(), -1)
         target = targets[chunk, None]
         log_ratios.index_add_(0, rows[chunk], (policy.gather(-1, target) - reference.gather(-1, target))[:, 0])
-        kl_sum += float((policy.exp() * (policy - reference)).sum())
+        # KL = sum p * (log p - log q), in place: no third vocabulary-wide tensor.
+        difference = reference.neg_().add_(policy)
+        kl_sum += float(policy.exp_().mul_(difference).sum())
     return log_ratios.tolist(), kl_sum, int(mask.sum())
 
 

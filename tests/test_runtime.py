@@ -1,6 +1,7 @@
 """The running bot on a tiny random Llama: message checks, votes by row, admin, and the trainer thread."""
 
 import time
+import weakref
 
 import pytest
 
@@ -108,7 +109,8 @@ def test_trainer_thread_trains_on_enough_votes_and_swaps(runtime):
     assert runtime.loop.status().rounds == 0, "3 votes are below MIN_VOTES=4"
     session = chat(runtime, runtime.new_session(), "One more.")
     runtime.vote(session, 2, False, "alice")
-    wait_for(lambda: runtime.server.current.name == "v0001")
+    wait_for(lambda: runtime.loop.status().rounds == 1)  # the round ends after its version serves
+    assert runtime.server.current.name == "v0001"
     status = runtime.status()
     assert status["votes_waiting"] == {"up": 0, "down": 0} and status["trainer"]["last_error"] is None
     assert runtime.versions.current() == "v0001" and status["trainer"]["last_swap_ms"] < 5
@@ -137,6 +139,29 @@ def test_crash_mid_round_keeps_serving_and_keeps_every_vote(runtime, monkeypatch
     monkeypatch.setattr(trainer.loop, "train_round", real_round)
     assert runtime.loop.run_round().version == "v0001" and runtime.server.current.name == "v0001"
     assert runtime.status()["trainer"]["last_error"] is None
+
+
+def test_a_merged_version_is_built_only_once_the_old_one_is_freed(runtime, monkeypatch):
+    vote_on_replies(runtime, 4)
+    runtime.loop.run_round()
+    old = runtime.server.current
+    assert old.name == "v0001" and not any("lora_" in n for n, _ in old.model.named_parameters()), "served merged"
+    old_model = weakref.ref(old.model)
+    del old
+    loads, real_load = [], runtime.server.load
+
+    def load(name, path, merged=True):
+        loads.append((name, merged, old_model() is None))
+        return real_load(name, path, merged)
+
+    monkeypatch.setattr(runtime.server, "load", load)
+    vote_on_replies(runtime, 4)
+    assert runtime.loop.run_round().passed
+    # v0002 serves unmerged at once (sharing the base's weights); its merged copy is built after v0001's is gone.
+    assert loads == [("v0002", False, False), ("v0002", True, True)]
+    current = runtime.server.current
+    assert current.name == "v0002" and not any("lora_" in n for n, _ in current.model.named_parameters())
+    assert runtime.versions.current() == "v0002"
 
 
 def test_restart_serves_the_current_version(runtime, settings, tiny_base):

@@ -193,11 +193,27 @@ class TrainerLoop:
         self._serve(name, reason="rollback")
 
     def _serve(self, name: str, reason: str) -> float:
-        """Point CURRENT at `name` and swap it into serving; returns the swap's seconds."""
-        served = self.server.load(name, self.versions.get(name).path)  # built before the pointer moves
+        """Point CURRENT at `name` and swap it into serving; returns the longest swap's seconds.
+
+        A version that serves merged is swapped in twice: first unmerged (no weights of its own), and
+        merged once the old version's replies have ended. Its merged copy is then built after the old
+        one is freed, not beside it, which would hold three copies of the adapted weights at once.
+        """
+        path = self.versions.get(name).path
+        two_steps = self.server.merges and name != BASE and path is not None
+        served = self.server.load(name, path, merged=not two_steps)  # built before the pointer moves
         with self._serve_lock:  # the pointer file and the serving reference always name the same version
             self.versions.set_current(name, reason=reason)
-            return self.server.swap(served)
+            pause = self.server.swap(served)
+        if not two_steps:
+            return pause
+        del served
+        self.server.wait_idle(self.settings.loop.max_yield_seconds)  # replies of the old version end: it is freed
+        merged = self.server.load(name, path)
+        with self._serve_lock:
+            if self.server.current.name != name:  # served something else meanwhile (a rollback): leave it
+                return pause
+            return max(pause, self.server.swap(merged))
 
     # -- held-out data and the gate --------------------------------------------------------------
 

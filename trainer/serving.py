@@ -172,12 +172,21 @@ class Server:
         cache = PromptCache(model, self._prefix_ids) if self._prefix_ids is not None else None
         return ServedVersion(name, model, cache)
 
-    def load(self, name: str, path: Path | None) -> ServedVersion:
-        """Build a version's module tree and its system-prompt cache, off the chat path; `swap` then serves it."""
+    @property
+    def merges(self) -> bool:
+        """Whether adapter versions serve merged (their own copy of the adapted weights)."""
+        # A 4-bit base cannot take a merge without requantizing: it serves the adapter unmerged.
+        return self.chat.merge_adapter and getattr(self.base.model, "hf_quantizer", None) is None
+
+    def load(self, name: str, path: Path | None, merged: bool = True) -> ServedVersion:
+        """Build a version's module tree and its system-prompt cache, off the chat path; `swap` then serves it.
+
+        An adapter version is merged where `merges` says so, unless `merged` is False: then it shares
+        every weight with the base (a little slower to generate from, no memory of its own).
+        """
         if name == BASE or path is None:
             return self._base_version
-        # A 4-bit base cannot take a merge without requantizing: it serves the adapter unmerged.
-        if self.chat.merge_adapter and getattr(self.base.model, "hf_quantizer", None) is None:
+        if merged and self.merges:
             return self._version(name, merged_with_adapter(self.base, path))
         return self._version(name, with_adapter(self.base, path))
 

@@ -19,6 +19,7 @@ from .config import AppSettings
 from .data import conversational, kto_rows
 from .files import read_preferences
 from .gate import GateReport, Scores, check, held_out, score
+from .memory import release_free_memory
 from .model import BaseModel, with_adapter
 from .rounds import ReferenceCache, RoundHooks, RoundResult, train_round
 from .serving import Server
@@ -209,6 +210,7 @@ class TrainerLoop:
             return pause
         del served
         self.server.wait_idle(self.settings.loop.max_yield_seconds)  # replies of the old version end: it is freed
+        release_free_memory()  # its pages go back before the new copy takes as many
         merged = self.server.load(name, path)
         with self._serve_lock:
             if self.server.current.name != name:  # served something else meanwhile (a rollback): leave it

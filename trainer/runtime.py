@@ -26,6 +26,7 @@ from .config import AppSettings
 from .data import PromptTooLong, fit_history, kto_rows
 from .files import write_rows
 from .loop import TrainerLoop
+from .memory import limit_arenas
 from .model import BaseModel, load_base
 from .serving import Completion, ServedVersion, Server
 from .versions import VersionError, VersionStore
@@ -105,6 +106,7 @@ class Runtime:
     @classmethod
     def start(cls, settings: AppSettings) -> "Runtime":
         started = time.perf_counter()
+        limit_arenas()  # before the threads that chat and train allocate from exist
         runtime = cls(settings, load_base(settings.model))
         if settings.loop.enabled:
             runtime.loop.start()

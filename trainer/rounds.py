@@ -32,6 +32,7 @@ from .data import class_weights
 from .evaluate import evaluate
 from .frozen import keep_no_weight_copies
 from .gate import GateReport
+from .memory import release_free_memory
 from .model import BaseModel, twin
 from .prefix import fixed_model, share_prompt_prefix
 from .versions import VersionInfo, VersionStore
@@ -118,9 +119,13 @@ class ReferenceCache:
         return len(self._logps)
 
 
+# Vocabulary columns TRL's fused LM head projects at once (TRL: 32768).
+VOCABULARY_TILE = 8192
+
+
 @contextmanager
 def _faster_trl() -> Iterator[None]:
-    """Three swaps of TRL module globals, while our trainer is built and trains (one round at a time).
+    """Four swaps of TRL module globals, while our trainer is built and trains (one round at a time).
 
     - The reference model's fingerprint is its config, not a hash of every weight: TRL names its
       precompute cache after a hash that copies the whole model through numpy (+500 MiB peak RSS
@@ -130,8 +135,11 @@ def _faster_trl() -> Iterator[None]:
       devices only (elsewhere a varying shape would recompile); on a CPU nothing recompiles, and
       projecting every prompt position onto the 49k vocabulary was a third of a step here.
     - The fused forward encodes the rows' shared prompt prefix once per batch (prefix.py).
+    - The fused head projects onto VOCABULARY_TILE columns at a time, not 32k: each tile's bf16 copy
+      of the head and its fp32 temporaries were over 100 MiB of a round's peak memory here.
     """
-    saved = kto_trainer.hash_module, kto_trainer.add_fused_lm_head, trl_utils._use_triton
+    saved = (kto_trainer.hash_module, kto_trainer.add_fused_lm_head, trl_utils._use_triton,
+             trl_utils._CHUNKED_LOGPROB_CHUNK_SIZE)
     add_fused_lm_head, use_triton = saved[1], saved[2]
 
     def add_fused_and_shared_prefix(model, **kwargs):
@@ -141,10 +149,12 @@ def _faster_trl() -> Iterator[None]:
     kto_trainer.hash_module = lambda module: hashlib.sha256(module.config.to_json_string().encode()).hexdigest()
     kto_trainer.add_fused_lm_head = add_fused_and_shared_prefix
     trl_utils._use_triton = lambda device: device.type == "cpu" or use_triton(device)
+    trl_utils._CHUNKED_LOGPROB_CHUNK_SIZE = VOCABULARY_TILE
     try:
         yield
     finally:
-        kto_trainer.hash_module, kto_trainer.add_fused_lm_head, trl_utils._use_triton = saved
+        (kto_trainer.hash_module, kto_trainer.add_fused_lm_head, trl_utils._use_triton,
+         trl_utils._CHUNKED_LOGPROB_CHUNK_SIZE) = saved
 
 
 class _CachedReferenceKTOTrainer(KTOTrainer):
@@ -194,6 +204,7 @@ class _RoundCallback(TrainerCallback):
         self.hooks.yield_to_chat()
 
     def on_step_end(self, args, state, control, **kwargs):
+        release_free_memory()  # a step's activations and recomputed layers
         self.hooks.progress(state.global_step, state.max_steps)
 
 
@@ -305,6 +316,8 @@ def train_round(base: BaseModel, rows: list[dict], parent: VersionInfo, settings
                         "total_s": time.time() - started},
         }
         name = versions.publish(staging, record)
+    del trainer, model
+    release_free_memory()
     log.info("round published %s: %d rows, %d steps, %.1f s", name, len(rows), record["steps"],
              record["timings"]["total_s"])
     return RoundResult(version=name, meta=versions.get(name).meta, gate=report)

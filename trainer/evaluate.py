@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 import torch
 from tqdm.auto import tqdm
 
+from .memory import release_free_memory
 from .model import BaseModel, twin
 from .yielding import attached
 
@@ -52,14 +53,17 @@ def _encode(tokenizer, row: dict, max_length: int) -> tuple[list[int], int]:
 
 # Completion positions projected onto the vocabulary at once: bounds the gate's memory (a full
 # batch's log-softmax over 49k tokens, for two models, was over a gigabyte here). Each chunk holds
-# two (positions x vocabulary) fp32 tensors, 25 MiB apiece at 128 positions of SmolLM2.
-POSITIONS_PER_CHUNK = 128
+# two (positions x vocabulary) fp32 tensors, 12.5 MiB apiece at 64 positions of SmolLM2.
+POSITIONS_PER_CHUNK = 64
+# Rows scored together. Two: a round scores while chat serves, and each row in a batch adds its
+# layers' transient activations (tens of MiB at 400 tokens) to the peak; four were no faster here.
+ROWS_PER_BATCH = 2
 
 
 def _completion_hidden(model: torch.nn.Module, input_ids: torch.Tensor, attention: torch.Tensor,
                        mask: torch.Tensor) -> torch.Tensor:
     """Last hidden states at the positions that predict completion tokens, (positions, hidden)."""
-    hidden = model.get_decoder()(input_ids=input_ids, attention_mask=attention).last_hidden_state
+    hidden = model.get_decoder()(input_ids=input_ids, attention_mask=attention, use_cache=False).last_hidden_state
     return hidden[:, :-1][mask]
 
 
@@ -98,7 +102,7 @@ def _score_batch(model: torch.nn.Module, reference_model: torch.nn.Module, batch
 
 
 def evaluate(base: BaseModel, model: torch.nn.Module | None, rows: list[dict], version: str, beta: float = 0.1,
-             batch_size: int = 4, max_length: int = 1024, progress: bool = False) -> EvalResult:
+             batch_size: int = ROWS_PER_BATCH, max_length: int = 1024, progress: bool = False) -> EvalResult:
     """Score `model` (a version of the base, LoRA merged or not; None for the base itself) on conversational rows."""
     started = time.perf_counter()
     labels = [bool(r["label"]) for r in rows]
@@ -120,6 +124,7 @@ def evaluate(base: BaseModel, model: torch.nn.Module | None, rows: list[dict], v
             for i, ratio in zip(indices, ratios):
                 rewards[i] = beta * ratio
             kl_sum, kl_tokens = kl_sum + kl, kl_tokens + tokens
+    release_free_memory()  # the scoring's vocabulary-wide chunks; training or chat comes next
     liked = [r for r, y in zip(rewards, labels) if y]
     disliked = [r for r, y in zip(rewards, labels) if not y]
     margin = sum(liked) / len(liked) - sum(disliked) / len(disliked)

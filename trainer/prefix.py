@@ -93,7 +93,9 @@ def _encode_prefix(model: torch.nn.Module, prefix_ids: torch.Tensor) -> DynamicC
     """The prefix's keys and values; inside `fixed_model`, the last prefix's are reused when it comes again."""
     def encode() -> DynamicCache:
         recorder = _cache_of([_WriteOnceLayer() for _ in range(model.config.num_hidden_layers)])
-        return model.base_model(input_ids=prefix_ids[None], past_key_values=recorder, use_cache=True).past_key_values
+        # use_cache=False: the layers still fill the cache passed in, and checkpointing has nothing to warn about
+        model.base_model(input_ids=prefix_ids[None], past_key_values=recorder, use_cache=False)
+        return recorder
 
     memo = getattr(model, "_last_prefix", None)
     if memo is None or torch.is_grad_enabled():

@@ -56,7 +56,8 @@ def _encode(tokenizer, row: dict, max_length: int) -> tuple[list[int], int]:
 # two (positions x vocabulary) fp32 tensors, 12.5 MiB apiece at 64 positions of SmolLM2.
 POSITIONS_PER_CHUNK = 64
 # Rows scored together. Two: a round scores while chat serves, and each row in a batch adds its
-# layers' transient activations (tens of MiB at 400 tokens) to the peak; four were no faster here.
+# layers' transient activations (tens of MiB at 400 tokens) to the peak. Speed against four was not
+# measured apart; the gate of a live round took 124 s at two, 97-117 s at four on faster runs.
 ROWS_PER_BATCH = 2
 
 

@@ -1,9 +1,12 @@
 """A KTO round on a tiny random Llama: what it trains, what it must leave alone, and how it fails."""
 
+import weakref
+
 import pytest
 import torch
 from safetensors.torch import load_file
 
+import trainer.rounds
 from trainer.rounds import ADAPTER_WEIGHTS, ReferenceCache, RoundHooks, round_steps, train_round
 from trainer.versions import VersionStore
 
@@ -89,3 +92,25 @@ def test_reference_log_probs_are_computed_once_per_row_and_reused(tiny_base, set
     fresh = train_round(tiny_base, rows(), versions.get("base"), settings, versions)
     # Cached figures are the very ones a fresh reference pass gives: the same round, the same losses.
     assert [m["loss"] for m in again.meta["metrics"]] == pytest.approx([m["loss"] for m in fresh.meta["metrics"]])
+
+
+def test_training_tree_is_freed_before_the_gate_and_the_gate_still_pauses_for_chat(tiny_base, settings, tmp_path,
+                                                                                    monkeypatch):
+    versions = VersionStore(tmp_path / "versions")
+    trees = []
+    make_twin = trainer.rounds.twin
+    monkeypatch.setattr(trainer.rounds, "twin", lambda model: trees.append(weakref.ref(made := make_twin(model)))
+                        or made)
+    pauses, seen = [], {}
+
+    def gate(adapter_dir):
+        seen["alive"] = [tree() is not None for tree in trees]
+        seen["pauses"] = len(pauses)
+        with trainer.rounds.attached(make_twin(tiny_base.model)) as model:  # as the gate's scoring does
+            model(input_ids=torch.tensor([[1, 2, 3]]))
+        seen["pauses_in_gate"] = len(pauses) - seen["pauses"]
+
+    train_round(tiny_base, rows(), versions.get("base"), settings, versions,
+                hooks=RoundHooks(yield_to_chat=lambda: pauses.append(1)), gate=gate)
+    assert len(trees) == 1 and seen["alive"] == [False], "the trainer's tree must be gone when the gate builds its own"
+    assert seen["pauses"] > 0 and seen["pauses_in_gate"] > 0

@@ -8,6 +8,7 @@ every round. The adapter continues from the parent version's weights when the Lo
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import logging
 import math
@@ -263,36 +264,42 @@ def train_round(base: BaseModel, rows: list[dict], parent: VersionInfo, settings
     keep_no_weight_copies(model)  # before TRL wraps the linears in LoRA layers; see frozen.py
     # Hooks go on the twin's linear layers before TRL wraps them in LoRA layers (they stay the
     # wrapped base layers), so the reference pass in the trainer's constructor pauses for chat too.
-    with versions.staging() as staging, tempfile.TemporaryDirectory(prefix="round-") as scratch, \
-            waiting_with(hooks.yield_to_chat), attached(model):
-        args = settings.round_config(output_dir=scratch, max_steps=steps, desirable_weight=desirable_weight,
-                                     undesirable_weight=undesirable_weight)
-        callbacks: list[TrainerCallback] = [_RoundCallback(hooks)]
-        early = None
-        if held_out and settings.gate.early_stop_every > 0:
-            early = _EarlyStopping(base, held_out, settings.gate.early_stop_every, settings.gate.early_stop_patience,
-                                   args.beta)
-            callbacks.append(early)
-        cache = ReferenceCache() if reference_cache is None else reference_cache
-        trainer = _CachedReferenceKTOTrainer(model=model, args=args, train_dataset=Dataset.from_list(rows),
-                                             processing_class=base.tokenizer, peft_config=adapter,
-                                             callbacks=callbacks, reference_cache=cache)
-        # Loaded after TRL wrapped the twin, into its only adapter: the reference stays the base
-        # (adapter disabled) rather than a copy of the parent, as TRL would make from a PeftModel.
-        parent_weights = _parent_weights(parent, trainer.model)
-        continued = parent_weights is not None
-        if continued:
-            set_peft_model_state_dict(trainer.model, parent_weights)
-        prepared = time.time()
-        trainer.train()
-        trained = time.time()
-        if early is not None:
-            early.restore_best(trainer.model)
-        trainer.model.save_pretrained(staging)
+    with versions.staging() as staging, waiting_with(hooks.yield_to_chat):
+        with tempfile.TemporaryDirectory(prefix="round-") as scratch, attached(model):
+            args = settings.round_config(output_dir=scratch, max_steps=steps, desirable_weight=desirable_weight,
+                                         undesirable_weight=undesirable_weight)
+            callbacks: list[TrainerCallback] = [_RoundCallback(hooks)]
+            early = None
+            if held_out and settings.gate.early_stop_every > 0:
+                early = _EarlyStopping(base, held_out, settings.gate.early_stop_every,
+                                       settings.gate.early_stop_patience, args.beta)
+                callbacks.append(early)
+            cache = ReferenceCache() if reference_cache is None else reference_cache
+            trainer = _CachedReferenceKTOTrainer(model=model, args=args, train_dataset=Dataset.from_list(rows),
+                                                 processing_class=base.tokenizer, peft_config=adapter,
+                                                 callbacks=callbacks, reference_cache=cache)
+            # Loaded after TRL wrapped the twin, into its only adapter: the reference stays the base
+            # (adapter disabled) rather than a copy of the parent, as TRL would make from a PeftModel.
+            parent_weights = _parent_weights(parent, trainer.model)
+            continued = parent_weights is not None
+            if continued:
+                set_peft_model_state_dict(trainer.model, parent_weights)
+            prepared = time.time()
+            trainer.train()
+            trained = time.time()
+            if early is not None:
+                early.restore_best(trainer.model)
+            trainer.model.save_pretrained(staging)
+            state = trainer.state
+            reference_rows_computed = trainer.reference_rows_computed
+        # The trainer, its optimizer and the training tree go before the gate builds its own models.
+        del trainer, model
+        gc.collect()  # the Trainer and its callback handler refer to each other
+        release_free_memory()
         report = gate(staging) if gate is not None else None
         gated = time.time()
-        metrics = [entry for entry in trainer.state.log_history if "loss" in entry]
-        summary = trainer.state.log_history[-1] if trainer.state.log_history else {}
+        metrics = [entry for entry in state.log_history if "loss" in entry]
+        summary = state.log_history[-1] if state.log_history else {}
         record = {
             **(meta or {}),
             "parent": parent.name,
@@ -301,8 +308,8 @@ def train_round(base: BaseModel, rows: list[dict], parent: VersionInfo, settings
             "rows": len(rows),
             "label_counts": {"desirable": n_desirable, "undesirable": n_undesirable},
             "weights": {"desirable": desirable_weight, "undesirable": undesirable_weight},
-            "steps": trainer.state.global_step,
-            "reference_rows_computed": trainer.reference_rows_computed,
+            "steps": state.global_step,
+            "reference_rows_computed": reference_rows_computed,
             "recipe": {"beta": args.beta, "learning_rate": args.learning_rate,
                        "lr_scheduler_type": getattr(args.lr_scheduler_type, "value", args.lr_scheduler_type),
                        "r": adapter.r, "lora_alpha": adapter.lora_alpha, "lora_dropout": adapter.lora_dropout,
@@ -310,13 +317,12 @@ def train_round(base: BaseModel, rows: list[dict], parent: VersionInfo, settings
                        "gradient_accumulation_steps": args.gradient_accumulation_steps},
             "metrics": metrics,
             "train_summary": {k: v for k, v in summary.items() if k.startswith("train_")},
-            "early_stopping": early.summary(trainer.state.global_step) if early is not None else None,
+            "early_stopping": early.summary(state.global_step) if early is not None else None,
             "gate": report.to_dict() if report is not None else None,
             "timings": {"prepare_s": prepared - started, "train_s": trained - prepared, "gate_s": gated - trained,
                         "total_s": time.time() - started},
         }
         name = versions.publish(staging, record)
-    del trainer, model
     release_free_memory()
     log.info("round published %s: %d rows, %d steps, %.1f s", name, len(rows), record["steps"],
              record["timings"]["total_s"])

@@ -65,6 +65,30 @@ def test_batched_rewards_match_one_by_one(tiny_base, settings, tmp_path):
     assert evaluate(tiny_base, served, data, version.name).rewards_liked == pytest.approx(liked, rel=1e-3, abs=1e-4)
 
 
+
+def test_known_rows_are_not_scored_again_and_give_the_same_figures(tiny_base, settings, tmp_path):
+    versions = VersionStore(tmp_path / "versions")
+    settings.round_overrides["learning_rate"] = 0.05
+    version = versions.get(train_round(tiny_base, rows(), versions.get("base"), settings, versions).version)
+    model = with_adapter(tiny_base, version.path)
+    data = rows(6)
+    data[5]["completion"][0]["content"] += " Also, the figures are unreadable."  # a row the first call lacks
+    known = {}
+    first = evaluate(tiny_base, model, data[:5], version.name, known=known)
+    assert first.scored_rows == 2 and len(known) == 2, "rows(n) alternates two rows: each is scored once"
+    built = []
+    again = evaluate(tiny_base, lambda: built.append(1) or model, data, version.name, known=known)
+    assert again.scored_rows == 1 and built == [1] and len(known) == 3
+    fresh = evaluate(tiny_base, model, data, version.name)
+    assert fresh.scored_rows == 3
+    assert (again.auc, again.rewards_liked, again.rewards_disliked) == (fresh.auc, fresh.rewards_liked,
+                                                                        fresh.rewards_disliked)
+    assert again.kl == pytest.approx(fresh.kl, rel=1e-6)
+    untouched = evaluate(tiny_base, lambda: pytest.fail("every row is known: no model needed"), data, version.name,
+                         known=known)
+    assert untouched.scored_rows == 0 and untouched.rewards_liked == fresh.rewards_liked
+
+
 @pytest.mark.e2e
 def test_shipped_v1_beats_the_base_on_held_out_papers(tmp_path, embedded_dir):
     env = {**os.environ, "DATA_DIR": str(tmp_path), "MODEL_CACHE_DIR": str(embedded_dir.parent), "DEVICE": "cpu"}

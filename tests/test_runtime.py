@@ -184,6 +184,23 @@ def test_rejected_round_is_kept_but_not_served(runtime, settings):
     assert runtime.votes.waiting_counts() == (0, 0), "votes of a rejected round are not retried forever"
 
 
+def test_the_gate_scores_the_serving_version_only_on_rows_it_has_not_seen(runtime, settings, monkeypatch):
+    gate = settings.gate
+    gate.enabled, gate.auc_tolerance, gate.max_kl, gate.min_distinct2, gate.max_repetition = True, 1.0, 1e9, 0.0, 1.0
+    built, real_with_adapter = [], trainer.loop.with_adapter
+    monkeypatch.setattr(trainer.loop, "with_adapter", lambda base, path: built.append(path.name) or
+                        real_with_adapter(base, path))
+    vote_on_replies(runtime, 4)
+    first = runtime.loop.run_round()
+    assert first.passed and runtime.server.current.name == "v0001"
+    vote_on_replies(runtime, 4)
+    second = runtime.loop.run_round()
+    # v0001 was scored on these held-out rows as the first round's candidate: only the new candidate is built.
+    assert len(built) == 2 and all(name.startswith(".staging") for name in built), built
+    assert second.gate.serving.version == "v0001"
+    assert (second.gate.serving.auc, second.gate.serving.kl) == (first.gate.candidate.auc, first.gate.candidate.kl)
+
+
 def test_held_out_votes_never_train(runtime, settings):
     settings.gate.holdout_share = 0.3  # 16 votes: both labels stay in training but for a 1e-4 chance
     vote_on_replies(runtime, 16)

@@ -10,8 +10,10 @@ The base is its own reference: every reward is 0, AUC 0.5 and KL 0 by definition
 
 from __future__ import annotations
 
+import hashlib
 import time
 from dataclasses import dataclass, field
+from typing import Callable
 
 import torch
 from tqdm.auto import tqdm
@@ -31,6 +33,7 @@ class EvalResult:
     seconds: float
     rewards_liked: list[float] = field(default_factory=list, repr=False)
     rewards_disliked: list[float] = field(default_factory=list, repr=False)
+    scored_rows: int = 0  # rows run through the model in this call (the others were known)
 
 
 def auc(positive: list[float], negative: list[float]) -> float:
@@ -68,9 +71,18 @@ def _completion_hidden(model: torch.nn.Module, input_ids: torch.Tensor, attentio
     return hidden[:, :-1][mask]
 
 
+# A row's score under one model: log-ratio to the base, KL summed over its completion positions, positions.
+RowScore = tuple[float, float, int]
+
+
+def row_key(encoded: tuple[list[int], int]) -> bytes:
+    """A scored row's identity: its token ids and where its completion starts."""
+    return hashlib.sha256(repr(encoded).encode()).digest()
+
+
 @torch.inference_mode()
 def _score_batch(model: torch.nn.Module, reference_model: torch.nn.Module, batch: list[tuple[list[int], int]],
-                 pad_id: int) -> tuple[list[float], float, int]:
+                 pad_id: int) -> list[RowScore]:
     longest = max(len(ids) for ids, _ in batch)
     input_ids = torch.full((len(batch), longest), pad_id, dtype=torch.long)
     attention = torch.zeros_like(input_ids)
@@ -89,7 +101,7 @@ def _score_batch(model: torch.nn.Module, reference_model: torch.nn.Module, batch
     reference_hidden = _completion_hidden(reference_model, input_ids, attention, mask)
     head, reference_head = model.get_output_embeddings(), reference_model.get_output_embeddings()
     log_ratios = torch.zeros(len(batch), dtype=torch.float32, device=device)
-    kl_sum = 0.0
+    kl_sums = torch.zeros(len(batch), dtype=torch.float32, device=device)
     for start in range(0, targets.shape[0], POSITIONS_PER_CHUNK):
         chunk = slice(start, start + POSITIONS_PER_CHUNK)
         policy = torch.log_softmax(head(policy_hidden[chunk]).float(), -1)
@@ -98,36 +110,47 @@ def _score_batch(model: torch.nn.Module, reference_model: torch.nn.Module, batch
         log_ratios.index_add_(0, rows[chunk], (policy.gather(-1, target) - reference.gather(-1, target))[:, 0])
         # KL = sum p * (log p - log q), in place: no third vocabulary-wide tensor.
         difference = reference.neg_().add_(policy)
-        kl_sum += float(policy.exp_().mul_(difference).sum())
-    return log_ratios.tolist(), kl_sum, int(mask.sum())
+        kl_sums.index_add_(0, rows[chunk], policy.exp_().mul_(difference).sum(-1))
+    return list(zip(log_ratios.tolist(), kl_sums.tolist(), mask.sum(1).tolist()))
 
 
-def evaluate(base: BaseModel, model: torch.nn.Module | None, rows: list[dict], version: str, beta: float = 0.1,
-             batch_size: int = ROWS_PER_BATCH, max_length: int = 1024, progress: bool = False) -> EvalResult:
-    """Score `model` (a version of the base, LoRA merged or not; None for the base itself) on conversational rows."""
+def evaluate(base: BaseModel, model: torch.nn.Module | Callable[[], torch.nn.Module] | None, rows: list[dict],
+             version: str, beta: float = 0.1,
+             batch_size: int = ROWS_PER_BATCH, max_length: int = 1024, progress: bool = False,
+             known: dict[bytes, RowScore] | None = None) -> EvalResult:
+    """Score `model` (a version of the base, LoRA merged or not; None for the base itself) on conversational rows.
+
+    `known` holds this very model's scores of rows from earlier calls (see `row_key`): those rows are
+    not run again, and the rows scored now are added to it. `model` may then be a function that
+    builds the model, called only if some row is missing.
+    """
     started = time.perf_counter()
     labels = [bool(r["label"]) for r in rows]
     if model is None:  # the base is its own reference: every reward is 0
         liked, disliked = [0.0] * sum(labels), [0.0] * (len(labels) - sum(labels))
         return EvalResult(version, len(rows), auc(liked, disliked), 0.0, 0.0, time.perf_counter() - started,
                           liked, disliked)
-    model.eval()
-    reference = twin(base.model)  # the trainer's private tree: chat's own tree never gets pause hooks
+    known = {} if known is None else known
     encoded = [_encode(base.tokenizer, r, max_length) for r in rows]
-    order = sorted(range(len(rows)), key=lambda i: len(encoded[i][0]))  # similar lengths pad less
-    rewards = [0.0] * len(rows)
-    kl_sum, kl_tokens = 0.0, 0
-    batches = [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
-    with attached(model), attached(reference):
-        for indices in tqdm(batches, desc=f"eval {version}", disable=not progress):
-            ratios, kl, tokens = _score_batch(model, reference, [encoded[i] for i in indices],
-                                              base.tokenizer.pad_token_id)
-            for i, ratio in zip(indices, ratios):
-                rewards[i] = beta * ratio
-            kl_sum, kl_tokens = kl_sum + kl, kl_tokens + tokens
-    release_free_memory()  # the scoring's vocabulary-wide chunks; training or chat comes next
+    keys = [row_key(e) for e in encoded]
+    missing = sorted({key: i for i, key in enumerate(keys) if key not in known}.values(),
+                     key=lambda i: len(encoded[i][0]))  # similar lengths pad less
+    if missing:
+        if not isinstance(model, torch.nn.Module):
+            model = model()
+        model.eval()
+        reference = twin(base.model)  # the trainer's private tree: chat's own tree never gets pause hooks
+        batches = [missing[i:i + batch_size] for i in range(0, len(missing), batch_size)]
+        with attached(model), attached(reference):
+            for indices in tqdm(batches, desc=f"eval {version}", disable=not progress):
+                scores = _score_batch(model, reference, [encoded[i] for i in indices], base.tokenizer.pad_token_id)
+                for i, row_score in zip(indices, scores):
+                    known[keys[i]] = row_score
+        release_free_memory()  # the scoring's vocabulary-wide chunks; training or chat comes next
+    rewards = [beta * known[key][0] for key in keys]
+    kl_sum, kl_tokens = sum(known[key][1] for key in keys), sum(known[key][2] for key in keys)
     liked = [r for r, y in zip(rewards, labels) if y]
     disliked = [r for r, y in zip(rewards, labels) if not y]
     margin = sum(liked) / len(liked) - sum(disliked) / len(disliked)
     return EvalResult(version, len(rows), auc(liked, disliked), margin, kl_sum / max(kl_tokens, 1),
-                      time.perf_counter() - started, liked, disliked)
+                      time.perf_counter() - started, liked, disliked, scored_rows=len(missing))

@@ -9,13 +9,17 @@ serves only if every configured check passes; otherwise it is kept, marked rejec
 
 from __future__ import annotations
 
+import functools
 import hashlib
+import json
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable
 
 import torch
 
 from .config import GateSettings
-from .evaluate import EvalResult, evaluate
+from .evaluate import EvalResult, RowScore, evaluate
 from .model import BaseModel, twin
 from .yielding import attached
 
@@ -112,12 +116,38 @@ def probe_replies(base: BaseModel, model: torch.nn.Module, prompts: list[list[di
     return replies
 
 
-def score(base: BaseModel, model: torch.nn.Module | None, version: str, rows: list[dict],
-          prompts: list[list[dict]], settings: GateSettings, beta: float) -> Scores:
-    """Held-out scores of a version (`model` None = the base itself); `model` must not be a tree chat runs."""
-    result = evaluate(base, model, rows, version, beta=beta)
-    replies = probe_replies(base, model if model is not None else twin(base.model), prompts, settings.probe_tokens)
-    return Scores.of(result, replies)
+@dataclass
+class ScoreMemo:
+    """What one adapter scored before: per held-out row (see evaluate.row_key), and its probe replies.
+
+    The version serving now was scored as the candidate of the round that made it, so the next
+    gate runs it again only on held-out rows that arrived since.
+    """
+
+    rows: dict[bytes, RowScore] = field(default_factory=dict)
+    replies: dict[str, list[str]] = field(default_factory=dict)  # by the probe prompts and length
+
+
+def adapter_digest(path: Path) -> str:
+    """An adapter's identity for ScoreMemo: the hash of its weights and config (a version's folder may be renamed)."""
+    digest = hashlib.sha256()
+    for name in ("adapter_config.json", "adapter_model.safetensors"):
+        digest.update((path / name).read_bytes())
+    return digest.hexdigest()
+
+
+def score(base: BaseModel, make_model: Callable[[], torch.nn.Module] | None, version: str, rows: list[dict],
+          prompts: list[list[dict]], settings: GateSettings, beta: float, memo: ScoreMemo | None = None) -> Scores:
+    """Held-out scores of a version: `make_model()` builds it (None: the base itself), only if `memo` lacks
+    a row or the probe replies. The model must not be a tree chat runs."""
+    memo = ScoreMemo() if memo is None else memo
+    build = functools.cache(make_model) if make_model is not None else None  # built once, if at all
+    probes = json.dumps([prompts, settings.probe_tokens])
+    if probes not in memo.replies:
+        memo.replies[probes] = probe_replies(base, build() if build is not None else twin(base.model), prompts,
+                                             settings.probe_tokens)
+    result = evaluate(base, build, rows, version, beta=beta, known=memo.rows)
+    return Scores.of(result, memo.replies[probes])
 
 
 def check(candidate: Scores, serving: Scores, rows: int, settings: GateSettings) -> GateReport:

@@ -8,7 +8,6 @@ waits for new votes (or an admin) before it tries again, instead of failing in a
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 import time
@@ -18,7 +17,7 @@ from pathlib import Path
 from .config import AppSettings
 from .data import conversational, kto_rows
 from .files import read_preferences
-from .gate import GateReport, Scores, check, held_out, score
+from .gate import GateReport, ScoreMemo, adapter_digest, check, held_out, score
 from .memory import release_free_memory
 from .model import BaseModel, with_adapter
 from .rounds import ReferenceCache, RoundHooks, RoundResult, train_round
@@ -67,7 +66,7 @@ class TrainerLoop:
         self._failed_waiting: int | None = None  # waiting-vote count when the last round failed
         self._paused = False
         self._seed_cache: list[dict] | None = None
-        self._serving_scores: dict[tuple, Scores] = {}
+        self._score_memos: dict[str, ScoreMemo] = {}  # by adapter digest: rows each has scored
         self._thread: threading.Thread | None = None
         self._turn_ends = 0.0
         self._reference_cache = ReferenceCache()
@@ -241,16 +240,23 @@ class TrainerLoop:
     def gate(self, adapter_dir: Path, rows: list[dict]) -> GateReport:
         """Score the adapter in `adapter_dir` beside the serving version on `rows`; the report says if it may serve."""
         gate, beta = self.settings.gate, self.settings.round_config(output_dir=".").beta
-        candidate = score(self.base, with_adapter(self.base, adapter_dir), "candidate", rows,
-                          self._probe_prompts(), gate, beta)
+        prompts, memos = self._probe_prompts(), {}
+
+        def memo(path: Path | None) -> ScoreMemo:
+            key = BASE if path is None else adapter_digest(path)
+            memos[key] = self._score_memos.get(key) or ScoreMemo()
+            return memos[key]
+
+        candidate = score(self.base, lambda: with_adapter(self.base, adapter_dir), "candidate", rows, prompts, gate,
+                          beta, memo(adapter_dir))
         serving = self.server.current
-        key = (serving.name, len(rows), hash(json.dumps(rows, sort_keys=True)))
-        if key not in self._serving_scores:
-            # Scored on a tree of its own: the one chat runs must not get the trainer's pause hooks.
-            model = None if serving.name == BASE else with_adapter(self.base, self.versions.get(serving.name).path)
-            self._serving_scores = {key: score(self.base, model, serving.name, rows, self._probe_prompts(), gate,
-                                               beta)}
-        return check(candidate, self._serving_scores[key], len(rows), gate)
+        path = None if serving.name == BASE else self.versions.get(serving.name).path
+        # Scored on a tree of its own: the one chat runs must not get the trainer's pause hooks.
+        serving_scores = score(self.base, None if path is None else (lambda: with_adapter(self.base, path)),
+                               serving.name, rows, prompts, gate, beta, memo(path))
+        # Kept: the candidate's (the next gate's serving version if it passes) and the serving version's.
+        self._score_memos = memos
+        return check(candidate, serving_scores, len(rows), gate)
 
     def _resting_state(self) -> str:
         return "paused" if self._paused else "idle"

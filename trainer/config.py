@@ -198,8 +198,8 @@ class RoundConfig(KTOConfig):
     gradient_accumulation_steps: int = field(default=1, metadata={
         "help": "Micro-batches per optimizer step (effective batch = this x per_device_train_batch_size)."})
     gradient_checkpointing: bool = field(default=True, metadata={
-        "help": "Recompute each layer's activations in backward: a micro-step then keeps about 30 MiB for "
-                "backward instead of about 360 at 300 tokens here, keeping the app near one model's memory, "
+        "help": "Recompute each layer's activations in backward: two rows of 300 tokens then keep about 30 MiB for "
+                "backward instead of about 360 here, keeping the app near one model's memory, "
                 "for a quarter to a half more time per step (bench/live_loop.py, bench/round_throughput.py)."})
     gradient_checkpointing_kwargs: dict[str, Any] | str | None = field(
         default_factory=lambda: {"use_reentrant": False}, metadata={

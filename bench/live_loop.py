@@ -68,23 +68,33 @@ def tokens_per_second(runtime: Runtime, tokens: int) -> tuple[float, float]:
     return c.new_tokens / c.seconds, c.first_token_seconds
 
 
-def swap_stall(runtime: Runtime) -> tuple[float, float]:
-    """(longest gap between streamed pieces right after a swap lands mid-reply, median gap), seconds.
-
-    The chat-side view of a swap: the new version is built beforehand (as the trainer does), then
-    swapped in from another thread while a reply streams.
-    """
-    name = runtime.versions.names()[-1]
-    prepared = runtime.server.load(name, runtime.versions.get(name).path)
+def _window_gap(runtime: Runtime, at_ninth_piece) -> tuple[float, float]:
+    """(longest gap between streamed pieces 9-13 of a reply, median gap), with `at_ninth_piece` started in a
+    thread when the ninth piece arrives."""
     messages = [{"role": "system", "content": runtime.settings.persona.system_prompt},
                 {"role": "user", "content": runtime.settings.persona.examples[1]}]
     arrivals = []
     for i, _ in enumerate(runtime.server.stream(messages)):
         arrivals.append(time.perf_counter())
         if i == 8:
-            threading.Thread(target=runtime.server.swap, args=(prepared,)).start()
+            threading.Thread(target=at_ninth_piece).start()
     gaps = [b - a for a, b in zip(arrivals, arrivals[1:])]
     return max(gaps[8:12]), median(gaps)
+
+
+def swap_stall(runtime: Runtime) -> tuple[float, float, float]:
+    """The chat-side view of a swap: (longest gap right after a swap lands mid-reply, the same window's longest
+    gap in a reply with no swap, median gap), seconds.
+
+    The new version is built beforehand (as the trainer does), then swapped in from another thread
+    while a reply streams. The control reply starts a thread that does nothing at the same piece, so
+    the difference is the swap's own block, not the machine's jitter between tokens.
+    """
+    name = runtime.versions.names()[-1]
+    prepared = runtime.server.load(name, runtime.versions.get(name).path)
+    swapped, gap = _window_gap(runtime, lambda: runtime.server.swap(prepared))
+    control, _ = _window_gap(runtime, lambda: None)
+    return swapped, control, gap
 
 
 def add_votes(runtime: Runtime, n: int, tag: str) -> None:
@@ -157,16 +167,17 @@ def main() -> None:
 
     idle_tps, during_tps = median(t for t, _ in idle), median(t for t, _ in during)
     idle_ttft, during_ttft = p95([f for _, f in idle]), p95([f for _, f in during])
-    stall, gap = median(s for s, _ in stalls), median(m for _, m in stalls)
+    blocks = [max(swapped - control, 0.0) for swapped, control, _ in stalls]
+    swapped, control, gap = (median(s[i] for s in stalls) for i in range(3))
     body = table(("figure", "ours", "alternative", "ratio", "goal"), [
         ("chat tokens/s while a round runs", f"{during_tps:.1f}", f"{idle_tps:.1f} (app idle)",
          f"{during_tps / idle_tps:.2f}x", ">= 0.9x"),
         ("chat p95 time to first token while a round runs", f"{during_ttft * 1e3:.0f} ms",
          f"{idle_ttft * 1e3:.0f} ms (app idle)", f"{during_ttft / idle_ttft:.2f}x", "<= 1.5x"),
-        ("longest time a chat is blocked by a swap", f"{max(stall - gap, 0) * 1e3:.1f} ms "
-         f"(pointer move {runtime.server.longest_swap_seconds * 1e3:.3f} ms)",
-         f"{median(reloads) * 1e3:.0f} ms (reload base + adapter)", f"{median(reloads) / max(stall - gap, 1e-4):.0f}x "
-         "less", "<= 5 ms"),
+        ("longest time a chat is blocked by a swap", f"{median(blocks) * 1e3:.1f} ms "
+         f"(caller's swap {runtime.server.longest_swap_seconds * 1e3:.3f} ms)",
+         f"{median(reloads) * 1e3:.0f} ms (reload base + adapter)",
+         f"{median(reloads) / max(median(blocks), 1e-4):.0f}x less", "<= 5 ms"),
         ("peak RSS, serving + rounds", f"{rss_training:.0f} MiB", f"{rss_serving:.0f} MiB (serving only)",
          f"{rss_training / rss_serving:.2f}x", "<= 1.25x"),
         ("cold start to first token (conversion cache warm)", f"{median(cold):.1f} s", "", "", "<= 10 s"),
@@ -177,8 +188,10 @@ def main() -> None:
     ])
     body += (f"\n\nServing the shipped v1 (merged) on a fresh data folder; greedy {args.tokens}-token replies; "
              f"{len(during)} replies timed during a 32-vote round against {len(idle)} idle. A swap's block is the "
-             f"longest gap between streamed pieces right after a swap lands mid-reply, less the median gap "
-             f"({gap * 1e3:.0f} ms), median of {args.runs}. Peak RSS is getrusage's, read before and after rounds.")
+             f"longest gap between streamed pieces 9-13 when a swap lands at the ninth ({swapped * 1e3:.0f} ms), "
+             f"less the same window's in a reply without one ({control * 1e3:.0f} ms; median gap "
+             f"{gap * 1e3:.0f} ms), median of {args.runs}; the caller's swap includes its wait for the GIL. Peak RSS "
+             f"is getrusage's, read before and after rounds.")
     publish("live", "Live loop: chat during rounds, swaps, memory, start-up",
             f"python bench/live_loop.py --runs {args.runs} --busy-replies {args.busy_replies} --tokens {args.tokens}",
             body)

@@ -35,11 +35,16 @@ def test_base_is_its_own_reference(tiny_base):
     assert (result.auc, result.margin, result.kl) == (0.5, 0.0, 0.0)
 
 
-def test_batched_rewards_match_one_by_one(tiny_base, settings, tmp_path):
+def trained_version(tiny_base, settings, tmp_path):
+    """A version one round (at a learning rate that moves it) away from the base, and its model."""
     versions = VersionStore(tmp_path / "versions")
     settings.round_overrides["learning_rate"] = 0.05
     version = versions.get(train_round(tiny_base, rows(), versions.get("base"), settings, versions).version)
-    model = with_adapter(tiny_base, version.path)
+    return version, with_adapter(tiny_base, version.path)
+
+
+def test_batched_rewards_match_one_by_one(tiny_base, settings, tmp_path):
+    version, model = trained_version(tiny_base, settings, tmp_path)
     data = rows(6)
     data[1]["completion"][0]["content"] += " And the statistics are shaky." * 3  # uneven lengths: padding
     batched = evaluate(tiny_base, model, data, version.name, batch_size=4)
@@ -67,10 +72,7 @@ def test_batched_rewards_match_one_by_one(tiny_base, settings, tmp_path):
 
 
 def test_known_rows_are_not_scored_again_and_give_the_same_figures(tiny_base, settings, tmp_path):
-    versions = VersionStore(tmp_path / "versions")
-    settings.round_overrides["learning_rate"] = 0.05
-    version = versions.get(train_round(tiny_base, rows(), versions.get("base"), settings, versions).version)
-    model = with_adapter(tiny_base, version.path)
+    version, model = trained_version(tiny_base, settings, tmp_path)
     data = rows(6)
     data[5]["completion"][0]["content"] += " Also, the figures are unreadable."  # a row the first call lacks
     known = {}

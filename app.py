@@ -7,15 +7,20 @@ This file wires the UI to the handlers below and nothing else; the logic lives i
 
 import logging
 import os
+from dataclasses import dataclass
 
 import gradio as gr
 
-from trainer import dashboard
+from trainer.admin import AdminError
 from trainer.config import AppSettings
-from trainer.loop import NotEnoughVotes
-from trainer.runtime import AdminError, ChatError, ChatSession, Runtime
-from trainer.versions import VersionError
-from trainer.votes import VoteError
+from trainer.contracts import to_dict
+from trainer.learning import NotEnoughVotes
+from trainer.runtime import Runtime
+from trainer.serve.chat import ChatError, ChatSession
+from trainer.store.versions import VersionError
+from trainer.store.votes import VoteError
+from trainer.ui.dashboard import DashboardView, dashboard_view
+from trainer.ui.status import status_line
 
 STATUS_REFRESH_SECONDS = 2.0
 DASHBOARD_REFRESH_SECONDS = 5.0
@@ -32,23 +37,25 @@ class Handlers:
         self.runtime = runtime
 
     def respond(self, message: str, session: ChatSession | None, request: gr.Request):
-        session = session or self.runtime.new_session()
+        chat = self.runtime.chat
+        session = session or chat.new_session()
         try:
-            for session in self.runtime.chat(session, message, session_key(request)):
+            for session in chat.reply(session, message, session_key(request)):
                 yield session.chatbot(), session, ""
         except ChatError as err:
             raise gr.Error(str(err)) from None
 
     def stop(self, request: gr.Request) -> None:
-        self.runtime.stop(session_key(request))
+        self.runtime.chat.stop(session_key(request))
 
     def on_like(self, session: ChatSession | None, like: gr.LikeData, request: gr.Request) -> str:
         return self.vote(session, like.index, like.liked, request)
 
     def vote(self, session: ChatSession | None, index: int, liked: str, request: gr.Request) -> str:
         """Vote on the reply at chatbot row `index`: liked = like / dislike / "" to retract."""
+        chat = self.runtime.chat
         try:
-            return self.runtime.vote(session or self.runtime.new_session(), index, liked, session_key(request))
+            return chat.vote(session or chat.new_session(), index, liked, session_key(request))
         except VoteError as err:
             raise gr.Error(str(err)) from None
 
@@ -59,66 +66,55 @@ class Handlers:
             raise gr.Error(str(err)) from None
 
     def train_now(self, token: str, profile: gr.OAuthProfile | None) -> str:
-        return self._admin(self.runtime.train_now, token, profile)
+        return self._admin(self.runtime.admin.train_now, token, profile)
 
     def pause(self, token: str, profile: gr.OAuthProfile | None) -> str:
-        return self._admin(self.runtime.pause_trainer, token, profile)
+        return self._admin(self.runtime.admin.pause, token, profile)
 
     def resume(self, token: str, profile: gr.OAuthProfile | None) -> str:
-        return self._admin(self.runtime.resume_trainer, token, profile)
+        return self._admin(self.runtime.admin.resume, token, profile)
 
     def rollback(self, token: str, version: str, profile: gr.OAuthProfile | None) -> str:
-        return self._admin(self.runtime.rollback, token, profile, version)
+        return self._admin(self.runtime.admin.rollback, token, profile, version)
 
     def export_votes(self, token: str, profile: gr.OAuthProfile | None) -> str:
-        return str(self._admin(self.runtime.export_votes, token, profile))
+        return str(self._admin(self.runtime.admin.export_votes, token, profile))
 
-    def dashboard(self):
-        infos = self.runtime.versions.list()  # every meta.json, read once per refresh
-        latest = dashboard.latest_round(infos)
-        trainer = self.runtime.loop.status()
-        return (self.dashboard_summary(), gr.update(value=trainer.step, maximum=max(trainer.total_steps, 1)),
-                dashboard.step_metrics(latest), dashboard.version_metrics(infos),
-                dashboard.votes_per_hour(self.runtime.votes), dashboard.reward_quantiles(latest),
-                dashboard.version_table(infos, self.runtime.versions.current()),
-                gr.update(choices=[info.name for info in infos]))
-
-    def dashboard_summary(self) -> str:
-        status = self.runtime.status()
-        serving = self.runtime.versions.get(status["serving"])
-        gate = serving.meta.get("gate")
-        scores = (f"held-out AUC {gate['candidate']['auc']:.3f}, margin {gate['candidate']['margin']:.3f}, "
-                  f"KL {gate['candidate']['kl']:.4f}") if gate else "no gate scores (shipped or base)"
-        trainer = status["trainer"]
-        lines = [f"**Serving `{serving.name}`**: {scores}. **Trainer:** {trainer['state']}"
-                 + (f", step {trainer['step']} of {trainer['total_steps']}" if trainer["state"] == "training" else "")]
-        if trainer["last_rejection"]:
-            lines.append(f"Last round `{trainer['last_version']}` was kept from serving: {trainer['last_rejection']}")
-        return "\n\n".join(lines)
+    def dashboard(self) -> DashboardView:
+        runtime = self.runtime
+        # Every meta.json is read once per refresh.
+        return dashboard_view(runtime.status(), runtime.versions.list(), runtime.versions.current(), runtime.votes)
 
     def status_json(self) -> dict:
-        return self.runtime.status()
+        return to_dict(self.runtime.status())
 
     def status_markdown(self) -> str:
-        status = self.runtime.status()
-        trainer = status["trainer"]
-        if trainer["state"] == "training":
-            state = f"training, step {trainer['step']} of {trainer['total_steps'] or '?'}"
-        else:
-            state = trainer["state"]
-        lines = [
-            f"**Serving:** `{status['serving']}` &nbsp; **Votes waiting:** {status['votes_waiting']['up']} 👍 / "
-            f"{status['votes_waiting']['down']} 👎 (a round starts at {status['min_votes']}, both kinds) "
-            f"&nbsp; **Trainer:** {state}",
-        ]
-        if trainer["last_version"] and not trainer["last_rejection"]:
-            lines.append(f"Last round: `{trainer['last_version']}` in {trainer['last_round_seconds']:.0f} s, "
-                         f"swap {trainer['last_swap_ms']:.3f} ms.")
-        if trainer["last_rejection"]:
-            lines.append(f"The gate kept `{trainer['last_version']}` from serving: {trainer['last_rejection']}")
-        if trainer["last_error"]:
-            lines.append(f"⚠️ Last round failed, the previous version kept serving: `{trainer['last_error']}`")
-        return "\n\n".join(lines)
+        return status_line(self.runtime.status())
+
+
+@dataclass
+class DashboardPanel:
+    """The dashboard tab's components; `show` maps a DashboardView onto them."""
+
+    summary: gr.Markdown
+    progress: gr.Slider
+    step_metrics: gr.LinePlot
+    reward_quantiles: gr.LinePlot
+    version_metrics: gr.BarPlot
+    votes_per_hour: gr.BarPlot
+    versions: gr.Dataframe
+    version_choice: gr.Dropdown
+
+    def outputs(self) -> list:
+        return [self.summary, self.progress, self.step_metrics, self.reward_quantiles, self.version_metrics,
+                self.votes_per_hour, self.versions, self.version_choice]
+
+    def show(self, view: DashboardView) -> dict:
+        return {self.summary: view.summary,
+                self.progress: gr.update(value=view.step, maximum=max(view.total_steps, 1)),
+                self.step_metrics: view.step_metrics, self.reward_quantiles: view.reward_quantiles,
+                self.version_metrics: view.version_metrics, self.votes_per_hour: view.votes_per_hour,
+                self.versions: view.versions, self.version_choice: gr.update(choices=view.version_names)}
 
 
 def build_app(runtime: Runtime) -> gr.Blocks:
@@ -131,7 +127,7 @@ def build_app(runtime: Runtime) -> gr.Blocks:
         status = gr.Markdown(handle.status_markdown())
         session = gr.State(None)
         with gr.Tab("Chat"):
-            chatbot = gr.Chatbot(value=runtime.new_session().chatbot(), label=persona.name, height=480,
+            chatbot = gr.Chatbot(value=runtime.chat.new_session().chatbot(), label=persona.name, height=480,
                                  feedback_options=("Like", "Dislike"))
             with gr.Row():
                 message = gr.Textbox(placeholder="Paste a title and abstract…", show_label=False, scale=8)
@@ -181,13 +177,17 @@ def build_app(runtime: Runtime) -> gr.Blocks:
         rollback.click(handle.rollback, [token, version_choice], admin_note, api_name="rollback")
         export.click(handle.export_votes, token, export_file, api_name="export_votes")
         gr.Button(visible=False).click(handle.status_json, None, details, api_name="status")
-        dashboard_outputs = [summary, progress, steps_plot, version_plot, votes_plot, quantile_plot, versions_table,
-                             version_choice]
+        panel = DashboardPanel(summary, progress, steps_plot, quantile_plot, version_plot, votes_plot, versions_table,
+                               version_choice)
+
+        def refresh_dashboard() -> dict:
+            return panel.show(handle.dashboard())
+
         gr.Timer(STATUS_REFRESH_SECONDS).tick(handle.status_markdown, None, status, api_visibility="private",
                                               queue=False)
-        gr.Timer(DASHBOARD_REFRESH_SECONDS).tick(handle.dashboard, None, dashboard_outputs, api_visibility="private",
+        gr.Timer(DASHBOARD_REFRESH_SECONDS).tick(refresh_dashboard, None, panel.outputs(), api_visibility="private",
                                                  queue=False)
-        demo.load(handle.dashboard, None, dashboard_outputs, api_visibility="private", queue=False)
+        demo.load(refresh_dashboard, None, panel.outputs(), api_visibility="private", queue=False)
     return demo
 
 

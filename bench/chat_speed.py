@@ -28,7 +28,7 @@ import app  # noqa: E402
 from bench.report import median, publish, table  # noqa: E402
 from trainer.config import AppSettings, ChatSettings, LoopSettings, PersonaConfig  # noqa: E402
 from trainer.runtime import Runtime  # noqa: E402
-from trainer.serving import Server  # noqa: E402
+from trainer.serve.server import Server  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 MESSAGE = "Title: Sparse attention for tabular data. Abstract: We beat XGBoost on two datasets."

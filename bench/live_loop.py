@@ -28,7 +28,7 @@ from transformers import AutoModelForCausalLM  # noqa: E402
 from bench.report import median, p95, publish, table  # noqa: E402
 from trainer.config import AppSettings, ChatSettings, LoopSettings, PersonaConfig  # noqa: E402
 from trainer.runtime import Runtime  # noqa: E402
-from trainer.votes import Reply  # noqa: E402
+from trainer.store.votes import Reply  # noqa: E402
 
 HARSH = ("The baselines are a decade old, the ablations are missing, and the claimed gain sits inside "
          "the noise of a single seed. The related work forgets three obvious papers. Major revision.")
@@ -37,11 +37,6 @@ COLD_START = """
 import sys, time, threading
 t0 = time.perf_counter()
 sys.path.insert(0, {root!r})
-import torch  # noqa: E402
-from peft import PeftModel  # noqa: E402
-from transformers import AutoModelForCausalLM  # noqa: E402
-
-from bench.report import median, p95, publish, table  # noqa: E402
 from trainer.config import AppSettings
 from trainer.runtime import Runtime
 runtime = Runtime.start(AppSettings.from_env())
@@ -148,7 +143,7 @@ def main() -> None:
         started = time.perf_counter()
         result = runtime.loop.run_round()
         assert result is not None, runtime.loop.status().last_error
-        rounds[n] = (time.perf_counter() - started, result.meta["steps"], result.meta["timings"]["gate_s"],
+        rounds[n] = (time.perf_counter() - started, result.meta.steps, result.meta.timings.gate_s,
                      result.passed)
     rss_training = peak_rss_mib()
     stalls = [swap_stall(runtime) for _ in range(args.runs)]

@@ -27,11 +27,12 @@ from trl import KTOConfig, KTOTrainer  # noqa: E402
 from bench.report import median, publish, table  # noqa: E402
 from trainer.config import AppSettings, GateSettings, LoopSettings, PersonaConfig  # noqa: E402
 from trainer.data import conversational  # noqa: E402
-from trainer.evaluate import evaluate  # noqa: E402
-from trainer.files import read_preferences  # noqa: E402
-from trainer.model import load_base, twin, with_adapter  # noqa: E402
-from trainer.rounds import ReferenceCache, train_round  # noqa: E402
-from trainer.versions import VersionStore  # noqa: E402
+from trainer.gate.evaluate import evaluate  # noqa: E402
+from trainer.serve.model import load_base, twin, with_adapter  # noqa: E402
+from trainer.store.files import read_preferences  # noqa: E402
+from trainer.store.versions import VersionStore  # noqa: E402
+from trainer.train.reference import ReferenceCache  # noqa: E402
+from trainer.train.round import train_round  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -63,7 +64,7 @@ def main() -> None:
     base = load_base(settings.model)
     seed = ROOT / "data" / "seed.jsonl"
     rows = [conversational(r, persona.system_prompt) for r in read_preferences(seed, split="train")[:args.rows]]
-    held_out = [conversational(r, persona.system_prompt) for r in read_preferences(seed, split="eval")[:args.eval_rows]]
+    eval_rows = [conversational(r, persona.system_prompt) for r in read_preferences(seed, split="eval")[:args.eval_rows]]
     steps = args.rows // 4
     settings.round_overrides = {"max_steps": steps, "num_train_epochs": 1.0}
     versions = VersionStore(settings.data_dir / "versions")
@@ -72,13 +73,13 @@ def main() -> None:
         with tempfile.TemporaryDirectory() as scratch:
             seconds, model = plain_round(base, rows, steps, scratch)
         plain.append(seconds)
-        plain_auc.append(evaluate(base, model.eval(), held_out, "plain").auc)
+        plain_auc.append(evaluate(base, model.eval(), eval_rows, "plain").auc)
         cache = ReferenceCache()
         for timings, label in ((cold, "cold"), (warm, "warm")):
             started = time.perf_counter()
             result = train_round(base, rows, versions.get("base"), settings, versions, reference_cache=cache)
             timings.append(time.perf_counter() - started)
-        ours_auc.append(evaluate(base, with_adapter(base, versions.get(result.version).path), held_out, "ours").auc)
+        ours_auc.append(evaluate(base, with_adapter(base, versions.get(result.version).path), eval_rows, "ours").auc)
         print(f"run {run + 1}: plain {plain[-1]:.1f} s, ours cold {cold[-1]:.1f} s, warm {warm[-1]:.1f} s, "
               f"AUC plain {plain_auc[-1]:.3f} ours {ours_auc[-1]:.3f}", flush=True)
 
@@ -93,7 +94,7 @@ def main() -> None:
          "", f"{median(plain) / median(warm):.2f}x"),
     ])
     body += (f"\n\n{examples} examples ({steps} steps of 4) per round, median of {args.runs}; AUC on "
-             f"{len(held_out)} held-out seed rows. Ours: micro-batch {config.per_device_train_batch_size} x "
+             f"{len(eval_rows)} held-out seed rows. Ours: micro-batch {config.per_device_train_batch_size} x "
              f"{config.gradient_accumulation_steps}, bf16 autocast {config.bf16}, gradient checkpointing "
              f"{config.gradient_checkpointing}, reference log-probs cached per row, the shared prompt prefix encoded "
              f"once per batch, the LM head on completion positions only. Plain: TRL defaults "

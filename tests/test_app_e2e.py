@@ -4,7 +4,6 @@ Chat, vote on 8 replies, trigger a round as admin, and see the new version servi
 tagged with it, its LoRA weights moved away from their zero start, and the base weights did not move.
 """
 
-import time
 
 import httpx
 import pytest
@@ -49,18 +48,8 @@ def raw_post(url: str, endpoint: str, data: list) -> str:
     return httpx.get(f"{url}gradio_api/call/{endpoint}/{event}", timeout=60).text
 
 
-def wait_for(predicate, timeout: float, every: float = 0.5):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(every)
-    raise AssertionError(f"condition not met within {timeout} s")
-
-
 @pytest.mark.e2e
-def test_chat_vote_round_swap(running_app):
+def test_chat_vote_round_swap(running_app, wait_for):
     runtime, url = running_app
     client = Client(url, verbose=False)
     base_before = base_checksum(runtime.base.model)
@@ -92,8 +81,8 @@ def test_chat_vote_round_swap(running_app):
     assert "Round requested" in client.predict("sesame", api_name="/train_now")
 
     # The round ends (its votes marked trained) after its version serves, unmerged then merged.
-    status = wait_for(lambda: (s := client.predict(api_name="/status"))["trainer"]["rounds"] == 1 and s,
-                      timeout=300)
+    status = wait_for(lambda: (s := client.predict(api_name="/status"))["loop"]["rounds"] == 1 and s,
+                      timeout=300, every=0.5)
     assert status["serving"] == "v0001", status
     assert status["votes_waiting"] == {"up": 0, "down": 0}
 

@@ -1,4 +1,5 @@
-"""`python -m trainer`: a round from the vote store published as the app would, versions, clear errors."""
+"""`python -m trainer`: help without torch, a round from the vote store published as the app would, versions,
+clear errors. The commands run in subprocesses on a tiny random model saved as a model folder."""
 
 import os
 import subprocess
@@ -6,8 +7,8 @@ import sys
 
 import pytest
 
-from trainer.versions import VersionStore
-from trainer.votes import Reply, VoteStore
+from trainer.store.versions import VersionStore
+from trainer.store.votes import Reply, VoteStore
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -15,7 +16,28 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 def run(env_extra: dict, *args: str) -> subprocess.CompletedProcess:
     env = {**os.environ, **env_extra}
     return subprocess.run([sys.executable, "-m", "trainer", *args], cwd=ROOT, env=env, capture_output=True,
-                          text=True, timeout=600)
+                          text=True, timeout=300)
+
+
+@pytest.fixture
+def tiny_model_dir(tiny_base, tmp_path):
+    """The tiny random Llama and its tokenizer as a model folder: what MODEL_ID may name."""
+    folder = tmp_path / "tiny-model"
+    tiny_base.model.save_pretrained(folder)
+    tiny_base.tokenizer.save_pretrained(folder)
+    return folder
+
+
+def test_help_names_the_settings_without_importing_torch():
+    code = ("import runpy, sys\nsys.argv = ['trainer', '--help']\ntry:\n    runpy.run_module('trainer', "
+            "run_name='__main__')\nexcept SystemExit:\n    pass\n"
+            "print('loaded:', sorted(m for m in ('torch', 'trl', 'transformers', 'peft', 'datasets') "
+            "if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip().endswith("loaded: []"), out.stdout[-500:]
+    for setting in ("MIN_VOTES", "DATA_DIR", "ADMIN_TOKEN", "GATE_MAX_KL", "CHAT_TEMPERATURE", "KTO_<FIELD>"):
+        assert setting in out.stdout, setting
 
 
 def test_versions_and_bad_input(tmp_path):
@@ -28,11 +50,9 @@ def test_versions_and_bad_input(tmp_path):
     assert setting.returncode == 2 and "MIN_VOTES='lots' is not a valid int" in setting.stderr
 
 
-@pytest.mark.e2e
-def test_train_publishes_a_version_from_the_vote_store(tmp_path, embedded_dir):
-    env = {"DATA_DIR": str(tmp_path), "MODEL_CACHE_DIR": str(embedded_dir.parent), "KTO_MAX_STEPS": "1",
-           "SHIPPED_ADAPTER": "",
-           "DEVICE": "cpu"}
+def test_train_publishes_a_version_from_the_vote_store(tmp_path, tiny_model_dir):
+    env = {"DATA_DIR": str(tmp_path), "MODEL_ID": str(tiny_model_dir), "KTO_MAX_STEPS": "1", "SHIPPED_ADAPTER": "",
+           "DEVICE": "cpu", "GATE_ENABLED": "false", "GATE_EARLY_STOP_EVERY": "0", "GATE_HOLDOUT_SHARE": "0"}
     empty = run(env, "train")
     assert empty.returncode == 2 and "both kinds" in empty.stderr
     votes = VoteStore(tmp_path / "votes.sqlite3")

@@ -3,7 +3,7 @@
 import pytest
 
 from trainer.data import PromptTooLong, class_weights, fit_history, kto_rows
-from trainer.votes import Vote
+from trainer.store.votes import Vote
 
 
 def words(messages) -> int:

@@ -9,14 +9,10 @@ import pytest
 import torch
 
 from trainer.config import AppSettings
-from trainer.evaluate import _encode, auc, evaluate
-from trainer.model import load_base, with_adapter
-from trainer.rounds import train_round
+from trainer.gate.evaluate import _encode, auc, evaluate
 from trainer.runtime import Runtime
-from trainer.serving import Server
-from trainer.versions import VersionStore
-
-from .test_rounds import rows
+from trainer.serve.model import load_base
+from trainer.serve.server import Server
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -30,21 +26,13 @@ def test_auc_counts_pairs_and_half_ties():
         auc([1.0], [])
 
 
-def test_base_is_its_own_reference(tiny_base):
+def test_base_is_its_own_reference(tiny_base, rows):
     result = evaluate(tiny_base, None, rows(6), "base")
     assert (result.auc, result.margin, result.kl) == (0.5, 0.0, 0.0)
 
 
-def trained_version(tiny_base, settings, tmp_path):
-    """A version one round (at a learning rate that moves it) away from the base, and its model."""
-    versions = VersionStore(tmp_path / "versions")
-    settings.round_overrides["learning_rate"] = 0.05
-    version = versions.get(train_round(tiny_base, rows(), versions.get("base"), settings, versions).version)
-    return version, with_adapter(tiny_base, version.path)
-
-
-def test_batched_rewards_match_one_by_one(tiny_base, settings, tmp_path):
-    version, model = trained_version(tiny_base, settings, tmp_path)
+def test_batched_rewards_match_one_by_one(tiny_base, settings, trained_version, trained_model, rows):
+    version, model = trained_version, trained_model
     data = rows(6)
     data[1]["completion"][0]["content"] += " And the statistics are shaky." * 3  # uneven lengths: padding
     batched = evaluate(tiny_base, model, data, version.name, batch_size=4)
@@ -70,9 +58,8 @@ def test_batched_rewards_match_one_by_one(tiny_base, settings, tmp_path):
     assert evaluate(tiny_base, served, data, version.name).rewards_liked == pytest.approx(liked, rel=1e-3, abs=1e-4)
 
 
-
-def test_known_rows_are_not_scored_again_and_give_the_same_figures(tiny_base, settings, tmp_path):
-    version, model = trained_version(tiny_base, settings, tmp_path)
+def test_known_rows_are_not_scored_again_and_give_the_same_figures(tiny_base, trained_version, trained_model, rows):
+    version, model = trained_version, trained_model
     data = rows(6)
     data[5]["completion"][0]["content"] += " Also, the figures are unreadable."  # a row the first call lacks
     known = {}
@@ -98,7 +85,7 @@ def test_shipped_v1_beats_the_base_on_held_out_papers(tmp_path, embedded_dir):
     settings = AppSettings.from_env({k: v for k, v in env.items() if k in ("DATA_DIR", "MODEL_CACHE_DIR", "DEVICE")})
     runtime = Runtime(settings, load_base(settings.model))
     assert runtime.server.current.name == "v0001" and runtime.versions.current() == "v0001"
-    assert runtime.versions.get("v0001").meta["installed_from"].endswith("reviewer2-v1")
+    assert runtime.versions.get("v0001").meta.installed_from.endswith("reviewer2-v1")
     out = subprocess.run([sys.executable, "-m", "trainer", "eval", "--data", "data/seed.jsonl", "--split", "eval",
                           "--limit", "48", "--version", "base", "v0001"], cwd=ROOT, env=env, capture_output=True,
                          text=True, timeout=900)

@@ -3,8 +3,8 @@
 import torch
 from peft import LoraConfig, get_peft_model
 
-from trainer.frozen import keep_no_weight_copies
-from trainer.model import twin
+from trainer.serve.model import twin
+from trainer.train.frozen import keep_no_weight_copies
 
 
 def _lora(tiny_base, patched: bool):

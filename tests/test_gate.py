@@ -3,12 +3,14 @@
 import pytest
 
 from trainer.config import AppSettings, ChatSettings, GateSettings, LoopSettings, ModelSettings
+from trainer.contracts import Scores
 from trainer.data import conversational
-from trainer.files import read_preferences
-from trainer.gate import Scores, decide, distinct_n, held_out, repetition
-from trainer.model import load_base
-from trainer.rounds import train_round
+from trainer.gate.holdout import is_gate_vote
+from trainer.gate.rule import decide, distinct_n, repetition
 from trainer.runtime import Runtime
+from trainer.serve.model import load_base
+from trainer.store.files import read_preferences
+from trainer.train.round import train_round
 
 
 def scores(auc=0.8, kl=0.1, distinct2=0.9, rep=0.0, version="v"):
@@ -32,11 +34,11 @@ def test_decide_names_every_failed_check():
     assert "KL to the base 0.900 is over the cap 0.5" in reasons[1]
 
 
-def test_held_out_share_is_stable_and_about_right():
+def test_gate_vote_share_is_stable_and_about_right():
     ids = [f"reply-{i}" for i in range(2000)]
-    chosen = [i for i in ids if held_out(i, 0.2)]
+    chosen = [i for i in ids if is_gate_vote(i, 0.2)]
     assert 0.17 < len(chosen) / len(ids) < 0.23
-    assert chosen == [i for i in ids if held_out(i, 0.2)] and not any(held_out(i, 0.0) for i in ids)
+    assert chosen == [i for i in ids if is_gate_vote(i, 0.2)] and not any(is_gate_vote(i, 0.0) for i in ids)
 
 
 @pytest.fixture(scope="module")
@@ -61,16 +63,16 @@ def seed_rows(runtime, flip: bool) -> list[dict]:
 @pytest.mark.parametrize("flip,serves", [(False, True), (True, False)], ids=["honest", "poisoned"])
 def test_gate_serves_honest_rounds_and_keeps_poisoned_ones_out(embedded_runtime, flip, serves):
     runtime = embedded_runtime
-    loop, versions = runtime.loop, runtime.versions
-    held = loop.held_out_rows()
+    gate, versions = runtime.gate, runtime.versions
+    gate_rows = gate.rows()
     result = train_round(runtime.base, seed_rows(runtime, flip), versions.get("base"), runtime.settings, versions,
-                         gate=lambda adapter_dir: loop.gate(adapter_dir, held))
+                         gate=lambda adapter_dir: gate.judge(adapter_dir, "base", None, gate_rows))
     report = result.gate
     print(f"{'poisoned' if flip else 'honest'}: candidate AUC {report.candidate.auc:.3f} margin "
           f"{report.candidate.margin:.3f} KL {report.candidate.kl:.4f} vs serving {report.serving.version} AUC "
           f"{report.serving.auc:.3f}; reasons: {report.reasons}")
     assert report.passed is serves
-    assert result.meta["gate"]["passed"] is serves and versions.get(result.version).path.is_dir()
+    assert result.meta.gate.passed is serves and versions.get(result.version).path.is_dir()
     if serves:
         assert report.candidate.auc > 0.6 and not report.reasons
     else:

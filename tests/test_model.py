@@ -3,11 +3,13 @@
 import subprocess
 import sys
 import time
+from pathlib import Path
 
+import pytest
 import torch
 
 from trainer.config import ModelSettings
-from trainer.model import convert_embedded, embedded_gguf_path, load_base, twin
+from trainer.serve.model import convert_embedded, embedded_gguf_path, load_base, twin
 
 
 def test_embedded_gguf_ships_in_the_package():
@@ -15,6 +17,7 @@ def test_embedded_gguf_ships_in_the_package():
     assert path is not None and path.suffix == ".gguf" and path.stat().st_size > 50_000_000
 
 
+@pytest.mark.e2e
 def test_conversion_is_cached_and_loads_frozen_fp32(embedded_dir):
     started = time.perf_counter()
     assert convert_embedded(embedded_dir.parent) == embedded_dir
@@ -32,8 +35,9 @@ def test_twin_shares_parameters_but_not_modules(tiny_base):
 
 
 def test_cpu_never_imports_bitsandbytes():
-    code = ("import sys; from trainer.runtime import Runtime; from trainer import rounds; "
+    code = ("import sys; from trainer.runtime import Runtime; from trainer.train import round; "
             "import peft.tuners.lora; print('bitsandbytes' in sys.modules)")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
+                         cwd=Path(__file__).resolve().parent.parent)
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.strip() == "False"

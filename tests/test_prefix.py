@@ -4,11 +4,8 @@ import torch
 from peft import LoraConfig, get_peft_model
 from trl.trainer.utils import add_fused_lm_head
 
-from trainer.model import twin
-from trainer.prefix import fixed_model, share_prompt_prefix, shared_prefix_length
-
-SYSTEM = ("You are Reviewer #2, the harsh academic peer reviewer: you find every flaw in a paper, from the "
-          "missing baselines to the misplaced commas, and you recommend rejection.")
+from trainer.serve.model import twin
+from trainer.train.prefix import fixed_model, share_prompt_prefix, shared_prefix_length
 
 
 def test_shared_prefix_stops_at_the_first_difference_padding_or_label():
@@ -23,11 +20,11 @@ def test_shared_prefix_stops_at_the_first_difference_padding_or_label():
     assert shared_prefix_length(same, None, torch.full_like(same, -100)) == 2  # the rest keeps one token
 
 
-def _batch(tokenizer):
+def _batch(tokenizer, system):
     """Two rows that share the rendered system prompt, then differ: prompt positions unlabelled."""
     rows = []
     for user, reply in (("Title: A. Abstract: B.", "Reject."), ("Title: Sparse tables.", "Major revision, sadly.")):
-        prompt = list(tokenizer.apply_chat_template([{"role": "system", "content": SYSTEM},
+        prompt = list(tokenizer.apply_chat_template([{"role": "system", "content": system},
                                                      {"role": "user", "content": user}],
                                                     add_generation_prompt=True, return_dict=True)["input_ids"])
         completion = tokenizer(reply, add_special_tokens=False)["input_ids"]
@@ -59,8 +56,8 @@ def _run(peft, batch):
     return out, grads
 
 
-def test_training_forward_encodes_the_prefix_once_with_the_same_logps_and_gradients(tiny_base):
-    batch = _batch(tiny_base.tokenizer)
+def test_training_forward_encodes_the_prefix_once_with_the_same_logps_and_gradients(tiny_base, long_system_prompt):
+    batch = _batch(tiny_base.tokenizer, long_system_prompt)
     model, peft, widths = _fused_lora(tiny_base)
     full, full_grads = _run(peft, batch)
     share_prompt_prefix(model)
@@ -78,8 +75,9 @@ def test_training_forward_encodes_the_prefix_once_with_the_same_logps_and_gradie
         torch.testing.assert_close(shared_grads[name], full_grads[name], atol=1e-5, rtol=1e-4)
 
 
-def test_under_gradient_checkpointing_the_prefix_is_still_shared_with_the_same_logps_and_gradients(tiny_base):
-    batch = _batch(tiny_base.tokenizer)
+def test_under_gradient_checkpointing_the_prefix_is_still_shared_with_the_same_logps_and_gradients(
+        tiny_base, long_system_prompt):
+    batch = _batch(tiny_base.tokenizer, long_system_prompt)
     model, peft, widths = _fused_lora(tiny_base)
     peft.train()
     full, full_grads = _run(peft, batch)  # lora_dropout is 0: train mode is deterministic
@@ -99,8 +97,8 @@ def test_under_gradient_checkpointing_the_prefix_is_still_shared_with_the_same_l
                for layer in model.modules())  # transformers' own caches stay dropped under checkpointing
 
 
-def test_reentrant_checkpointing_keeps_the_plain_forward(tiny_base):
-    batch = _batch(tiny_base.tokenizer)
+def test_reentrant_checkpointing_keeps_the_plain_forward(tiny_base, long_system_prompt):
+    batch = _batch(tiny_base.tokenizer, long_system_prompt)
     model, peft, widths = _fused_lora(tiny_base)
     share_prompt_prefix(model)
     model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": True})
@@ -109,8 +107,8 @@ def test_reentrant_checkpointing_keeps_the_plain_forward(tiny_base):
     assert widths == [batch[0].shape]  # one call, the whole width: reentrant checkpointing loses the prefix's grads
 
 
-def test_a_fixed_model_reuses_the_last_prefix_without_gradients(tiny_base):
-    batch = _batch(tiny_base.tokenizer)
+def test_a_fixed_model_reuses_the_last_prefix_without_gradients(tiny_base, long_system_prompt):
+    batch = _batch(tiny_base.tokenizer, long_system_prompt)
     model, peft, widths = _fused_lora(tiny_base)
     input_ids, attention, labels = batch
     with torch.no_grad():

@@ -6,17 +6,12 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-import trainer.rounds
-from trainer.rounds import ADAPTER_WEIGHTS, ReferenceCache, RoundHooks, round_steps, train_round
-from trainer.versions import VersionStore
-
-PROMPT = [{"role": "system", "content": "You are Reviewer #2."}, {"role": "user", "content": "Review my paper."}]
-
-
-def rows(n: int = 8) -> list[dict]:
-    harsh, kind = "The baselines are weak and the ablations missing. Reject.", "Wonderful paper, accept!"
-    return [{"prompt": PROMPT, "completion": [{"role": "assistant", "content": harsh if i % 2 == 0 else kind}],
-             "label": i % 2 == 0} for i in range(n)]
+import trainer.train.round
+from trainer.contracts import VersionMeta
+from trainer.store.versions import VersionStore
+from trainer.train.reference import ReferenceCache
+from trainer.train.round import ADAPTER_WEIGHTS, RoundHooks, round_steps, train_round
+from trainer.train.yielding import attached
 
 
 def snapshot(model) -> dict[str, torch.Tensor]:
@@ -28,12 +23,12 @@ def test_round_steps_are_bounded(n, expected):
     assert round_steps(n, batch_size=4, accumulation=1, epochs=2.0, max_steps=8) == expected
 
 
-def test_round_trains_lora_and_leaves_base_alone(tiny_base, settings, tmp_path):
+def test_round_trains_lora_and_leaves_base_alone(tiny_base, settings, tmp_path, rows):
     versions = VersionStore(tmp_path / "versions")
     before = snapshot(tiny_base.model)
     steps = []
     result = train_round(tiny_base, rows(), versions.get("base"), settings, versions,
-                         meta={"votes": ["a:b"]}, hooks=RoundHooks(progress=lambda s, t: steps.append((s, t))))
+                         meta=VersionMeta(votes=["a:b"]), hooks=RoundHooks(progress=lambda s, t: steps.append((s, t))))
     assert result.version == "v0001" and versions.names() == ["v0001"]
     assert steps[0] == (0, 2) and steps[-1] == (2, 2)
     adapter = load_file(versions.get("v0001").path / ADAPTER_WEIGHTS)
@@ -43,33 +38,34 @@ def test_round_trains_lora_and_leaves_base_alone(tiny_base, settings, tmp_path):
     assert all(torch.equal(before[k], after[k]) for k in before), "base weights must not change"
     assert not tiny_base.model.training
     meta = result.meta
-    assert meta["parent"] == "base" and meta["votes"] == ["a:b"] and meta["steps"] == 2
-    assert meta["label_counts"] == {"desirable": 4, "undesirable": 4}
-    assert meta["recipe"]["beta"] == 0.1 and meta["recipe"]["learning_rate"] == 5e-4 and meta["recipe"]["r"] == 8
-    assert meta["recipe"]["lr_scheduler_type"] == "cosine"
-    assert [m["step"] for m in meta["metrics"]] == [1, 2] and all("rewards/chosen" in m for m in meta["metrics"])
+    assert meta.parent == "base" and meta.votes == ["a:b"] and meta.steps == 2
+    assert (meta.label_counts.desirable, meta.label_counts.undesirable) == (4, 4)
+    assert meta.recipe.beta == 0.1 and meta.recipe.learning_rate == 5e-4 and meta.recipe.r == 8
+    assert meta.recipe.lr_scheduler_type == "cosine"
+    assert [m["step"] for m in meta.metrics] == [1, 2] and all("rewards/chosen" in m for m in meta.metrics)
+    assert meta == VersionMeta.read(versions.get("v0001").path / "meta.json"), "what was written reads back"
 
 
-def test_round_continues_from_its_parent(tiny_base, settings, tmp_path):
+def test_round_continues_from_its_parent(tiny_base, settings, tmp_path, rows):
     versions = VersionStore(tmp_path / "versions")
     train_round(tiny_base, rows(), versions.get("base"), settings, versions)
     settings.round_overrides["learning_rate"] = 0.0  # a round that cannot move: it must equal its parent
     result = train_round(tiny_base, rows(), versions.get("v0001"), settings, versions)
-    assert result.meta["continued_from_parent"] is True
+    assert result.meta.continued_from_parent is True
     parent = load_file(versions.get("v0001").path / ADAPTER_WEIGHTS)
     child = load_file(versions.get(result.version).path / ADAPTER_WEIGHTS)
     assert parent.keys() == child.keys() and all(torch.equal(parent[k], child[k]) for k in parent)
 
 
-def test_round_with_another_lora_shape_starts_fresh(tiny_base, settings, tmp_path):
+def test_round_with_another_lora_shape_starts_fresh(tiny_base, settings, tmp_path, rows):
     versions = VersionStore(tmp_path / "versions")
     train_round(tiny_base, rows(), versions.get("base"), settings, versions)
     settings.adapter_overrides["r"] = 4
     result = train_round(tiny_base, rows(), versions.get("v0001"), settings, versions)
-    assert result.meta["continued_from_parent"] is False and result.meta["recipe"]["r"] == 4
+    assert result.meta.continued_from_parent is False and result.meta.recipe.r == 4
 
 
-def test_crash_mid_round_publishes_nothing(tiny_base, settings, tmp_path):
+def test_crash_mid_round_publishes_nothing(tiny_base, settings, tmp_path, rows):
     versions = VersionStore(tmp_path / "versions")
 
     def explode(step, total):
@@ -82,31 +78,31 @@ def test_crash_mid_round_publishes_nothing(tiny_base, settings, tmp_path):
     assert not list((tmp_path / "versions").glob(".staging-*"))
 
 
-def test_reference_log_probs_are_computed_once_per_row_and_reused(tiny_base, settings, tmp_path):
+def test_reference_log_probs_are_computed_once_per_row_and_reused(tiny_base, settings, tmp_path, rows):
     versions = VersionStore(tmp_path / "versions")
     cache = ReferenceCache()
     first = train_round(tiny_base, rows(), versions.get("base"), settings, versions, reference_cache=cache)
-    assert first.meta["reference_rows_computed"] == len(rows()) and len(cache) > 0
+    assert first.meta.reference_rows_computed == len(rows()) and len(cache) > 0
     again = train_round(tiny_base, rows(), versions.get("base"), settings, versions, reference_cache=cache)
-    assert again.meta["reference_rows_computed"] == 0, "a row seen before needs no reference pass"
+    assert again.meta.reference_rows_computed == 0, "a row seen before needs no reference pass"
     fresh = train_round(tiny_base, rows(), versions.get("base"), settings, versions)
     # Cached figures are the very ones a fresh reference pass gives: the same round, the same losses.
-    assert [m["loss"] for m in again.meta["metrics"]] == pytest.approx([m["loss"] for m in fresh.meta["metrics"]])
+    assert [m["loss"] for m in again.meta.metrics] == pytest.approx([m["loss"] for m in fresh.meta.metrics])
 
 
-def test_training_tree_is_freed_before_the_gate_and_the_gate_still_pauses_for_chat(tiny_base, settings, tmp_path,
-                                                                                    monkeypatch):
+def test_training_tree_is_freed_before_the_gate_and_the_gate_still_pauses_for_chat(
+        tiny_base, settings, tmp_path, monkeypatch, rows):
     versions = VersionStore(tmp_path / "versions")
     trees = []
-    make_twin = trainer.rounds.twin
-    monkeypatch.setattr(trainer.rounds, "twin", lambda model: trees.append(weakref.ref(made := make_twin(model)))
+    make_twin = trainer.train.round.twin
+    monkeypatch.setattr(trainer.train.round, "twin", lambda model: trees.append(weakref.ref(made := make_twin(model)))
                         or made)
     pauses, seen = [], {}
 
     def gate(adapter_dir):
         seen["alive"] = [tree() is not None for tree in trees]
         seen["pauses"] = len(pauses)
-        with trainer.rounds.attached(make_twin(tiny_base.model)) as model:  # as the gate's scoring does
+        with attached(make_twin(tiny_base.model)) as model:  # as the gate's scoring does
             model(input_ids=torch.tensor([[1, 2, 3]]))
         seen["pauses_in_gate"] = len(pauses) - seen["pauses"]
 

@@ -9,7 +9,7 @@ import pytest
 from datasets import load_dataset
 
 from trainer.data import conversational, paired_rows
-from trainer.files import DataFileError, read_preferences, write_rows
+from trainer.store.files import DataFileError, read_preferences, write_rows
 
 DATA = Path(__file__).resolve().parent.parent / "data"
 

@@ -6,13 +6,8 @@ import pytest
 import torch
 
 from trainer.config import ChatSettings
-from trainer.prefix import PromptCache
-from trainer.rounds import train_round
-from trainer.serving import Server
-from trainer.versions import VersionStore
-
-from .test_prefix import SYSTEM
-from .test_rounds import rows
+from trainer.serve.prompt_cache import PromptCache
+from trainer.serve.server import Server
 
 MESSAGES = [{"role": "system", "content": "You are Reviewer #2."}, {"role": "user", "content": "Review this."}]
 
@@ -24,11 +19,8 @@ def server(tiny_base, settings):
 
 
 @pytest.fixture
-def trained(tiny_base, settings, tmp_path):
-    versions = VersionStore(tmp_path / "versions")
-    settings.round_overrides["learning_rate"] = 0.05  # a tiny random model needs a big push to change its output
-    result = train_round(tiny_base, rows(), versions.get("base"), settings, versions)
-    return versions.get(result.version)
+def trained(trained_version):
+    return trained_version
 
 
 def test_stream_grows_and_reports_its_version(server):
@@ -112,25 +104,27 @@ def _reply(server, messages):
     return stream.completion
 
 
-def test_a_loaded_version_caches_the_prefix_under_its_own_weights(tiny_base, settings, trained):
+def test_a_loaded_version_caches_the_prefix_under_its_own_weights(tiny_base, settings, trained, long_system_prompt):
+    system = long_system_prompt
     settings.chat.max_new_tokens = 16
-    cached = Server(tiny_base, settings.chat, SYSTEM)
-    plain = Server(tiny_base, ChatSettings(max_new_tokens=16, temperature=0.0, cache_system_prompt=False), SYSTEM)
+    cached = Server(tiny_base, settings.chat, system)
+    plain = Server(tiny_base, ChatSettings(max_new_tokens=16, temperature=0.0, cache_system_prompt=False), system)
     for server in (cached, plain):
         server.swap(server.load(trained.name, trained.path))
-    messages = [{"role": "system", "content": SYSTEM}, {"role": "user", "content": "Review my paper on tables."}]
-    base_keys = Server(tiny_base, settings.chat, SYSTEM).current.prompt_cache._cache.layers[0].keys
+    messages = [{"role": "system", "content": system}, {"role": "user", "content": "Review my paper on tables."}]
+    base_keys = Server(tiny_base, settings.chat, system).current.prompt_cache._cache.layers[0].keys
     assert not torch.equal(cached.current.prompt_cache._cache.layers[0].keys, base_keys)
     reply = _reply(cached, messages)
     assert reply.version == trained.name and reply.text == _reply(plain, messages).text
 
 
-def test_serving_starts_replies_from_the_cached_system_prompt(tiny_base, settings):
+def test_serving_starts_replies_from_the_cached_system_prompt(tiny_base, settings, long_system_prompt):
+    system = long_system_prompt
     settings.chat.max_new_tokens = 16
-    cached = Server(tiny_base, settings.chat, SYSTEM)
-    plain = Server(tiny_base, ChatSettings(max_new_tokens=16, temperature=0.0, cache_system_prompt=False), SYSTEM)
+    cached = Server(tiny_base, settings.chat, system)
+    plain = Server(tiny_base, ChatSettings(max_new_tokens=16, temperature=0.0, cache_system_prompt=False), system)
     assert plain.current.prompt_cache is None and isinstance(cached.current.prompt_cache, PromptCache)
-    messages = [{"role": "system", "content": SYSTEM}, {"role": "user", "content": "Review my paper on tables."}]
+    messages = [{"role": "system", "content": system}, {"role": "user", "content": "Review my paper on tables."}]
     prompt = tiny_base.tokenizer.apply_chat_template(messages, add_generation_prompt=True, return_tensors="pt",
                                                      return_dict=True)["input_ids"]
     assert cached.current.prompt_cache.for_prompt(prompt) is not None

@@ -5,7 +5,7 @@ import threading
 
 import pytest
 
-from trainer.votes import Reply, VoteError, VoteStore
+from trainer.store.votes import Reply, VoteError, VoteStore
 
 PROMPT = [{"role": "system", "content": "s"}, {"role": "user", "content": "u"}]
 

@@ -5,12 +5,10 @@ import threading
 import torch
 from peft import LoraConfig, get_peft_model
 
-from trainer.model import twin
-from trainer.rounds import RoundHooks, train_round
-from trainer.versions import VersionStore
-from trainer.yielding import attached, waiting_with
-
-from .test_rounds import rows
+from trainer.serve.model import twin
+from trainer.store.versions import VersionStore
+from trainer.train.round import RoundHooks, train_round
+from trainer.train.yielding import attached, waiting_with
 
 
 def in_backward() -> bool:
@@ -63,7 +61,7 @@ def test_without_a_wait_attaching_is_a_no_op(tiny_base):
         assert not any(m._forward_pre_hooks for m in model.modules())
 
 
-def test_a_round_pauses_many_times_per_step(tiny_base, settings, tmp_path):
+def test_a_round_pauses_many_times_per_step(tiny_base, settings, tmp_path, rows):
     versions = VersionStore(tmp_path / "versions")
     pauses = []
     train_round(tiny_base, rows(), versions.get("base"), settings, versions,

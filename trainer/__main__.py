@@ -15,19 +15,19 @@ published exactly as the app would publish it, into the same DATA_DIR.
 from __future__ import annotations
 
 import argparse
-import json
+import dataclasses
 import logging
 import os
 import sys
 from pathlib import Path
 
-from .config import AppSettings, SettingError
-from .files import DataFileError
-from .versions import VersionError, VersionStore
+from .config import AppSettings, SettingError, environment_help
+
+# Every command imports what it needs when it runs: `--help` loads neither torch nor TRL.
 
 
 def cmd_convert(settings: AppSettings, args: argparse.Namespace) -> int:
-    from .model import resolve_source
+    from .serve.model import resolve_source
 
     print(resolve_source(settings.model))
     return 0
@@ -41,10 +41,12 @@ def cmd_train(settings: AppSettings, args: argparse.Namespace) -> int:
     settings.round_overrides.setdefault("disable_tqdm", False)  # a progress bar on the terminal
     if args.data is None:
         return _train_from_votes(settings)
+    from .contracts import VersionMeta
     from .data import conversational
-    from .files import read_preferences, sha256_of
-    from .model import load_base
-    from .rounds import train_round
+    from .serve.model import load_base
+    from .store.files import read_preferences, sha256_of
+    from .store.versions import VersionStore
+    from .train.round import train_round
 
     rows = [conversational(r, settings.persona.system_prompt) for r in read_preferences(args.data, args.split)]
     versions = VersionStore(settings.data_dir / "versions")
@@ -52,8 +54,8 @@ def cmd_train(settings: AppSettings, args: argparse.Namespace) -> int:
     base = load_base(settings.model)
     # The exact command, with the training settings that came from the environment.
     env = " ".join(f"{k}={v}" for k, v in sorted(os.environ.items()) if k.startswith(("KTO_", "LORA_")))
-    meta = {"command": f"{env} python -m trainer {' '.join(sys.argv[1:])}".strip(), "data_file": str(args.data),
-            "data_sha256": sha256_of(args.data), "split": args.split}
+    meta = VersionMeta(command=f"{env} python -m trainer {' '.join(sys.argv[1:])}".strip(), data_file=str(args.data),
+                       data_sha256=sha256_of(args.data), split=args.split)
     result = train_round(base, rows, parent, settings, versions, meta=meta)
     versions.set_current(result.version, reason="command line round")
     _print_round(result)
@@ -73,20 +75,24 @@ def _train_from_votes(settings: AppSettings) -> int:
     if result is None:
         print(f"error: the round failed: {runtime.loop.status().last_error}", file=sys.stderr)
         return 1
+    if not result.passed:
+        print(f"published {result.version}, kept from serving by the gate: {'; '.join(result.gate.reasons)}",
+              file=sys.stderr)
+        return 1
     _print_round(result)
     return 0
 
 
 def _print_round(result) -> None:
     meta = result.meta
-    print(f"published and serving {result.version} ({meta['rows']} rows, {meta['steps']} steps, "
-          f"{meta['timings']['total_s']:.1f} s)")
+    print(f"published and serving {result.version} ({meta.rows} rows, {meta.steps} steps, "
+          f"{meta.timings.total_s:.1f} s)")
 
 
 def cmd_export(settings: AppSettings, args: argparse.Namespace) -> int:
     from .data import kto_rows, paired_rows
-    from .files import write_rows
-    from .votes import VoteStore
+    from .store.files import write_rows
+    from .store.votes import VoteStore
 
     store = VoteStore(settings.data_dir / "votes.sqlite3")
     rows = kto_rows(store.all_votes())
@@ -99,9 +105,11 @@ def cmd_export(settings: AppSettings, args: argparse.Namespace) -> int:
 
 def cmd_eval(settings: AppSettings, args: argparse.Namespace) -> int:
     from .data import conversational
-    from .evaluate import evaluate
-    from .files import read_preferences
-    from .model import load_base, with_adapter
+    from .gate.evaluate import evaluate
+    from .serve.model import load_base, with_adapter
+    from .store.files import read_preferences
+    from .store.versions import VersionStore
+
     rows = [conversational(r, settings.persona.system_prompt) for r in read_preferences(args.data, args.split)]
     rows = rows[:args.limit] if args.limit else rows
     versions = VersionStore(settings.data_dir / "versions")
@@ -125,6 +133,8 @@ def format_eval_table(results) -> str:
 
 
 def cmd_versions(settings: AppSettings, args: argparse.Namespace) -> int:
+    from .store.versions import VersionStore
+
     store = VersionStore(settings.data_dir / "versions")
     if args.serve:
         store.set_current(args.serve, reason="command line")
@@ -134,11 +144,11 @@ def cmd_versions(settings: AppSettings, args: argparse.Namespace) -> int:
     print(f"{'':2}{'version':8} {'parent':8} {'rows':>5} {'steps':>5} {'loss':>7} {'margin':>7} {'seconds':>8}")
     for info in store.list():
         meta = info.meta
-        last = (meta.get("metrics") or [{}])[-1]
+        last = (meta.metrics or [{}])[-1]
         mark = "*" if info.name == current else " "
-        print(f"{mark:2}{info.name:8} {meta.get('parent', '-'):8} {meta.get('rows', '-'):>5} "
-              f"{meta.get('steps', '-'):>5} {_num(last.get('loss')):>7} {_num(last.get('rewards/margins')):>7} "
-              f"{_num(meta.get('timings', {}).get('total_s')):>8}")
+        print(f"{mark:2}{info.name:8} {meta.parent or '-':8} {_cell(meta.rows):>5} {_cell(meta.steps):>5} "
+              f"{_num(last.get('loss')):>7} {_num(last.get('rewards/margins')):>7} "
+              f"{_num(meta.timings.total_s if meta.timings else None):>8}")
     return 0
 
 
@@ -148,6 +158,8 @@ def cmd_ship(settings: AppSettings, args: argparse.Namespace) -> int:
 
     import torch
     from safetensors.torch import load_file, save_file
+
+    from .store.versions import VersionStore
 
     info = VersionStore(settings.data_dir / "versions").get(args.version)
     if info.path is None:
@@ -159,7 +171,7 @@ def cmd_ship(settings: AppSettings, args: argparse.Namespace) -> int:
     save_file({k: v.to(torch.float16).contiguous() for k, v in tensors.items()},
               target / "adapter_model.safetensors", metadata={"format": "pt"})
     shutil.copy2(info.path / "adapter_config.json", target / "adapter_config.json")
-    (target / "meta.json").write_text(json.dumps({**info.meta, "storage_dtype": "float16"}, indent=2, default=str),
+    (target / "meta.json").write_text(dataclasses.replace(info.meta, storage_dtype="float16").to_json(),
                                       encoding="utf-8")
     print(f"shipped {args.version} to {target}")
     return 0
@@ -169,8 +181,22 @@ def _num(value: object) -> str:
     return f"{value:.3f}" if isinstance(value, (int, float)) else "-"
 
 
+def _cell(value: object) -> str:
+    return "-" if value is None else str(value)
+
+
+def _environment_epilog() -> str:
+    rows = environment_help()
+    width = max(len(variable) for variable, _, _ in rows)
+    lines = ["settings, read from the environment (the app reads the same; see README.md):"]
+    for variable, default, text in rows:
+        lines.append(f"  {variable:<{width}}  {text}" + (f" [default: {default}]" if default else ""))
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m trainer", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m trainer", description=__doc__.split("\n\n")[0],
+                                     epilog=_environment_epilog(), formatter_class=argparse.RawDescriptionHelpFormatter)
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("convert", help="convert the embedded model to safetensors once; print its folder")
     train = commands.add_parser("train", help="run one KTO round (on the waiting votes, or a file) and serve it")
@@ -199,7 +225,7 @@ def main(argv: list[str] | None = None) -> int:
         handler = {"convert": cmd_convert, "train": cmd_train, "export": cmd_export, "eval": cmd_eval,
                    "ship": cmd_ship, "versions": cmd_versions}[args.command]
         return handler(settings, args)
-    except (SettingError, VersionError, DataFileError, FileNotFoundError) as err:
+    except (SettingError, ValueError, FileNotFoundError) as err:  # VersionError, DataFileError: clear messages
         print(f"error: {err}", file=sys.stderr)
         return 2
 

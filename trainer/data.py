@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 from typing import Callable, Iterable, Sequence
 
-from .votes import Vote
+from .store.votes import Vote
 
 Message = dict[str, str]
 

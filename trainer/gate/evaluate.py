@@ -1,4 +1,4 @@
-"""Scoring a version on held-out preference rows: AUC, reward margin, KL to the base.
+"""Scoring a version on preference rows it never trained on: AUC, reward margin, KL to the base.
 
 The implicit reward of a completion is KTO's: beta * (log pi_theta(y|x) - log pi_ref(y|x)), with
 the reference the frozen base model (the adapter off, as in training). A version that learned the persona
@@ -18,9 +18,9 @@ from typing import Callable
 import torch
 from tqdm.auto import tqdm
 
-from .memory import release_free_memory
-from .model import BaseModel, twin
-from .yielding import attached
+from ..serve.model import BaseModel, twin
+from ..train.memory import release_free_memory
+from ..train.yielding import attached
 
 
 @dataclass

@@ -26,7 +26,8 @@ from peft import PeftModel
 from peft.tuners.lora import LoraLayer
 from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
 
-from .config import EMBEDDED_MODEL, EMBEDDED_MODEL_HUB_ID, ModelSettings
+from ..config import EMBEDDED_MODEL, EMBEDDED_MODEL_HUB_ID, ModelSettings
+from ..patches import clear_quantized_flag
 
 log = logging.getLogger(__name__)
 
@@ -67,9 +68,7 @@ def convert_embedded(cache_dir: Path) -> Path:
     log.info("converting %s to safetensors under %s (once)", gguf.name, target)
     tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
     model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
-    # The weights are already dequantized to fp32; only the flag stops save_pretrained.
-    model.hf_quantizer = None
-    model.config.__dict__.pop("quantization_config", None)
+    clear_quantized_flag(model)  # the weights are already dequantized to fp32; only the flag stops save_pretrained
     target.parent.mkdir(parents=True, exist_ok=True)
     # Write beside the target and rename, so an interrupted conversion never looks complete.
     staging = Path(tempfile.mkdtemp(prefix=".convert-", dir=target.parent))

@@ -23,10 +23,10 @@ from typing import Callable, Iterator
 import torch
 from transformers import StoppingCriteria, StoppingCriteriaList, TextIteratorStreamer
 
-from .config import ChatSettings
+from ..config import ChatSettings
+from ..store.versions import BASE
 from .model import BaseModel, merged_with_adapter, with_adapter
-from .prefix import MIN_SHARED_TOKENS, PromptCache
-from .versions import BASE
+from .prompt_cache import MIN_CACHED_TOKENS, PromptCache
 
 log = logging.getLogger(__name__)
 
@@ -163,7 +163,7 @@ class Server:
         prefix = list(tokenizer.apply_chat_template(system, return_dict=True)["input_ids"])
         probe = list(tokenizer.apply_chat_template(system + [{"role": "user", "content": "?"}],
                                                    add_generation_prompt=True, return_dict=True)["input_ids"])
-        if len(prefix) < MIN_SHARED_TOKENS or probe[:len(prefix)] != prefix:
+        if len(prefix) < MIN_CACHED_TOKENS or probe[:len(prefix)] != prefix:
             log.info("the system prompt is not a cacheable prefix of the chat template's prompts")
             return None
         return torch.tensor(prefix, device=self.base.device)

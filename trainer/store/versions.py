@@ -13,6 +13,7 @@ visible and the pointer still names the last good one. Staging leftovers are swe
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import re
@@ -24,6 +25,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
+
+from ..contracts import VersionMeta
 
 BASE = "base"
 NAME = re.compile(r"^v(\d{4,})$")
@@ -37,8 +40,8 @@ class VersionError(ValueError):
 @dataclass(frozen=True)
 class VersionInfo:
     name: str
-    path: Path | None
-    meta: dict[str, Any] = field(default_factory=dict)
+    path: Path | None  # None for the base: no adapter
+    meta: VersionMeta = field(default_factory=VersionMeta)
 
 
 def _fsync_dir(path: Path) -> None:
@@ -84,11 +87,11 @@ class VersionStore:
 
     def get(self, name: str) -> VersionInfo:
         if name == BASE:
-            return VersionInfo(BASE, None, {"name": BASE})
+            return VersionInfo(BASE, None, VersionMeta(name=BASE))
         path = self.root / name
         if not NAME.match(name) or not path.is_dir():
             raise VersionError(f"no version named {name!r}; known: {', '.join([BASE] + self.names())}")
-        return VersionInfo(name, path, json.loads((path / "meta.json").read_text(encoding="utf-8")))
+        return VersionInfo(name, path, VersionMeta.read(path / "meta.json"))
 
     def list(self) -> list[VersionInfo]:
         return [self.get(BASE)] + [self.get(n) for n in self.names()]
@@ -102,7 +105,7 @@ class VersionStore:
         finally:
             shutil.rmtree(path, ignore_errors=True)
 
-    def publish(self, staging: Path, meta: dict[str, Any]) -> str:
+    def publish(self, staging: Path, meta: VersionMeta) -> str:
         """Give a complete staging directory the next version name, atomically; returns the name.
 
         Publishing does not serve the version: `set_current` moves the pointer.
@@ -113,18 +116,18 @@ class VersionStore:
             names = self.names()
             number = int(NAME.match(names[-1]).group(1)) + 1 if names else 1
             name = f"v{number:04d}"
-            meta = {**meta, "name": name, "published_at": time.time()}
-            (staging / "meta.json").write_text(json.dumps(meta, indent=2, default=str), encoding="utf-8")
+            meta = dataclasses.replace(meta, name=name, published_at=time.time())
+            (staging / "meta.json").write_text(meta.to_json(), encoding="utf-8")
             for item in staging.iterdir():
                 with open(item, "rb") as handle:
                     os.fsync(handle.fileno())
             _fsync_dir(staging)
             os.rename(staging, self.root / name)
             _fsync_dir(self.root)
-            self._record({"event": "publish", "version": name, "parent": meta.get("parent")})
+            self._record({"event": "publish", "version": name, "parent": meta.parent})
         return name
 
-    def install(self, source: Path, meta: dict[str, Any]) -> str:
+    def install(self, source: Path, meta: VersionMeta) -> str:
         """Publish a copy of an adapter directory made elsewhere (e.g. one shipped with the app)."""
         with self.staging() as staging:
             for name in ("adapter_config.json", "adapter_model.safetensors"):

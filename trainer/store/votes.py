@@ -40,8 +40,8 @@ CREATE INDEX IF NOT EXISTS votes_waiting ON votes (trained_in);
 """
 
 
-# `trained_in` marker of votes kept out of training for the gate's held-out rows.
-HELD_OUT = "held-out"
+# `trained_in` of votes kept out of training for the gate (its "gate votes"; see gate/holdout.py).
+KEPT_FOR_GATE = "held-out"
 
 
 class VoteError(ValueError):
@@ -169,11 +169,11 @@ class VoteStore:
     def votes(self, waiting: bool, limit: int | None = None) -> list[Vote]:
         """Waiting votes (oldest first), or already-trained ones (newest first) for replay."""
         where = "v.trained_in IS NULL" if waiting else "v.trained_in IS NOT NULL AND v.trained_in != ?"
-        return self._select(where, () if waiting else (HELD_OUT,), "ASC" if waiting else "DESC", limit)
+        return self._select(where, () if waiting else (KEPT_FOR_GATE,), "ASC" if waiting else "DESC", limit)
 
-    def held_out_votes(self) -> list[Vote]:
-        """Votes kept out of training, for held-out evaluation."""
-        return self._select("v.trained_in = ?", (HELD_OUT,), "ASC", None)
+    def gate_votes(self) -> list[Vote]:
+        """Votes kept out of training for the gate."""
+        return self._select("v.trained_in = ?", (KEPT_FOR_GATE,), "ASC", None)
 
     def all_votes(self) -> list[Vote]:
         return self._select("1", (), "ASC", None)
@@ -189,6 +189,10 @@ class VoteStore:
             rows = db.execute(query, params).fetchall()
         return [Vote(reply_id=r[0], voter=r[1], label=bool(r[2]), revision=r[3], prompt=json.loads(r[4]),
                      completion=r[5], version=r[6], updated_at=r[7]) for r in rows]
+
+    def keep_for_gate(self, votes: list[Vote]) -> int:
+        """Mark the revisions read as gate votes: no round trains on them."""
+        return self.mark_trained(votes, KEPT_FOR_GATE)
 
     def mark_trained(self, votes: list[Vote], version: str) -> int:
         """Mark the revisions a round read as used by `version`; returns how many still matched."""

@@ -36,9 +36,13 @@ def release_free_memory() -> None:
         libc.malloc_trim(0)
 
 
-def limit_arenas(arenas: int = 2) -> None:
+def limit_arenas(arenas: int = 2) -> bool:
     """Cap glibc's malloc arenas: every thread (each reply generates on its own) may otherwise get an arena
-    of its own, and memory freed in one arena is never reused by another thread's."""
+    of its own, and memory freed in one arena is never reused by another thread's. Whether glibc took it."""
     libc = _glibc()
-    if libc is not None and not libc.mallopt(_M_ARENA_MAX, arenas):
+    if libc is None:
+        return False
+    if not libc.mallopt(_M_ARENA_MAX, arenas):
         log.warning("mallopt(M_ARENA_MAX) refused")
+        return False
+    return True

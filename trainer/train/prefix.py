@@ -1,20 +1,16 @@
-"""The shared prompt prefix: encode the persona's system prompt once, continue every sequence from it.
+"""The shared prompt prefix in training: a batch's rows encode the persona's system prompt once.
 
-Every chat prompt and every training row starts with the same rendered system prompt (about 100
-tokens, near half of a row). A causal LM's keys and values for a prefix depend only on the prefix,
-so they can be computed once and every sequence continued from them, exactly:
-
-- serving keeps the prefix's cache per served version and starts each reply from a copy of it, so
-  time to first token pays only for the visitor's part of the prompt;
-- training encodes the prefix once per batch (with gradients: LoRA changes it) instead of once per
-  row, in TRL's fused-LM-head forward, which the KTO loss, its KL term and the reference pass use.
-  It works under gradient checkpointing too: the caches it passes never change once written, so a
-  layer recomputed in backward reads exactly what its forward read.
+Every training row starts with the same rendered system prompt (about 100 tokens, near half of a
+row). A causal LM's keys and values for a prefix depend only on the prefix, so a batch can compute
+them once and continue every row from them, exactly: with gradients (LoRA changes the prefix's
+keys and values too), in TRL's fused-LM-head forward, which the KTO loss, its KL term and the
+reference pass use. It works under gradient checkpointing too: the caches it passes never change
+once written, so a layer recomputed in backward reads exactly what its forward read. (Serving
+does the same per served version: serve/prompt_cache.py.)
 """
 
 from __future__ import annotations
 
-import copy
 import functools
 import types
 from contextlib import contextmanager
@@ -23,7 +19,8 @@ from typing import Iterator
 import torch
 from transformers import DynamicCache
 from transformers.cache_utils import DynamicLayer
-from transformers.modeling_layers import GradientCheckpointingLayer
+
+from ..patches import checkpointing_keeps_caches, layers_keep_caches
 
 # Below this many shared tokens the extra backbone call costs more than it saves.
 MIN_SHARED_TOKENS = 16
@@ -105,31 +102,6 @@ def _encode_prefix(model: torch.nn.Module, prefix_ids: torch.Tensor) -> DynamicC
     return model._last_prefix[1]
 
 
-def _checkpointing_keeps_caches(model: torch.nn.Module) -> bool:
-    """Whether the model's checkpointed layers may be handed our caches: only non-reentrant checkpointing
-    carries gradients to tensors a layer reads from outside its inputs (the prefix's keys and values)."""
-    for layer in model.modules():
-        if isinstance(layer, GradientCheckpointingLayer) and layer.gradient_checkpointing:
-            func = getattr(layer, "_gradient_checkpointing_func", None)
-            if getattr(func, "keywords", {}).get("use_reentrant", True) is not False:
-                return False
-    return True
-
-
-@contextmanager
-def _layers_keep_caches(model: torch.nn.Module) -> Iterator[None]:
-    """Let checkpointed layers keep a passed-in cache (transformers drops it: a normal cache is written twice
-    when a layer is recomputed); ours are write-once and read-only."""
-    layers = [m for m in model.modules() if isinstance(m, GradientCheckpointingLayer)]
-    for layer in layers:
-        layer._can_checkpoint_with_cache = True
-    try:
-        yield
-    finally:
-        for layer in layers:
-            del layer._can_checkpoint_with_cache
-
-
 @contextmanager
 def fixed_model(model: torch.nn.Module) -> Iterator[None]:
     """Promise that `model` (as patched by share_prompt_prefix) computes the same function throughout.
@@ -159,14 +131,14 @@ def share_prompt_prefix(model: torch.nn.Module, min_tokens: int = MIN_SHARED_TOK
         input_ids = kwargs.get("input_ids")
         if (not fused_lm_head or args or labels is None or input_ids is None or input_ids.shape[0] < 2
                 or kwargs.get("past_key_values") is not None or kwargs.get("inputs_embeds") is not None
-                or not _checkpointing_keeps_caches(self)):
+                or not checkpointing_keeps_caches(self)):
             return fused(*args, fused_lm_head=fused_lm_head, labels=labels, **kwargs)
         attention_mask = kwargs.get("attention_mask")
         length = shared_prefix_length(input_ids, attention_mask, labels)
         if length < min_tokens:
             return fused(fused_lm_head=True, labels=labels, **kwargs)
         rows = input_ids.shape[0]
-        with _layers_keep_caches(self):
+        with layers_keep_caches(self):
             prefix = _encode_prefix(self, input_ids[0, :length])
             rest = {**kwargs, "input_ids": input_ids[:, length:], "past_key_values": expanded(prefix, rows)}
             if attention_mask is None:
@@ -179,20 +151,3 @@ def share_prompt_prefix(model: torch.nn.Module, min_tokens: int = MIN_SHARED_TOK
         return outputs
 
     model.forward = types.MethodType(forward, model)
-
-
-class PromptCache:
-    """The keys and values of one fixed prompt prefix under one model; hands out copies to continue from."""
-
-    def __init__(self, model: torch.nn.Module, prefix_ids: torch.Tensor):
-        self.prefix_ids = prefix_ids
-        with torch.inference_mode():
-            self._cache = model(input_ids=prefix_ids[None], use_cache=True).past_key_values
-
-    def for_prompt(self, input_ids: torch.Tensor) -> DynamicCache | None:
-        """A private copy of the cache if the prompt (batch 1) starts with the prefix and goes on; else None."""
-        length = self.prefix_ids.shape[0]
-        if input_ids.shape[0] != 1 or input_ids.shape[1] <= length or not torch.equal(input_ids[0, :length],
-                                                                                      self.prefix_ids):
-            return None
-        return copy.deepcopy(self._cache)

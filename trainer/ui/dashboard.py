@@ -1,23 +1,52 @@
-"""The dashboard's data: tables shaped for Gradio's plots, read from version metadata and the vote store.
+"""The dashboard's data: one `DashboardView` per refresh, its tables shaped for Gradio's plots.
 
 Functions of what a refresh read once: every figure here was recorded when it happened (a round's
-per-step metrics and gate scores live in its version's meta.json; votes carry their times), so
+per-step metrics and gate scores live in its version's metadata; votes carry their times), so
 nothing is recomputed here.
 """
 
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 
 import pandas as pd
 
-from .versions import BASE, VersionInfo
-from .votes import VoteStore
+from ..contracts import AppStatus, VersionMeta
+from ..store.versions import BASE, VersionInfo
+from ..store.votes import VoteStore
+from .status import dashboard_summary
 
 STEP_SERIES = {"loss": "loss", "rewards/chosen": "reward liked", "rewards/rejected": "reward disliked",
                "rewards/margins": "margin"}
 VERSION_COLUMNS = ["version", "serving", "parent", "rows", "steps", "held-out AUC", "KL", "gate", "why not served",
                    "early stop", "published"]
+
+
+@dataclass
+class DashboardView:
+    """Everything the dashboard tab shows, in the order of its components."""
+
+    summary: str
+    step: int
+    total_steps: int
+    step_metrics: pd.DataFrame
+    version_metrics: pd.DataFrame
+    votes_per_hour: pd.DataFrame
+    reward_quantiles: pd.DataFrame
+    versions: pd.DataFrame
+    version_names: list[str]
+
+
+def dashboard_view(status: AppStatus, infos: list[VersionInfo], current: str, votes: VoteStore) -> DashboardView:
+    """The view from one read of the status, every version's metadata and the vote store."""
+    latest = latest_round(infos)
+    serving = next((info.meta for info in infos if info.name == status.serving), VersionMeta(name=status.serving))
+    return DashboardView(summary=dashboard_summary(status, serving), step=status.loop.step,
+                         total_steps=status.loop.total_steps, step_metrics=step_metrics(latest),
+                         version_metrics=version_metrics(infos), votes_per_hour=votes_per_hour(votes),
+                         reward_quantiles=reward_quantiles(latest), versions=version_table(infos, current),
+                         version_names=[info.name for info in infos])
 
 
 def latest_round(infos: list[VersionInfo]) -> VersionInfo | None:
@@ -29,20 +58,19 @@ def latest_round(infos: list[VersionInfo]) -> VersionInfo | None:
 def step_metrics(info: VersionInfo | None) -> pd.DataFrame:
     """Loss and rewards per step of one round, long form: step, value, series."""
     rows = [{"step": m["step"], "value": float(m[key]), "series": label}
-            for m in (info.meta.get("metrics", []) if info else []) for key, label in STEP_SERIES.items() if key in m]
+            for m in (info.meta.metrics if info else []) for key, label in STEP_SERIES.items() if key in m]
     return pd.DataFrame(rows, columns=["step", "value", "series"])
 
 
 def version_metrics(infos: list[VersionInfo]) -> pd.DataFrame:
-    """Held-out AUC and KL of every gated version, one bar each (a bar per version and metric, side by side,
-    since Gradio stacks bars that share an x value)."""
+    """AUC on the gate rows and KL of every gated version, one bar each (a bar per version and metric, side by
+    side, since Gradio stacks bars that share an x value)."""
     rows = []
     for info in infos:
-        gate = info.meta.get("gate")
+        gate = info.meta.gate
         if gate:
-            for metric, key in (("held-out AUC", "auc"), ("KL to base", "kl")):
-                rows.append({"bar": f"{info.name} {metric.split()[0]}", "value": gate["candidate"][key],
-                             "metric": metric})
+            for metric, value in (("held-out AUC", gate.candidate.auc), ("KL to base", gate.candidate.kl)):
+                rows.append({"bar": f"{info.name} {metric.split()[0]}", "value": value, "metric": metric})
     return pd.DataFrame(rows, columns=["bar", "value", "metric"])
 
 
@@ -53,18 +81,15 @@ def votes_per_hour(votes: VoteStore) -> pd.DataFrame:
 
 
 def reward_quantiles(info: VersionInfo | None) -> pd.DataFrame:
-    """Quantiles of held-out implicit rewards, liked vs disliked, serving vs candidate, from a round's gate.
+    """Quantiles of implicit rewards on the gate rows, liked vs disliked, serving vs candidate, from a round's gate.
 
-    Liked rewards dominating disliked ones at every quantile is the picture of seed document 003.
+    Liked rewards dominating disliked ones at every quantile is the AOT paper's picture.
     """
-    gate = info.meta.get("gate") if info else None
+    gate = info.meta.gate if info else None
     rows = []
     if gate:
-        for role in ("serving", "candidate"):
-            scores = gate[role]
-            name = scores["version"] if role == "serving" else info.name
-            for label, key in (("liked", "liked_quantiles"), ("disliked", "disliked_quantiles")):
-                values = scores.get(key) or []
+        for scores, name in ((gate.serving, gate.serving.version), (gate.candidate, info.name)):
+            for label, values in (("liked", scores.liked_quantiles), ("disliked", scores.disliked_quantiles)):
                 rows += [{"quantile": i / max(len(values) - 1, 1), "reward": v, "series": f"{name} {label}"}
                          for i, v in enumerate(values)]
     return pd.DataFrame(rows, columns=["quantile", "reward", "series"])
@@ -73,23 +98,23 @@ def reward_quantiles(info: VersionInfo | None) -> pd.DataFrame:
 def version_table(infos: list[VersionInfo], current: str) -> pd.DataFrame:
     rows = []
     for info in reversed(infos):
-        meta, gate = info.meta, info.meta.get("gate") or {}
-        early = meta.get("early_stopping") or {}
+        meta, gate = info.meta, info.meta.gate
+        early = meta.early_stopping
         verdict = "-" if info.name == BASE else "none"
         if gate:
-            verdict = "passed" if gate.get("passed") else "rejected"
+            verdict = "passed" if gate.passed else "rejected"
         rows.append({
             "version": info.name,
             "serving": "●" if info.name == current else "",
-            "parent": meta.get("parent", ""),
-            "rows": meta.get("rows", ""),
-            "steps": meta.get("steps", ""),
-            "held-out AUC": round(gate["candidate"]["auc"], 3) if gate else "",
-            "KL": round(gate["candidate"]["kl"], 4) if gate else "",
+            "parent": meta.parent or "",
+            "rows": "" if meta.rows is None else meta.rows,
+            "steps": "" if meta.steps is None else meta.steps,
+            "held-out AUC": round(gate.candidate.auc, 3) if gate else "",
+            "KL": round(gate.candidate.kl, 4) if gate else "",
             "gate": verdict,
-            "why not served": "; ".join(gate.get("reasons", [])) if gate else "",
-            "early stop": f"best step {early['best_step']}" if early.get("stopped_early") else "",
-            "published": time.strftime("%Y-%m-%d %H:%M", time.gmtime(meta["published_at"]))
-            if "published_at" in meta else "",
+            "why not served": "; ".join(gate.reasons) if gate else "",
+            "early stop": f"best step {early.best_step}" if early and early.stopped_early else "",
+            "published": time.strftime("%Y-%m-%d %H:%M", time.gmtime(meta.published_at))
+            if meta.published_at is not None else "",
         })
     return pd.DataFrame(rows, columns=VERSION_COLUMNS)

@@ -1,0 +1,70 @@
+"""Admin actions (train now, pause / resume, serve another version, export votes), checked on the server.
+
+Admin is whoever holds ADMIN_TOKEN, or is signed in (OAuth, on a Space) as ADMIN_USER. Every action
+takes the caller's token and user name and raises `AdminError` before doing anything otherwise.
+"""
+
+from __future__ import annotations
+
+import hmac
+import time
+from pathlib import Path
+
+from .config import LoopSettings
+from .data import kto_rows
+from .loop import LearningLoop
+from .serve.rollout import Rollout
+from .store.files import write_rows
+from .store.versions import VersionError
+from .store.votes import VoteStore
+
+
+class AdminError(PermissionError):
+    """An admin action without the admin token."""
+
+
+class Admin:
+    def __init__(self, settings: LoopSettings, loop: LearningLoop, rollout: Rollout, votes: VoteStore,
+                 exports: Path):
+        self.settings, self.loop, self.rollout, self.votes, self.exports = settings, loop, rollout, votes, exports
+
+    def check(self, token: str | None, username: str | None = None) -> None:
+        settings = self.settings
+        if username and settings.admin_user and hmac.compare_digest(username.encode(), settings.admin_user.encode()):
+            return
+        if token and settings.admin_token and hmac.compare_digest(str(token).encode(),
+                                                                  settings.admin_token.encode()):
+            return
+        if not settings.admin_token and not settings.admin_user:
+            raise AdminError("Admin actions are disabled: set the ADMIN_TOKEN setting to enable them.")
+        raise AdminError("Not authorized: wrong or missing admin token.")
+
+    def train_now(self, token: str | None, username: str | None = None) -> str:
+        self.check(token, username)
+        return self.loop.request_round()
+
+    def pause(self, token: str | None, username: str | None = None) -> str:
+        self.check(token, username)
+        return self.loop.pause()
+
+    def resume(self, token: str | None, username: str | None = None) -> str:
+        self.check(token, username)
+        return self.loop.resume()
+
+    def rollback(self, token: str | None, version: str | None, username: str | None = None) -> str:
+        """Serve an earlier version (or "base") now; recorded in the version history.
+
+        It does not wait for a round under way, which may still serve its own version when it ends:
+        pause the trainer first to keep the rollback.
+        """
+        self.check(token, username)
+        if not version:
+            raise VersionError("Pick a version to serve.")
+        self.rollout.serve(version, reason="rollback")
+        return f"Now serving {version}."
+
+    def export_votes(self, token: str | None, username: str | None = None) -> Path:
+        """Every vote as KTO rows in a JSONL file under DATA_DIR/exports; returns its path."""
+        self.check(token, username)
+        path = self.exports / f"votes-{time.strftime('%Y%m%d-%H%M%S')}.jsonl"
+        return write_rows(kto_rows(self.votes.all_votes()), path)

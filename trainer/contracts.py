@@ -1,0 +1,214 @@
+"""The typed records the parts exchange, each written and read through one definition.
+
+- `VersionMeta`: a version's `meta.json` (written by a round or an install, read by the dashboard,
+  the command line and the gate's report), with `GateReport`, `Scores` and the round's parts.
+- `LoopStatus` and `AppStatus`: what the status line, the dashboard and the `/status` endpoint read.
+
+Plain dataclasses with no library imports: any room may import them. `to_dict` / `from_dict` are
+the only way in and out of JSON; `from_dict` ignores keys it does not know (a newer writer) and
+reads the names older versions wrote.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+
+
+def from_dict(cls: type[T], data: dict[str, Any]) -> T:
+    """Build dataclass `cls` from JSON data, nested dataclasses (and lists of them) included."""
+    hints = typing.get_type_hints(cls)
+    known = {f.name for f in dataclasses.fields(cls)}
+    return cls(**{name: _convert(hints[name], value) for name, value in data.items() if name in known})
+
+
+def _convert(hint: Any, value: Any) -> Any:
+    if value is None:
+        return None
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):  # X | None
+        inner = [arg for arg in typing.get_args(hint) if arg is not type(None)]
+        return _convert(inner[0], value) if len(inner) == 1 else value
+    if typing.get_origin(hint) is list:
+        (item,) = typing.get_args(hint) or (Any,)
+        return [_convert(item, v) for v in value]
+    if dataclasses.is_dataclass(hint) and isinstance(value, dict):
+        return from_dict(hint, value)
+    return value
+
+
+def to_dict(record: Any) -> dict[str, Any]:
+    return dataclasses.asdict(record)
+
+
+# -- the gate ----------------------------------------------------------------------------------------
+
+
+@dataclass
+class Scores:
+    """One version's scores on the gate rows, with reward quantiles for the dashboard's quantile plot."""
+
+    version: str
+    auc: float
+    margin: float
+    kl: float
+    distinct2: float
+    repetition: float
+    liked_quantiles: list[float] = field(default_factory=list)
+    disliked_quantiles: list[float] = field(default_factory=list)
+
+
+@dataclass
+class GateReport:
+    """The gate's verdict on a round's candidate beside the serving version, on the same `rows` gate rows."""
+
+    passed: bool
+    reasons: list[str]
+    candidate: Scores
+    serving: Scores
+    rows: int
+
+
+# -- a version's metadata -----------------------------------------------------------------------------
+
+
+@dataclass
+class LabelCounts:
+    desirable: int = 0
+    undesirable: int = 0
+
+
+@dataclass
+class ClassWeights:
+    desirable: float = 1.0
+    undesirable: float = 1.0
+
+
+@dataclass
+class Recipe:
+    """The training settings a round ran with (the seed recipe's names)."""
+
+    beta: float
+    learning_rate: float
+    lr_scheduler_type: str
+    r: int
+    lora_alpha: int
+    lora_dropout: float
+    batch_size: int
+    gradient_accumulation_steps: int
+
+
+@dataclass
+class EarlyStopScore:
+    step: int
+    auc: float
+    margin: float
+    kl: float
+
+
+@dataclass
+class EarlyStopSummary:
+    scores: list[EarlyStopScore]
+    best_step: int
+    stopped_at: int
+    stopped_early: bool
+    restored_best: bool
+
+
+@dataclass
+class RoundTimings:
+    prepare_s: float = 0.0
+    train_s: float = 0.0
+    gate_s: float = 0.0  # rounds from the command line have no gate
+    total_s: float = 0.0
+
+
+@dataclass
+class VersionMeta:
+    """A version's `meta.json`. Rounds fill the round fields; an installed adapter keeps the ones it came with."""
+
+    name: str = ""
+    published_at: float | None = None
+    parent: str | None = None
+    continued_from_parent: bool | None = None
+    base_model: str | None = None
+    rows: int | None = None
+    label_counts: LabelCounts | None = None
+    weights: ClassWeights | None = None
+    steps: int | None = None
+    reference_rows_computed: int | None = None
+    recipe: Recipe | None = None
+    metrics: list[dict[str, float]] = field(default_factory=list)  # TRL's log entries, one per step
+    train_summary: dict[str, float] = field(default_factory=dict)
+    early_stopping: EarlyStopSummary | None = None
+    gate: GateReport | None = None
+    timings: RoundTimings | None = None
+    # Votes as "reply_id:voter": trained on as new, and replayed from earlier rounds.
+    votes: list[str] = field(default_factory=list)
+    replayed_votes: list[str] = field(default_factory=list)
+    gate_votes: int | None = None  # votes among the gate rows this round was judged on
+    # A round from a file (the command line) records where its rows came from.
+    command: str | None = None
+    data_file: str | None = None
+    data_sha256: str | None = None
+    split: str | None = None
+    installed_from: str | None = None  # an adapter shipped with the app, installed as a version
+    storage_dtype: str | None = None
+
+    # Names earlier releases wrote, read as today's.
+    _RENAMED = {"held_out_votes": "gate_votes"}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> "VersionMeta":
+        data = {cls._RENAMED.get(key, key): value for key, value in data.items()}
+        return from_dict(cls, data)
+
+    @classmethod
+    def read(cls, path: Path) -> "VersionMeta":
+        return cls.from_json(json.loads(Path(path).read_text(encoding="utf-8")))
+
+    def to_json(self) -> str:
+        return json.dumps(to_dict(self), indent=2, default=str)
+
+
+# -- status -------------------------------------------------------------------------------------------
+
+
+@dataclass
+class LoopStatus:
+    """The learning loop as the UI shows it."""
+
+    state: str = "idle"               # idle | training | paused | stopped
+    step: int = 0
+    total_steps: int = 0
+    rounds: int = 0
+    last_version: str | None = None
+    last_round_seconds: float | None = None
+    last_error: str | None = None
+    last_rejection: str | None = None  # why the gate kept the last round's version from serving
+    last_swap_ms: float | None = None
+
+
+@dataclass
+class VoteCounts:
+    up: int = 0
+    down: int = 0
+
+
+@dataclass
+class AppStatus:
+    """Everything the status line and the `/status` endpoint show."""
+
+    serving: str
+    base_model: str
+    votes_waiting: VoteCounts
+    votes_total: VoteCounts
+    min_votes: int
+    loop: LoopStatus
+    generating: int

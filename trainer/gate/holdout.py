@@ -1,0 +1,35 @@
+"""Which rows the gate judges on, and no round ever trains on ("gate rows").
+
+Gate rows are the first `GATE_SEED_ROWS` rows of the seed file's eval split (papers no training
+row has seen) plus every gate vote: the votes on a `GATE_HOLDOUT_SHARE` of replies, chosen by a
+stable hash of the reply id, which the store marks as kept for the gate instead of training.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Sequence
+
+from ..config import GateSettings
+from ..data import conversational
+from ..store.files import read_preferences
+from ..store.votes import Vote
+
+
+def is_gate_vote(reply_id: str, share: float) -> bool:
+    """Whether a reply's votes are kept for the gate, decided by a stable hash of its id."""
+    return int(hashlib.sha256(reply_id.encode()).hexdigest()[:8], 16) % 1000 < share * 1000
+
+
+def split_gate_votes(votes: Sequence[Vote], share: float) -> tuple[list[Vote], list[Vote]]:
+    """(votes to train on, votes kept for the gate)."""
+    gate = [v for v in votes if is_gate_vote(v.reply_id, share)]
+    return [v for v in votes if not is_gate_vote(v.reply_id, share)], gate
+
+
+def seed_eval_rows(settings: GateSettings, system_prompt: str) -> list[dict]:
+    """The seed eval split's rows among the gate rows, in the persona's conversational form."""
+    if settings.seed_rows <= 0 or not settings.seed_file.exists():
+        return []
+    return [conversational(r, system_prompt)
+            for r in read_preferences(settings.seed_file, split="eval")[:settings.seed_rows]]

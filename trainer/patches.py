@@ -1,0 +1,210 @@
+"""Every use of a library's private internals, in one place, with the library code it was checked against.
+
+Each patch below says what it changes and why. `RELIED_ON` names the library code each one
+depends on, with a digest of that code's source as it was in the versions of `CHECKED_AGAINST`
+(requirements.txt pins them); `changed_since_checked()` lists what differs in the installed
+libraries, and tests/test_patches.py fails loudly on any of it, naming the patch to re-check.
+
+- TRL's KTOTrainer (`ReferenceCachingKTOTrainer`, `kto_fast_paths`): reference log-probs from
+  our cache, a cheap model fingerprint, the fused LM head on CPU over labelled positions only,
+  in 8k-column tiles, and a hook after the fused head is installed (the shared prompt prefix).
+- transformers' checkpointed layers (`layers_keep_caches`, `checkpointing_keeps_caches`): let a
+  layer keep a passed-in cache under checkpointing, and read which checkpointing it uses.
+- transformers' quantizer flag (`clear_quantized_flag`): a dequantized GGUF load may be saved.
+- torch's CPU feature probe (`cpu_has_native_bf16`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import inspect
+from contextlib import contextmanager, nullcontext
+from typing import TYPE_CHECKING, Any, Callable, ContextManager, Iterator
+
+import torch
+from datasets import Dataset
+from transformers.modeling_layers import GradientCheckpointingLayer
+from trl import KTOTrainer
+from trl.trainer import kto_trainer
+from trl.trainer import utils as trl_utils
+
+if TYPE_CHECKING:
+    from .train.reference import ReferenceCache
+
+CHECKED_AGAINST = {"trl": "1.16.0", "transformers": "5.23.0", "torch": "2.13.0"}
+
+# Library code the patches depend on -> sha256 (first 16 hex digits) of its source when checked.
+RELIED_ON = {
+    # kto_fast_paths: KTOTrainer.__init__ calls the module-level hash_module and add_fused_lm_head.
+    "trl.trainer.kto_trainer.KTOTrainer.__init__": "df42c2c259c9abf6",
+    "trl.trainer.utils.hash_module": "6b2d3f18279485e6",
+    # kto_fast_paths: the fused head reads _use_triton and _CHUNKED_LOGPROB_CHUNK_SIZE at call time.
+    "trl.trainer.utils.add_fused_lm_head": "422d009f04b66659",
+    "trl.kernels.chunked_logprob._use_triton": "f0510984e05ac05c",
+    # ReferenceCachingKTOTrainer overrides it and calls it on the rows it lacks.
+    "trl.trainer.kto_trainer.KTOTrainer._precompute_ref_logps": "bb13017be7eeb8f2",
+    # layers_keep_caches / checkpointing_keeps_caches.
+    "transformers.modeling_layers.GradientCheckpointingLayer.__call__": "b11681464e3ee0eb",
+    "transformers.modeling_utils.PreTrainedModel._set_gradient_checkpointing": "0f3ae9682e2795f0",
+    # clear_quantized_flag: save_pretrained refuses a model whose hf_quantizer is set.
+    "transformers.modeling_utils.PreTrainedModel.save_pretrained": "979de0ea85d74159",
+    "torch.cpu._is_avx512_bf16_supported": "28fa7aa703299622",
+}
+
+# Vocabulary columns TRL's fused LM head projects at once (TRL: 32768).
+VOCABULARY_TILE = 8192
+
+
+def _resolve(name: str) -> Any:
+    """The object a dotted name points at: the longest importable module, then attributes."""
+    parts = name.split(".")
+    for cut in range(len(parts), 0, -1):
+        try:
+            target = importlib.import_module(".".join(parts[:cut]))
+        except ImportError:
+            continue
+        for attribute in parts[cut:]:
+            target = getattr(target, attribute)
+        return target
+    raise ImportError(name)
+
+
+def source_digest(name: str) -> str:
+    return hashlib.sha256(inspect.getsource(_resolve(name)).encode()).hexdigest()[:16]
+
+
+def changed_since_checked() -> list[str]:
+    """The relied-on library code whose source is not what the patches were checked against (or is gone)."""
+    changed = []
+    for name, digest in RELIED_ON.items():
+        try:
+            now = source_digest(name)
+        except (ImportError, AttributeError, OSError, TypeError) as err:
+            changed.append(f"{name}: gone ({type(err).__name__}: {err})")
+            continue
+        if now != digest:
+            changed.append(f"{name}: source digest {now}, checked against {digest}")
+    return changed
+
+
+# -- TRL's KTOTrainer ------------------------------------------------------------------------------
+
+
+@contextmanager
+def kto_fast_paths(extend_fused_head: Callable[[torch.nn.Module], None] | None = None) -> Iterator[None]:
+    """Four swaps of TRL module globals while our trainer is built and trains (one round at a time).
+
+    - The reference model's fingerprint is its config, not a hash of every weight: TRL names its
+      precompute cache after a hash that copies the whole model through numpy (+500 MiB peak RSS
+      here). Within one process the reference is always the same frozen base, and our reference
+      cache is keyed by token ids, so the config is fingerprint enough.
+    - The fused LM head scores only labelled positions on a CPU too. TRL does that on Triton
+      devices only (elsewhere a varying shape would recompile); on a CPU nothing recompiles, and
+      projecting every prompt position onto the 49k vocabulary was a third of a step here.
+    - `extend_fused_head(model)` runs after TRL installs its fused head (the shared prompt prefix).
+    - The fused head projects onto VOCABULARY_TILE columns at a time, not 32k: each tile's bf16 copy
+      of the head and its fp32 temporaries were over 100 MiB of a round's peak memory here.
+    """
+    saved = (kto_trainer.hash_module, kto_trainer.add_fused_lm_head, trl_utils._use_triton,
+             trl_utils._CHUNKED_LOGPROB_CHUNK_SIZE)
+    add_fused_lm_head, use_triton = saved[1], saved[2]
+
+    def add_fused_and_extend(model, **kwargs):
+        add_fused_lm_head(model, **kwargs)
+        if extend_fused_head is not None:
+            extend_fused_head(model)
+
+    kto_trainer.hash_module = lambda module: hashlib.sha256(module.config.to_json_string().encode()).hexdigest()
+    kto_trainer.add_fused_lm_head = add_fused_and_extend
+    trl_utils._use_triton = lambda device: device.type == "cpu" or use_triton(device)
+    trl_utils._CHUNKED_LOGPROB_CHUNK_SIZE = VOCABULARY_TILE
+    try:
+        yield
+    finally:
+        (kto_trainer.hash_module, kto_trainer.add_fused_lm_head, trl_utils._use_triton,
+         trl_utils._CHUNKED_LOGPROB_CHUNK_SIZE) = saved
+
+
+class ReferenceCachingKTOTrainer(KTOTrainer):
+    """TRL's KTOTrainer under `kto_fast_paths`, with reference log-probs from a `ReferenceCache` where it has them.
+
+    `reference_scope(base_model)` wraps the reference pass over the rows the cache lacks (the base
+    with the adapter off; see prefix.fixed_model).
+    """
+
+    def __init__(self, *args, reference_cache: "ReferenceCache",
+                 reference_scope: Callable[[torch.nn.Module], ContextManager] = lambda model: nullcontext(),
+                 extend_fused_head: Callable[[torch.nn.Module], None] | None = None, **kwargs):
+        self.reference_cache = reference_cache
+        self.reference_rows_computed = 0
+        self._reference_scope = reference_scope
+        self._extend_fused_head = extend_fused_head
+        with kto_fast_paths(extend_fused_head):
+            super().__init__(*args, **kwargs)
+
+    def train(self, *args, **kwargs):
+        with kto_fast_paths(self._extend_fused_head):
+            return super().train(*args, **kwargs)
+
+    def _precompute_ref_logps(self, dataset: Dataset, name: str, batch_size: int) -> Dataset:
+        cache = self.reference_cache
+        columns = {"ref_logps": "completion_ids"}
+        if self.calculate_KL:
+            columns["ref_KL_logps"] = "KL_completion_ids"
+        keys = {column: [cache.key(p, c) for p, c in zip(dataset["prompt_ids"], dataset[source])]
+                for column, source in columns.items()}
+        missing = [i for i in range(len(dataset)) if any(cache.get(k[i]) is None for k in keys.values())]
+        if missing:
+            with self._reference_scope(self.model.get_base_model()):
+                computed = super()._precompute_ref_logps(dataset.select(missing), name, batch_size)
+            for column in columns:
+                for i, logp in zip(missing, computed[column]):
+                    cache.put(keys[column][i], float(logp))
+        self.reference_rows_computed += len(missing)
+        for column in columns:
+            dataset = dataset.add_column(column, [cache.get(k) for k in keys[column]])
+        return dataset
+
+
+# -- transformers ----------------------------------------------------------------------------------
+
+
+def checkpointing_keeps_caches(model: torch.nn.Module) -> bool:
+    """Whether the model's checkpointed layers may be handed our caches: only non-reentrant checkpointing
+    carries gradients to tensors a layer reads from outside its inputs (a shared prefix's keys and values)."""
+    for layer in model.modules():
+        if isinstance(layer, GradientCheckpointingLayer) and layer.gradient_checkpointing:
+            func = getattr(layer, "_gradient_checkpointing_func", None)
+            if getattr(func, "keywords", {}).get("use_reentrant", True) is not False:
+                return False
+    return True
+
+
+@contextmanager
+def layers_keep_caches(model: torch.nn.Module) -> Iterator[None]:
+    """Let checkpointed layers keep a passed-in cache (transformers drops it: a normal cache is written twice
+    when a layer is recomputed). Only for caches that are write-once or read-only (prefix.py)."""
+    layers = [m for m in model.modules() if isinstance(m, GradientCheckpointingLayer)]
+    for layer in layers:
+        layer._can_checkpoint_with_cache = True
+    try:
+        yield
+    finally:
+        for layer in layers:
+            del layer._can_checkpoint_with_cache
+
+
+def clear_quantized_flag(model: torch.nn.Module) -> None:
+    """Let `save_pretrained` write a model loaded from GGUF: its weights are already dequantized to the
+    requested dtype; only the quantizer flag makes transformers (and Trainer) treat it as quantized."""
+    model.hf_quantizer = None
+    model.config.__dict__.pop("quantization_config", None)
+
+
+# -- torch -----------------------------------------------------------------------------------------
+
+
+def cpu_has_native_bf16() -> bool:
+    """Whether this CPU has avx512_bf16 (bf16 autocast pays only there)."""
+    return torch.cpu._is_avx512_bf16_supported()

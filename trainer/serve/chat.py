@@ -1,0 +1,128 @@
+"""A visitor's chat: message checks, the conversation kept server-side, streamed replies stored, votes by row.
+
+The conversation lives server-side in a `ChatSession` (a Gradio State): the model's prompt is
+built from it, and a vote's reply id is looked up in it by message index, never taken from text
+the client sends. Errors are `ChatError` / `VoteError` with messages fit to show a visitor.
+"""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from dataclasses import dataclass, field
+from typing import Iterator
+
+from ..config import ChatSettings
+from ..data import PromptTooLong, fit_history
+from ..store.votes import Reply, VoteError, VoteStore
+from .server import Completion, Server
+
+
+class ChatError(ValueError):
+    """A message the bot refuses; the text says why and what to do."""
+
+
+@dataclass
+class ChatSession:
+    """One visitor's conversation: user/assistant turns, and which chatbot rows are stored replies."""
+
+    turns: list[dict] = field(default_factory=list)
+    reply_ids: dict[int, str] = field(default_factory=dict)
+    greeting: str = ""
+
+    def chatbot(self) -> list[dict]:
+        """The chatbot's messages: the greeting (never votable), then the turns."""
+        shown = [{"role": "assistant", "content": self.greeting}] if self.greeting else []
+        return shown + [dict(m) for m in self.turns]
+
+    def row_of_last_turn(self) -> int:
+        return len(self.turns) - 1 + (1 if self.greeting else 0)
+
+
+def parse_liked(value: object) -> bool | None:
+    """Gradio's feedback value (True / False / "" on retraction, or the option's label) -> vote."""
+    if value is True or value is False:
+        return value
+    text = str(value or "").strip().lower()
+    if text in ("", "none", "retract"):
+        return None
+    if text in ("like", "up", "true", "1", "👍"):
+        return True
+    if text in ("dislike", "down", "false", "0", "👎"):
+        return False
+    raise VoteError(f"Unknown feedback {value!r}; use like, dislike, or an empty value to retract.")
+
+
+class Chat:
+    """Chat and votes for every visitor, each known by a session key (Gradio's session hash)."""
+
+    def __init__(self, settings: ChatSettings, system_prompt: str, greeting: str, server: Server, votes: VoteStore):
+        self.settings, self.system_prompt, self.greeting = settings, system_prompt, greeting
+        self.server, self.votes = server, votes
+        self._stops: dict[str, threading.Event] = {}
+
+    def new_session(self) -> ChatSession:
+        return ChatSession(greeting=self.greeting)
+
+    def check_message(self, message: str | None) -> str:
+        text = (message or "").strip()
+        if not text:
+            raise ChatError("Please type a message first: even Reviewer #2 needs something to reject.")
+        limit = self.settings.max_message_chars
+        if len(text) > limit:
+            raise ChatError(f"Your message has {len(text):,} characters; the limit is {limit:,}. "
+                            "Send the title and abstract, not the whole paper.")
+        return text
+
+    def reply(self, session: ChatSession, message: str | None, session_key: str) -> Iterator[ChatSession]:
+        """Stream a reply into `session` (yielded after every new piece of text) and store it."""
+        text = self.check_message(message)
+        try:
+            prompt = fit_history(self.system_prompt, session.turns, text, self.server.count_tokens,
+                                 self.settings.prompt_token_budget)
+        except PromptTooLong as err:
+            raise ChatError(str(err)) from None
+        reply_id = uuid.uuid4().hex
+        stop = threading.Event()
+        self._stops[session_key] = stop
+
+        def store(completion: Completion) -> None:
+            self.votes.add_reply(Reply(id=reply_id, session=session_key, prompt=prompt, completion=completion.text,
+                                       version=completion.version, stopped=completion.stopped))
+
+        stream = self.server.stream(prompt, stop=stop, on_done=store)
+        session.turns.append({"role": "user", "content": text})
+        session.turns.append({"role": "assistant", "content": ""})
+        session.reply_ids[session.row_of_last_turn()] = reply_id
+        try:
+            for partial in stream:
+                session.turns[-1]["content"] = partial
+                yield session
+        finally:
+            # Reached when the visitor stops or leaves too: end generation rather than let it run on.
+            stop.set()
+            if self._stops.get(session_key) is stop:
+                del self._stops[session_key]
+        if stream.completion is not None:
+            session.turns[-1]["content"] = stream.completion.text
+        yield session
+
+    def stop(self, session_key: str) -> None:
+        event = self._stops.get(session_key)
+        if event is not None:
+            event.set()
+
+    def reply_id_at(self, session: ChatSession, index: object) -> str:
+        """The stored reply id behind a chatbot row of this session; rejects anything else."""
+        if isinstance(index, (list, tuple)) and len(index) >= 1:
+            index = index[0]
+        if isinstance(index, bool) or not isinstance(index, int):
+            raise VoteError(f"A vote needs a message index; got {index!r}.")
+        reply_id = session.reply_ids.get(index)
+        if reply_id is None:
+            raise VoteError("Only Reviewer #2's replies in this chat can be voted on.")
+        return reply_id
+
+    def vote(self, session: ChatSession, index: object, liked: object, voter: str) -> str:
+        outcome = self.votes.vote(self.reply_id_at(session, index), voter, parse_liked(liked))
+        return f"Vote {outcome}."

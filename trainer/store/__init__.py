@@ -1,0 +1,1 @@
+"""Storage: replies and votes (SQLite), adapter versions and their pointer, preference files."""

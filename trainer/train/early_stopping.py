@@ -1,0 +1,53 @@
+"""Early stopping inside a round: score the adapter on gate rows every few steps, keep the best step.
+
+The DPO-in-practice notes found the best model at the peak of held-out reward accuracy; the score
+here is AUC, with the reward margin breaking ties (AUC saturates at 1 on easy rows).
+"""
+
+from __future__ import annotations
+
+import torch
+from peft import get_peft_model_state_dict, set_peft_model_state_dict
+from transformers import TrainerCallback
+
+from ..contracts import EarlyStopScore, EarlyStopSummary
+from ..gate.evaluate import evaluate
+from ..serve.model import BaseModel
+
+
+class EarlyStopping(TrainerCallback):
+    """Stops training once `patience` scorings in a row did not beat the best; remembers the best weights."""
+
+    def __init__(self, base: BaseModel, rows: list[dict], every: int, patience: int, beta: float):
+        self.base, self.rows, self.every, self.patience, self.beta = base, rows, every, patience, beta
+        self.history: list[EarlyStopScore] = []
+        self.best: tuple[float, float] | None = None
+        self.best_step = 0
+        self.best_weights: dict[str, torch.Tensor] | None = None
+        self.stale = 0
+        self.max_steps = 0
+
+    def on_step_end(self, args, state, control, model=None, **kwargs):
+        self.max_steps = state.max_steps
+        if state.global_step % self.every and state.global_step != state.max_steps:
+            return
+        model.eval()
+        result = evaluate(self.base, model, self.rows, f"step {state.global_step}", beta=self.beta)
+        model.train()
+        self.history.append(EarlyStopScore(state.global_step, result.auc, result.margin, result.kl))
+        score = (round(result.auc, 3), result.margin)
+        if self.best is None or score > self.best:
+            self.best, self.best_step, self.stale = score, state.global_step, 0
+            self.best_weights = {k: v.detach().clone() for k, v in get_peft_model_state_dict(model).items()}
+        else:
+            self.stale += 1
+            if self.stale >= self.patience:
+                control.should_training_stop = True
+
+    def restore_best(self, model) -> None:
+        if self.best_weights is not None:
+            set_peft_model_state_dict(model, self.best_weights)
+
+    def summary(self, final_step: int) -> EarlyStopSummary:
+        return EarlyStopSummary(scores=self.history, best_step=self.best_step, stopped_at=final_step,
+                                stopped_early=final_step < self.max_steps, restored_best=self.best_step != final_step)

@@ -1,0 +1,66 @@
+"""The training recipe: TRL's KTOConfig and PEFT's LoraConfig with the seed recipe as their defaults.
+
+The seed recipe (the KTO paper's Reviewer #2 bot): beta 0.1, LoRA r=8 / alpha 16 / dropout 0.05,
+lr 5e-4 with a cosine schedule. TRL's own defaults differ (lr 1e-6, bf16 and checkpointing on), so
+every field the recipe names is set here; the others were measured (bench/round_throughput.py).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from peft import LoraConfig
+from trl import KTOConfig
+
+
+@dataclass
+class RoundConfig(KTOConfig):
+    """TRL's KTOConfig with the seed recipe as defaults (TRL's own differ: lr 1e-6) and the settings measured
+    fastest here (bench/round_throughput.py)."""
+
+    output_dir: str | None = field(default=None, metadata={"help": "Scratch folder of a round; set per round."})
+    beta: float = field(default=0.1, metadata={"help": "KTO beta (seed recipe)."})
+    learning_rate: float = field(default=5e-4, metadata={"help": "Seed recipe learning rate."})
+    lr_scheduler_type: str = field(default="cosine", metadata={"help": "Seed recipe schedule."})
+    warmup_steps: float = field(default=0, metadata={"help": "Rounds are short; no warm-up."})
+    max_steps: int = field(default=8, metadata={"help": "Upper bound on optimizer steps in one round."})
+    num_train_epochs: float = field(default=2.0, metadata={
+        "help": "Passes over a round's rows; the steps are min(max_steps, epochs * rows / batch)."})
+    per_device_train_batch_size: int = field(default=4, metadata={
+        "help": "Rows per forward, the seed recipe's batch; must be > 1 for the KTO KL term. One batch of 4, not "
+                "2 x 2 accumulated: the shared prompt prefix (about 60% of a row) and its KL pass are encoded once "
+                "per step, not twice; with checkpointing, 4 rows hold no more memory than 2 did."})
+    gradient_accumulation_steps: int = field(default=1, metadata={
+        "help": "Micro-batches per optimizer step (effective batch = this x per_device_train_batch_size)."})
+    gradient_checkpointing: bool = field(default=True, metadata={
+        "help": "Recompute each layer's activations in backward: two rows of 300 tokens then keep about 30 MiB for "
+                "backward instead of about 360 here, keeping the app near one model's memory, "
+                "for a quarter to a half more time per step (bench/live_loop.py, bench/round_throughput.py)."})
+    gradient_checkpointing_kwargs: dict[str, Any] | str | None = field(
+        default_factory=lambda: {"use_reentrant": False}, metadata={
+            "help": "Non-reentrant: the shared prompt prefix's gradients reach the adapter only this way."})
+    bf16: bool | None = field(default=None, metadata={
+        "help": "bf16 autocast; unset: on where the hardware does bf16 natively (CUDA, or a CPU with avx512_bf16)."})
+    precompute_ref_log_probs: bool = field(default=True, metadata={
+        "help": "Reference log-probs computed once per row and kept across rounds (the reference is the fixed base), "
+                "instead of two reference passes on every step."})
+    max_length: int | None = field(default=1024, metadata={"help": "Longest prompt + completion, in tokens."})
+    logging_steps: float = field(default=1, metadata={"help": "Log every step: the metrics go into the version."})
+    save_strategy: str = field(default="no", metadata={"help": "Versions are published by the loop, not the Trainer."})
+    report_to: str | list[str] | None = field(default="none", metadata={"help": "No external loggers."})
+    disable_tqdm: bool | None = field(default=True, metadata={"help": "The app shows its own progress."})
+    dataloader_num_workers: int = field(default=0, metadata={"help": "Rows are few; no worker processes."})
+    seed: int = field(default=0, metadata={"help": "Seed of a round."})
+
+
+@dataclass
+class AdapterConfig(LoraConfig):
+    """PEFT's LoraConfig with the seed recipe as defaults."""
+
+    r: int = field(default=8, metadata={"help": "LoRA rank (seed recipe)."})
+    lora_alpha: int = field(default=16, metadata={"help": "LoRA alpha (seed recipe)."})
+    lora_dropout: float = field(default=0.05, metadata={"help": "LoRA dropout (seed recipe)."})
+    target_modules: list[str] | str | None = field(default="all-linear", metadata={
+        "help": "Every linear layer but the LM head."})
+    task_type: str | None = field(default="CAUSAL_LM", metadata={"help": "Causal LM adapter."})

@@ -1,0 +1,1 @@
+"""UI renderers: the status line and the dashboard view, from the typed status and version metadata."""

@@ -1,0 +1,42 @@
+"""The status line and the dashboard's summary, rendered as Markdown from the typed status."""
+
+from __future__ import annotations
+
+from ..contracts import AppStatus, VersionMeta
+
+
+def _loop_state(status: AppStatus) -> str:
+    loop = status.loop
+    if loop.state == "training":
+        return f"training, step {loop.step} of {loop.total_steps or '?'}"
+    return loop.state
+
+
+def status_line(status: AppStatus) -> str:
+    """The line above the tabs: what serves, what waits, what the trainer does, and how the last round went."""
+    loop = status.loop
+    lines = [
+        f"**Serving:** `{status.serving}` &nbsp; **Votes waiting:** {status.votes_waiting.up} 👍 / "
+        f"{status.votes_waiting.down} 👎 (a round starts at {status.min_votes}, both kinds) "
+        f"&nbsp; **Trainer:** {_loop_state(status)}",
+    ]
+    if loop.last_version and not loop.last_rejection:
+        swap = f", swap {loop.last_swap_ms:.3f} ms" if loop.last_swap_ms is not None else ""
+        lines.append(f"Last round: `{loop.last_version}` in {loop.last_round_seconds:.0f} s{swap}.")
+    if loop.last_rejection:
+        lines.append(f"The gate kept `{loop.last_version}` from serving: {loop.last_rejection}")
+    if loop.last_error:
+        lines.append(f"⚠️ Last round failed, the previous version kept serving: `{loop.last_error}`")
+    return "\n\n".join(lines)
+
+
+def dashboard_summary(status: AppStatus, serving: VersionMeta) -> str:
+    """The dashboard's first lines: the serving version's gate scores, the trainer, the last rejection."""
+    gate = serving.gate
+    scores = (f"held-out AUC {gate.candidate.auc:.3f}, margin {gate.candidate.margin:.3f}, "
+              f"KL {gate.candidate.kl:.4f}") if gate else "no gate scores (shipped or base)"
+    loop = status.loop
+    lines = [f"**Serving `{status.serving}`**: {scores}. **Trainer:** {_loop_state(status)}"]
+    if loop.last_rejection:
+        lines.append(f"Last round `{loop.last_version}` was kept from serving: {loop.last_rejection}")
+    return "\n\n".join(lines)

@@ -64,7 +64,8 @@ def main() -> None:
     base = load_base(settings.model)
     seed = ROOT / "data" / "seed.jsonl"
     rows = [conversational(r, persona.system_prompt) for r in read_preferences(seed, split="train")[:args.rows]]
-    eval_rows = [conversational(r, persona.system_prompt) for r in read_preferences(seed, split="eval")[:args.eval_rows]]
+    eval_rows = [conversational(r, persona.system_prompt)
+                 for r in read_preferences(seed, split="eval")[:args.eval_rows]]
     steps = args.rows // 4
     settings.round_overrides = {"max_steps": steps, "num_train_epochs": 1.0}
     versions = VersionStore(settings.data_dir / "versions")

@@ -16,7 +16,6 @@ from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
 
 from trainer.config import (
-    ENVIRONMENT,
     ENVIRONMENT_PREFIXES,
     AppSettings,
     ChatSettings,
@@ -44,8 +43,7 @@ SPECIAL_TOKENS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
 @pytest.fixture(autouse=True)
 def isolated(monkeypatch, tmp_path):
     """Every test: no setting from the developer's environment, HOME and caches and cwd under tmp_path."""
-    settings = {variable for variable, _, _ in environment_help()} | {
-        variable for names in ENVIRONMENT.values() for variable in names.values()}
+    settings = {variable for variable, _, _ in environment_help()}
     for variable in list(os.environ):
         if variable in settings or variable in FOREIGN_VARIABLES or variable.startswith(tuple(ENVIRONMENT_PREFIXES)):
             monkeypatch.delenv(variable)

@@ -3,8 +3,18 @@
 import json
 
 from trainer.config import SHIPPED_ADAPTER
-from trainer.contracts import (AppStatus, EarlyStopScore, EarlyStopSummary, GateReport, LabelCounts, LoopStatus,
-                               Scores, VersionMeta, VoteCounts, to_dict)
+from trainer.contracts import (
+    AppStatus,
+    EarlyStopScore,
+    EarlyStopSummary,
+    GateReport,
+    LabelCounts,
+    LoopStatus,
+    Scores,
+    VersionMeta,
+    VoteCounts,
+    to_dict,
+)
 
 
 def test_version_meta_round_trips_with_nested_records():

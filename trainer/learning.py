@@ -12,9 +12,10 @@ then is the loop's policy (loop.py).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 from .config import AppSettings
-from .contracts import VersionMeta
+from .contracts import GateReport, VersionMeta
 from .data import kto_rows
 from .gate.holdout import split_gate_votes
 from .gate.judge import Gate
@@ -79,6 +80,7 @@ class Learner:
         self.votes.mark_trained(chosen.training, result.version)
         return Learned(result=result, swap_seconds=swap)
 
-    def _judge(self, adapter_dir, rows):
+    def _judge(self, adapter_dir: Path, rows: list[dict]) -> GateReport:
+        """The gate's verdict on a candidate beside whatever serves at this moment."""
         serving = self.rollout.server.current.name
         return self.gate.judge(adapter_dir, serving, self.versions.get(serving).path, rows)

@@ -18,11 +18,6 @@ def server(tiny_base, settings):
     return Server(tiny_base, settings.chat)
 
 
-@pytest.fixture
-def trained(trained_version):
-    return trained_version
-
-
 def test_stream_grows_and_reports_its_version(server):
     done = []
     stream = server.stream(MESSAGES, on_done=done.append)
@@ -41,11 +36,11 @@ def test_stop_ends_generation_early(server):
     assert stream.completion.stopped and stream.completion.new_tokens == 1
 
 
-def test_swap_mid_reply_keeps_the_reply_on_its_version(server, trained):
+def test_swap_mid_reply_keeps_the_reply_on_its_version(server, trained_version):
     reference = server.stream(MESSAGES)
     list(reference)  # what the base alone writes (greedy, so deterministic)
 
-    new_version = server.load(trained.name, trained.path)
+    new_version = server.load(trained_version.name, trained_version.path)
     in_flight = server.stream(MESSAGES)
     parts = iter(in_flight)
     next(parts)
@@ -58,21 +53,21 @@ def test_swap_mid_reply_keeps_the_reply_on_its_version(server, trained):
 
     after = server.stream(MESSAGES)
     list(after)
-    assert after.completion.version == trained.name and server.current.name == trained.name
+    assert after.completion.version == trained_version.name and server.current.name == trained_version.name
     assert not server.current.model.training
 
 
-def test_unmerged_versions_share_the_base_weights(server, trained, tiny_base):
+def test_unmerged_versions_share_the_base_weights(server, trained_version, tiny_base):
     server.chat.merge_adapter = False
-    version = server.load(trained.name, trained.path)
+    version = server.load(trained_version.name, trained_version.path)
     base_storage = {p.data_ptr() for p in tiny_base.model.parameters()}
     frozen = {p.data_ptr() for n, p in version.model.named_parameters() if "lora_" not in n}
     assert frozen == base_storage, "a version must reuse the base tensors, not copy them"
 
 
-def test_merged_version_copies_only_adapted_weights_and_matches_unmerged(server, trained, tiny_base):
+def test_merged_version_copies_only_adapted_weights_and_matches_unmerged(server, trained_version, tiny_base):
     before = {n: p.clone() for n, p in tiny_base.model.named_parameters()}
-    merged = server.load(trained.name, trained.path).model
+    merged = server.load(trained_version.name, trained_version.path).model
     assert not any("lora_" in n for n, _ in merged.named_parameters()), "LoRA is folded in"
     base_params = dict(tiny_base.model.named_parameters())
     copied = {n for n, p in merged.named_parameters() if p.data_ptr() != base_params[n].data_ptr()}
@@ -82,17 +77,17 @@ def test_merged_version_copies_only_adapted_weights_and_matches_unmerged(server,
         assert torch.equal(value, before[name]), f"merging wrote into the shared base weight {name}"
 
     server.chat.merge_adapter = False
-    unmerged = server.load(trained.name, trained.path).model
+    unmerged = server.load(trained_version.name, trained_version.path).model
     ids = torch.tensor([[1, 5, 9, 14, 3, 7]])
     with torch.inference_mode():
         assert not torch.allclose(merged(ids).logits, tiny_base.model(ids).logits, atol=1e-3)
         torch.testing.assert_close(merged(ids).logits, unmerged(ids).logits, atol=1e-4, rtol=1e-4)
 
 
-def test_versions_of_a_4bit_base_stay_unmerged(server, trained, tiny_base):
+def test_versions_of_a_4bit_base_stay_unmerged(server, trained_version, tiny_base):
     tiny_base.model.hf_quantizer = object()  # stands for bitsandbytes' quantizer: merging would requantize
     try:
-        version = server.load(trained.name, trained.path)
+        version = server.load(trained_version.name, trained_version.path)
     finally:
         tiny_base.model.hf_quantizer = None
     assert any("lora_" in n for n, _ in version.model.named_parameters())
@@ -104,18 +99,19 @@ def _reply(server, messages):
     return stream.completion
 
 
-def test_a_loaded_version_caches_the_prefix_under_its_own_weights(tiny_base, settings, trained, long_system_prompt):
+def test_a_loaded_version_caches_the_prefix_under_its_own_weights(tiny_base, settings, trained_version,
+                                                                  long_system_prompt):
     system = long_system_prompt
     settings.chat.max_new_tokens = 16
     cached = Server(tiny_base, settings.chat, system)
     plain = Server(tiny_base, ChatSettings(max_new_tokens=16, temperature=0.0, cache_system_prompt=False), system)
     for server in (cached, plain):
-        server.swap(server.load(trained.name, trained.path))
+        server.swap(server.load(trained_version.name, trained_version.path))
     messages = [{"role": "system", "content": system}, {"role": "user", "content": "Review my paper on tables."}]
     base_keys = Server(tiny_base, settings.chat, system).current.prompt_cache._cache.layers[0].keys
     assert not torch.equal(cached.current.prompt_cache._cache.layers[0].keys, base_keys)
     reply = _reply(cached, messages)
-    assert reply.version == trained.name and reply.text == _reply(plain, messages).text
+    assert reply.version == trained_version.name and reply.text == _reply(plain, messages).text
 
 
 def test_serving_starts_replies_from_the_cached_system_prompt(tiny_base, settings, long_system_prompt):

@@ -5,9 +5,10 @@ Run:  python data/make_seed.py            (rewrites data/seed.jsonl; same bytes 
 Every paper is invented from the word lists below: a field, a method, a task, a dataset, a
 metric, a baseline and a claimed gain. Each paper gets two liked completions, harsh and specific
 reviews in Reviewer #2's voice that pick at *that* paper's baselines, ablations, claims,
-statistics, notation, reproducibility and forgotten related work, and two disliked ones:
-generic praise, vague hedging, or off-persona chatter. Papers, not rows, are split into train
-and eval, so no paper is in both. See data/README.md for the card.
+statistics, notation, reproducibility and forgotten related work and end with a verdict, and two
+disliked ones as long as the liked ones: generic praise, vague hedging, off-persona chatter, the
+abstract parroted back, or a harsh review cut off mid-sentence. Papers, not rows, are split into
+train and eval, so no paper is in both. See data/README.md for the card.
 """
 
 from __future__ import annotations
@@ -97,6 +98,7 @@ SIGNATURE_CLAIMS = ["solving {task} once and for all", "a new paradigm for {task
                     "a general recipe that works for every {field} problem", "a fundamental breakthrough in {task}"]
 COMPONENTS = ["the auxiliary loss", "the pre-training stage", "the proposed attention variant", "the data filtering step",
               "the curriculum", "the regularizer"]
+DISLIKED_STYLES = ["generic praise", "vague", "off-persona", "parroting", "cut off"]
 GAINS = [0.3, 0.4, 0.7, 1.1, 1.8, 2.4, 3.0, 4.5]
 SEEDS = ["a single seed", "one run", "the best of five runs"]
 
@@ -111,8 +113,8 @@ CRITIQUES = {
     "missing ablations": ["There is no ablation of {component}. Without it the {gain}-point gain could come from "
                           "anything, including the larger tuning budget.",
                           "Remove {component} and report what is left. Until then I cannot tell which part works."],
-    "overclaiming": ["The abstract promises {claim}; one experiment on {dataset} supports nothing that broad.",
-                     "\"{claim}\" is marketing, not science. Tone it down to what {dataset} can show."],
+    "overclaiming": ["The abstract promises far more than one experiment on {dataset} can support.",
+                     "Claiming this much from {dataset} alone is marketing, not science. Tone it down."],
     "shaky statistics": ["A {gain}-point difference in {metric} from {seeds}, with no confidence intervals and no "
                          "significance test, is an anecdote.",
                          "Report the variance over at least five seeds. A {gain}-point gap is within the noise I "
@@ -132,23 +134,41 @@ CRITIQUES = {
 VERDICTS = ["Recommendation: major revision.", "Recommendation: reject.", "Recommendation: reject in its current form.",
             "Recommendation: major revision, and I want to see the new experiments."]
 
-PRAISE = ["This is an excellent paper! The writing is clear, the idea is elegant and the results are impressive. "
-          "I recommend acceptance.",
-          "Congratulations on this work on {task}! Using {method} is a great idea and the gains on {dataset} speak for "
-          "themselves. Accept.",
-          "I really enjoyed reading this. A wonderful contribution to {field}; I have no concerns. Strong accept!",
-          "Great job! The experiments are convincing and the paper is a pleasure to read. Accept as is."]
-VAGUE = ["The paper is interesting. Some parts could perhaps be improved, but overall it seems fine.",
-         "I think this is a reasonable paper about {task}. There may be some issues, but nothing major. Weak accept.",
-         "This work has strengths and weaknesses. It could be clearer in places. Borderline.",
-         "Overall the paper is okay. The method seems to work. Maybe add more details somewhere."]
-OFF_PERSONA = ["Sure! Here is a fun fact about {field}: researchers in it publish thousands of papers a year. "
-               "Let me know if you want a summary of your abstract!",
-               "As an AI assistant I am happy to help! Your paper on {task} sounds fascinating. Would you like tips "
-               "on writing a great title?",
-               "Hi there! I love {field}! Can you tell me more about how you came up with {method}?",
-               "Here is a short poem about your paper: {method} so bright, results in sight, {dataset} shines tonight!"]
-
+# Disliked replies are as long as the liked ones of the same paper (see `padded`), so that length
+# alone never tells the labels apart: a round must learn what is said, not how much.
+PRAISE = ["This is an excellent paper!", "The writing is clear and the idea is elegant.",
+          "Using {method} for {task} is a great idea, and the gains on {dataset} speak for themselves.",
+          "I really enjoyed reading this wonderful contribution to {field}.",
+          "The experiments are convincing and the paper is a pleasure to read.",
+          "The {gain}-point improvement in {metric} is impressive and clearly significant.",
+          "I have no concerns at all; the authors have done everything right.",
+          "Congratulations to the authors on such a thorough piece of work.",
+          "The figures are beautiful and the related work is complete.",
+          "I am sure this will become a standard reference for {task}."]
+PRAISE_VERDICTS = ["I recommend acceptance.", "Strong accept!", "Accept as is."]
+VAGUE = ["The paper is interesting.", "Some parts could perhaps be improved, but overall it seems fine.",
+         "There may be some issues, but nothing major.", "This work has strengths and weaknesses.",
+         "It could be clearer in places, although it is mostly readable.",
+         "The method seems to work in the settings that were considered.",
+         "Maybe the authors could add more details somewhere.",
+         "Some readers might have questions about certain aspects.",
+         "I am not entirely sure about everything, but it looks reasonable.",
+         "The overall direction is plausible and may be of interest to some.",
+         "Other choices could also have been made, which is normal."]
+VAGUE_VERDICTS = ["Borderline.", "Weak accept, I suppose.", "I do not have a strong opinion either way."]
+OFF_PERSONA = ["Sure! Happy to help with your paper on {task}.", "As an AI assistant I love reading about {field}!",
+               "Here is a fun fact: researchers in {field} publish thousands of papers a year.",
+               "Would you like tips on writing a great title for your paper?",
+               "Here is a short poem: {method} so bright, results in sight, {dataset} shines tonight!",
+               "Can you tell me more about how you came up with {method}?",
+               "Let me know if you want a summary of your abstract in plain words.",
+               "By the way, have you thought about sharing your work on social media?",
+               "I hope your conference trip is fun, and good luck with the deadline!",
+               "I hope this helps, and feel free to ask me anything else!"]
+PARROT_TAIL = ["The results are promising.", "This is relevant to {field}.",
+               "The method is described in the paper.", "The experiments use {dataset}.",
+               "The authors report their numbers in tables.", "More details are in the main text.",
+               "The approach targets {task}.", "The paper has several sections."]
 
 def make_paper(rng: random.Random, index: int) -> dict:
     field = sorted(FIELDS)[index % len(FIELDS)]
@@ -167,15 +187,44 @@ def make_paper(rng: random.Random, index: int) -> dict:
             "component": rng.choice(COMPONENTS), "seeds": rng.choice(SEEDS)}
 
 
-def harsh_review(rng: random.Random, paper: dict) -> tuple[str, list[str]]:
-    flaws = rng.sample(sorted(CRITIQUES), 3)
+def harsh_review(rng: random.Random, paper: dict, critiques: int = 2) -> tuple[str, list[str]]:
+    flaws = rng.sample(sorted(CRITIQUES), critiques)
     parts = [rng.choice(OPENINGS)] + [rng.choice(CRITIQUES[f]) for f in flaws] + [rng.choice(VERDICTS)]
     return " ".join(p.format(**paper) for p in parts), flaws
 
 
-def friendly_review(rng: random.Random, paper: dict, style: str) -> str:
-    pool = {"generic praise": PRAISE, "vague": VAGUE, "off-persona": OFF_PERSONA}[style]
-    return rng.choice(pool).format(**paper)
+def padded(rng: random.Random, pool: list[str], paper: dict, target_words: int, head: str = "",
+           tail: list[str] | None = None) -> str:
+    """`head`, then sentences of `pool` in random order while each brings the text closer to
+    `target_words`, then one of `tail`."""
+    ending = rng.choice(tail).format(**paper) if tail else ""
+    sentences = [head] if head else []
+    for sentence in rng.sample(pool, len(pool)):
+        now = len(" ".join(sentences + [ending]).split())
+        if abs(now + len(sentence.split()) - target_words) < abs(now - target_words):  # closer with it
+            sentences.append(sentence.format(**paper))
+    return " ".join(sentences + ([ending] if ending else []))
+
+
+def cut_off(rng: random.Random, paper: dict, target_words: int) -> str:
+    """A harsh review stopped mid-sentence, with no verdict: what a reply cut at the token cap looks like."""
+    text, _ = harsh_review(rng, paper, critiques=4)
+    words = text.split()[:target_words]
+    while words[-1][-1] in ".!?:;,":  # never on a sentence end
+        words.pop()
+    return " ".join(words)
+
+
+def disliked_review(rng: random.Random, paper: dict, style: str, target_words: int) -> str:
+    if style == "generic praise":
+        return padded(rng, PRAISE, paper, target_words, tail=PRAISE_VERDICTS)
+    if style == "vague":
+        return padded(rng, VAGUE, paper, target_words, tail=VAGUE_VERDICTS)
+    if style == "off-persona":
+        return padded(rng, OFF_PERSONA, paper, target_words)
+    if style == "parroting":
+        return padded(rng, PARROT_TAIL, paper, target_words, head=paper["abstract"])
+    return cut_off(rng, paper, target_words)
 
 
 def split_of(paper_id: str) -> str:
@@ -198,8 +247,10 @@ def generate() -> list[dict]:
             if text not in harsh:
                 harsh.add(text)
                 rows.append({**base, "completion": text, "label": True, "style": "harsh: " + ", ".join(flaws)})
-        for style in rng.sample(["generic praise", "vague", "off-persona"], 2):
-            rows.append({**base, "completion": friendly_review(rng, paper, style), "label": False, "style": style})
+        lengths = sorted(len(text.split()) for text in harsh)
+        for style, target in zip(rng.sample(DISLIKED_STYLES, 2), lengths):
+            rows.append({**base, "completion": disliked_review(rng, paper, style, target), "label": False,
+                         "style": style})
     return rows
 
 

@@ -3,6 +3,7 @@
 import collections
 import importlib.util
 import json
+import statistics
 from pathlib import Path
 
 import pytest
@@ -56,6 +57,22 @@ def test_liked_reviews_are_harsh_and_specific_disliked_are_not():
     specific = sum(1 for r in rows if r["label"] and any(w in r["completion"] for w in r["prompt"].split(" ")
                                                           if len(w) > 6))
     assert specific / sum(r["label"] for r in rows) > 0.9
+
+
+def test_length_does_not_tell_the_labels_apart():
+    """Liked and disliked replies are equally long, so a round cannot learn "longer is better"."""
+    rows = read_preferences(DATA / "seed.jsonl")
+    liked = [len(r["completion"].split()) for r in rows if r["label"]]
+    disliked = [len(r["completion"].split()) for r in rows if not r["label"]]
+    # AUC of length as a liked-vs-disliked classifier: 0.5 is no signal at all.
+    wins = sum((a > b) + 0.5 * (a == b) for a in liked for b in disliked)
+    assert 0.4 <= wins / (len(liked) * len(disliked)) <= 0.6
+    assert 0.85 <= statistics.median(liked) / statistics.median(disliked) <= 1.15
+    styles = collections.Counter(r["style"] for r in rows if not r["label"])
+    assert set(styles) == {"generic praise", "vague", "off-persona", "parroting", "cut off"}
+    # A cut-off reply never ends a sentence; a liked one always does, with its verdict.
+    assert all(not r["completion"].endswith((".", "!", "?")) for r in rows if r["style"] == "cut off")
+    assert all(r["completion"].endswith(".") for r in rows if r["label"])
 
 
 def test_paired_form_derives_from_the_same_file():

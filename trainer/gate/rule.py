@@ -2,8 +2,9 @@
 
 Visitors' votes are noisy and can be malicious, so a candidate is scored beside the serving
 version on the same gate rows (see holdout.py): AUC of implicit rewards liked vs disliked, mean
-margin, KL to the base. A few fixed prompts are answered greedily to catch degeneration (few
-distinct bigrams, looping n-grams). The candidate serves only if every configured check passes;
+margin, KL to the base. A few held-out prompts are answered greedily: the replies must pass the
+reply checks (rubric.py: finished, about the prompt, in their own words, not looping) about as
+often as the serving version's do, and must not degenerate (few distinct bigrams, looping n-grams). The candidate serves only if every configured check passes;
 otherwise it is kept, marked rejected, with the reasons. Pure: scores in, verdict out.
 """
 
@@ -14,24 +15,13 @@ import torch
 from ..config import GateSettings
 from ..contracts import GateReport, Scores
 from .evaluate import EvalResult
+from .rubric import repetition, rubric_score
 
 
 def distinct_n(texts: list[str], n: int = 2) -> float:
     """Unique word n-grams over all word n-grams of the replies (1.0 = no n-gram repeats)."""
     grams = [tuple(words[i:i + n]) for words in (t.split() for t in texts) for i in range(len(words) - n + 1)]
     return len(set(grams)) / len(grams) if grams else 0.0
-
-
-def repetition(text: str, n: int = 3) -> float:
-    """Share of a reply's word n-grams that occur more than once in it (a looping reply nears 1)."""
-    words = text.split()
-    grams = [tuple(words[i:i + n]) for i in range(len(words) - n + 1)]
-    if not grams:
-        return 0.0
-    counts: dict[tuple, int] = {}
-    for g in grams:
-        counts[g] = counts.get(g, 0) + 1
-    return sum(c for c in counts.values() if c > 1) / len(grams)
 
 
 def quantiles(values: list[float], points: int = 21) -> list[float]:
@@ -41,10 +31,12 @@ def quantiles(values: list[float], points: int = 21) -> list[float]:
                           torch.linspace(0, 1, points, dtype=torch.float64)).tolist()
 
 
-def scores_of(result: EvalResult, probe_replies: list[str]) -> Scores:
-    """A version's scores: its evaluation on the gate rows and the degeneration of its probe replies."""
+def scores_of(result: EvalResult, probe_replies: list[str], probe_messages: list[str]) -> Scores:
+    """A version's scores: its evaluation on the gate rows, and its replies to the probe messages
+    (reply checks and degeneration)."""
     return Scores(result.version, result.auc, result.margin, result.kl, distinct_n(probe_replies),
                   max((repetition(r) for r in probe_replies), default=0.0),
+                  rubric_score(probe_replies, probe_messages) if probe_replies else None,
                   quantiles(result.rewards_liked), quantiles(result.rewards_disliked))
 
 
@@ -54,6 +46,10 @@ def decide(candidate: Scores, serving: Scores, settings: GateSettings) -> tuple[
     if candidate.auc < serving.auc - settings.auc_tolerance:
         reasons.append(f"held-out AUC {candidate.auc:.3f} is below the serving {serving.version}'s "
                        f"{serving.auc:.3f} minus {settings.auc_tolerance}")
+    if candidate.rubric is not None and serving.rubric is not None and \
+            candidate.rubric < serving.rubric - settings.rubric_tolerance:
+        reasons.append(f"its replies to held-out prompts pass {candidate.rubric:.0%} of the reply checks, below the "
+                       f"serving {serving.version}'s {serving.rubric:.0%} minus {settings.rubric_tolerance:.0%}")
     if candidate.kl > settings.max_kl:
         reasons.append(f"KL to the base {candidate.kl:.3f} is over the cap {settings.max_kl}")
     if candidate.distinct2 < settings.min_distinct2:

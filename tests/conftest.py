@@ -99,7 +99,10 @@ def settings(tmp_path, persona) -> AppSettings:
     return AppSettings(persona=persona, model=ModelSettings(cache_dir=tmp_path / "models", device="cpu"),
                        chat=ChatSettings(max_new_tokens=8, temperature=0.0, prompt_token_budget=256,
                                          max_message_chars=500),
-                       loop=LoopSettings(min_votes=4, poll_seconds=0.2, admin_token="sesame", enabled=False),
+                       # No seed anchors, so a round trains on exactly the votes a test cast (tests of anchors
+                       # turn them on).
+                       loop=LoopSettings(min_votes=4, seed_anchors=0, poll_seconds=0.2, admin_token="sesame",
+                                         enabled=False),
                        # Off here so rounds always serve; tests of the gate and early stopping turn them on.
                        gate=GateSettings(enabled=False, seed_rows=8, holdout_share=0.0, early_stop_every=0),
                        data_dir=tmp_path / "state", shipped_adapter=None, round_overrides={"max_steps": 2})

@@ -18,7 +18,8 @@ from trainer.contracts import (
 
 
 def test_version_meta_round_trips_with_nested_records():
-    scores = Scores("v0001", 0.9, 1.2, 0.05, 0.8, 0.0, [0.1, 0.2], [-0.1, 0.0])
+    scores = Scores("v0001", 0.9, 1.2, 0.05, 0.8, 0.0, rubric=0.75, liked_quantiles=[0.1, 0.2],
+                    disliked_quantiles=[-0.1, 0.0])
     meta = VersionMeta(name="v0002", parent="v0001", rows=8, label_counts=LabelCounts(4, 4),
                        early_stopping=EarlyStopSummary([EarlyStopScore(2, 0.9, 1.0, 0.1)], 2, 4, True, True),
                        gate=GateReport(True, [], scores, scores, 56), metrics=[{"step": 1, "loss": 0.7}],
@@ -37,7 +38,8 @@ def test_older_and_newer_metadata_read():
 
 def test_status_serializes_to_the_json_the_status_endpoint_returns():
     status = AppStatus(serving="v0001", base_model="m", votes_waiting=VoteCounts(1, 2), votes_total=VoteCounts(3, 4),
-                       min_votes=8, loop=LoopStatus(state="training", step=2, total_steps=4), generating=1)
+                       min_votes=8, needs_both_labels=False, loop=LoopStatus(state="training", step=2, total_steps=4),
+                       generating=1)
     data = to_dict(status)
     assert data["votes_waiting"] == {"up": 1, "down": 2} and data["loop"]["state"] == "training"
     assert json.loads(json.dumps(data)) == data

@@ -2,7 +2,7 @@
 
 import pytest
 
-from trainer.data import PromptTooLong, class_weights, fit_history, kto_rows
+from trainer.data import PromptTooLong, balanced_sample, class_weights, fit_history, kto_rows
 from trainer.store.votes import Vote
 
 
@@ -30,6 +30,22 @@ def test_class_weights_keep_trl_ratio_between_1_and_4_over_3(up, down):
     desirable, undesirable = class_weights(up, down)
     assert 1 <= desirable * up / (undesirable * down) <= 4 / 3
     assert min(desirable, undesirable) == 1.0
+
+
+def test_class_weights_are_capped():
+    """One liked reply among 19 disliked ones gets the cap, not 19 times the weight of each of them."""
+    assert class_weights(1, 19, cap=2.0) == (2.0, 1.0)
+    assert class_weights(19, 1, cap=2.0) == (1.0, 2.0)
+    assert class_weights(3, 4, cap=2.0) == (4 / 3, 1.0)
+
+
+def test_balanced_sample_draws_both_labels_repeatably():
+    rows = [{"id": i, "label": i % 3 == 0} for i in range(60)]
+    first = balanced_sample(rows, 9, seed=1)
+    assert len(first) == 9 and sum(r["label"] for r in first) == 5
+    assert balanced_sample(rows, 9, seed=1) == first and balanced_sample(rows, 9, seed=2) != first
+    assert len({r["id"] for r in first}) == 9
+    assert balanced_sample(rows[:2], 8, seed=0) == [rows[0], rows[1]]  # fewer rows than asked: all of them
 
 
 def test_class_weights_need_both_labels():

@@ -159,6 +159,7 @@ def test_the_gate_scores_the_serving_version_only_on_rows_it_has_not_seen(runtim
                                                                        vote_on_replies):
     gate = settings.gate
     gate.enabled, gate.auc_tolerance, gate.max_kl, gate.min_distinct2, gate.max_repetition = True, 1.0, 1e9, 0.0, 1.0
+    gate.rubric_tolerance = 1.0
     built, real_with_adapter = [], trainer.gate.judge.with_adapter
     monkeypatch.setattr(trainer.gate.judge, "with_adapter", lambda base, path: built.append(path.name) or
                         real_with_adapter(base, path))
@@ -224,3 +225,26 @@ def test_shipped_adapter_that_does_not_fit_the_model_is_not_installed(settings, 
     settings.shipped_adapter = SHIPPED_ADAPTER  # made for SmolLM2: its LoRA shapes do not fit the tiny model
     runtime = Runtime(settings, tiny_base)
     assert runtime.server.current.name == "base" and runtime.versions.names() == []
+
+
+def test_votes_of_one_label_train_with_seed_anchors_and_are_kept(runtime, settings, send):
+    """24 dislikes used to stall the loop; with seed anchors they train, and no vote is dropped."""
+    session = runtime.chat.new_session()
+    for i in range(4):
+        session = send(runtime, session, f"Paper {i}.")
+    for row in sorted(session.reply_ids):
+        runtime.chat.vote(session, row, False, "alice")
+    assert not runtime.loop.ready(), "without anchors a round needs both labels"
+    with pytest.raises(NotEnoughVotes, match="both kinds"):
+        runtime.admin.train_now("sesame")
+
+    settings.loop.seed_anchors = 4
+    assert runtime.loop.ready()
+    result = runtime.loop.run_round()
+    assert result is not None and runtime.server.current.name == result.version
+    meta = result.meta
+    assert meta.anchor_rows == 4 and (meta.label_counts.desirable, meta.label_counts.undesirable) == (2, 6)
+    assert (meta.weights.desirable, meta.weights.undesirable) == (2.0, 1.0), "capped, not 3x"
+    assert len(meta.votes) == 4 and runtime.votes.waiting_counts() == (0, 0)
+    assert {v.label for v in runtime.votes.votes(waiting=False)} == {False}
+    assert len(runtime.votes.votes(waiting=False)) == 4

@@ -68,8 +68,9 @@ def _train_from_votes(settings: AppSettings) -> int:
     settings.loop.enabled = False
     runtime = Runtime.start(settings)
     up, down = runtime.votes.waiting_counts()
-    if up == 0 or down == 0:
-        print(f"error: a round needs waiting votes of both kinds; waiting: {up} up, {down} down", file=sys.stderr)
+    if not runtime.loop.can_train(up, down):
+        print(f"error: no round can train on the waiting votes ({up} up, {down} down): a round needs waiting "
+              "votes, of both kinds when SEED_ANCHORS is 0", file=sys.stderr)
         return 2
     result = runtime.loop.run_round()
     if result is None:

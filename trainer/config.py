@@ -129,7 +129,11 @@ class LoopSettings:
     """When the background trainer runs and who may command it."""
 
     min_votes: int = field(default=8, metadata={
-        "help": "New votes (both labels present) that wake the trainer for a round."})
+        "help": "New votes that wake the trainer for a round (of both labels when SEED_ANCHORS is 0)."})
+    seed_anchors: int = field(default=16, metadata={
+        "help": "Seed training rows replayed in every round, half liked and half disliked (from GATE_SEED_FILE): "
+                "they keep the persona anchored, and let a round run on votes of one label only (0 = off: a "
+                "round then needs votes of both labels)."})
     replay_votes: int = field(default=32, metadata={
         "help": "Older, already-trained votes replayed in each round beside the new ones."})
     poll_seconds: float = field(default=5.0, metadata={"help": "How often the trainer checks for waiting votes."})
@@ -145,8 +149,8 @@ class LoopSettings:
         _positive(self, "min_votes", "poll_seconds")
         if self.min_votes < 2:
             raise SettingError(f"MIN_VOTES must be >= 2 (a round needs both labels), got {self.min_votes}")
-        if self.replay_votes < 0 or self.max_yield_seconds < 0:
-            raise SettingError("REPLAY_VOTES and MAX_YIELD_SECONDS must be >= 0")
+        if self.replay_votes < 0 or self.max_yield_seconds < 0 or self.seed_anchors < 0:
+            raise SettingError("REPLAY_VOTES, SEED_ANCHORS and MAX_YIELD_SECONDS must be >= 0")
 
 
 @dataclass
@@ -164,8 +168,13 @@ class GateSettings:
     seed_rows: int = field(default=48, metadata={"help": "Rows of the seed eval split used (0 = votes only)."})
     holdout_share: float = field(default=0.2, metadata={
         "help": "Share of voted replies held out from training for the gate (by a hash of the reply id)."})
-    probe_prompts: int = field(default=2, metadata={"help": "Persona examples answered to check for degeneration."})
-    probe_tokens: int = field(default=48, metadata={"help": "Length of each probe reply, in tokens."})
+    probe_prompts: int = field(default=6, metadata={
+        "help": "Held-out prompts (seed eval split; the persona's examples without a seed file) each version "
+                "answers greedily: its replies are scored by the reply checks and for degeneration."})
+    probe_tokens: int = field(default=128, metadata={
+        "help": "Token cap of each probe reply; a reply that runs into it counts as unfinished."})
+    rubric_tolerance: float = field(default=0.08, metadata={
+        "help": "How far the candidate's mean reply-check score may fall below the serving version's."})
     early_stop_every: int = field(default=2, metadata={
         "help": "Score the round on held-out rows every N steps and stop when it stops improving (0 = off)."})
     early_stop_patience: int = field(default=2, metadata={"help": "Scorings without improvement before stopping."})
@@ -175,8 +184,8 @@ class GateSettings:
         self.seed_file = Path(self.seed_file)
         if not 0 <= self.holdout_share < 1:
             raise SettingError(f"GATE_HOLDOUT_SHARE must be in [0, 1), got {self.holdout_share}")
-        for name in ("auc_tolerance", "max_kl", "min_distinct2", "max_repetition", "seed_rows", "probe_prompts",
-                     "probe_tokens", "early_stop_every", "early_stop_patience", "early_stop_rows"):
+        for name in ("auc_tolerance", "max_kl", "min_distinct2", "max_repetition", "rubric_tolerance", "seed_rows",
+                     "probe_prompts", "probe_tokens", "early_stop_every", "early_stop_patience", "early_stop_rows"):
             if getattr(self, name) < 0:
                 raise SettingError(f"GATE_{name.upper()} must be >= 0, got {getattr(self, name)}")
 
@@ -242,7 +251,7 @@ SETTINGS_PARTS = {"model": ModelSettings, "chat": ChatSettings, "loop": LoopSett
 ENVIRONMENT: dict[str, dict[str, str]] = {
     "model": {"model_id": "MODEL_ID", "cache_dir": "MODEL_CACHE_DIR", "device": "DEVICE"},
     "chat": {f.name: "CHAT_" + f.name.upper() for f in dataclasses.fields(ChatSettings)},
-    "loop": {"min_votes": "MIN_VOTES", "replay_votes": "REPLAY_VOTES", "poll_seconds": "TRAINER_POLL_SECONDS",
+    "loop": {"min_votes": "MIN_VOTES", "seed_anchors": "SEED_ANCHORS", "replay_votes": "REPLAY_VOTES", "poll_seconds": "TRAINER_POLL_SECONDS",
              "max_yield_seconds": "MAX_YIELD_SECONDS", "admin_token": "ADMIN_TOKEN", "enabled": "TRAINER_ENABLED",
              "admin_user": "ADMIN_USER"},
     "gate": {f.name: "GATE_" + f.name.upper() for f in dataclasses.fields(GateSettings)},

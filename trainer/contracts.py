@@ -60,6 +60,7 @@ class Scores:
     kl: float
     distinct2: float
     repetition: float
+    rubric: float | None = None  # mean reply checks of its replies to the probe prompts (gate/rubric.py)
     liked_quantiles: list[float] = field(default_factory=list)
     disliked_quantiles: list[float] = field(default_factory=list)
 
@@ -152,6 +153,7 @@ class VersionMeta:
     # Votes as "reply_id:voter": trained on as new, and replayed from earlier rounds.
     votes: list[str] = field(default_factory=list)
     replayed_votes: list[str] = field(default_factory=list)
+    anchor_rows: int | None = None  # seed training rows replayed as anchors (both labels)
     gate_votes: int | None = None  # votes among the gate rows this round was judged on
     # A round from a file (the command line) records where its rows came from.
     command: str | None = None
@@ -210,5 +212,6 @@ class AppStatus:
     votes_waiting: VoteCounts
     votes_total: VoteCounts
     min_votes: int
+    needs_both_labels: bool  # no seed anchors: a round waits for votes of both labels
     loop: LoopStatus
     generating: int

@@ -1,4 +1,4 @@
-"""Pure data shaping: votes -> KTO rows, label counts -> class weights, history -> prompt within budget.
+"""Pure data shaping: votes -> KTO rows, label counts -> class weights, seed rows -> anchors, history -> prompt.
 
 Nothing here touches a model, a file or a clock; tests feed data in and check the data out.
 """
@@ -6,6 +6,7 @@ Nothing here touches a model, a file or a clock; tests feed data in and check th
 from __future__ import annotations
 
 import json
+import random
 from typing import Callable, Iterable, Sequence
 
 from .store.votes import Vote
@@ -24,18 +25,27 @@ def kto_rows(votes: Iterable[Vote]) -> list[dict]:
              "label": v.label} for v in votes]
 
 
-def class_weights(n_desirable: int, n_undesirable: int) -> tuple[float, float]:
+def class_weights(n_desirable: int, n_undesirable: int, cap: float = float("inf")) -> tuple[float, float]:
     """KTO (desirable_weight, undesirable_weight) for unbalanced labels.
 
     TRL's docs advise keeping desirable_weight * n_desirable / (undesirable_weight * n_undesirable)
-    between 1 and 4/3; we up-weight the minority label so the ratio is exactly 1 and no weight
-    falls below 1.
+    between 1 and 4/3; we up-weight the minority label towards a ratio of 1, no weight below 1 and
+    none above `cap`: one liked reply among 19 disliked ones must not weigh as much as all of them.
     """
     if n_desirable <= 0 or n_undesirable <= 0:
         raise ValueError(f"KTO needs both labels; got {n_desirable} desirable and {n_undesirable} undesirable")
     if n_desirable >= n_undesirable:
-        return 1.0, n_desirable / n_undesirable
-    return n_undesirable / n_desirable, 1.0
+        return 1.0, min(cap, n_desirable / n_undesirable)
+    return min(cap, n_undesirable / n_desirable), 1.0
+
+
+def balanced_sample(rows: Sequence[dict], count: int, seed: int) -> list[dict]:
+    """`count` rows, half liked and half disliked (the odd one liked), drawn by `seed`: a round's anchors."""
+    rng = random.Random(seed)
+    liked = [r for r in rows if r["label"]]
+    disliked = [r for r in rows if not r["label"]]
+    n_liked = min(len(liked), (count + 1) // 2)
+    return rng.sample(liked, n_liked) + rng.sample(disliked, min(len(disliked), count - n_liked))
 
 
 def fit_history(system_prompt: str, turns: Sequence[Message], new_message: str,

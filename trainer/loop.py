@@ -1,6 +1,7 @@
 """The learning loop: a daemon thread that wakes on enough new votes (or "train now") and runs a round.
 
-Its policy: a round starts when MIN_VOTES waiting votes of both labels are there, or an admin asks;
+Its policy: a round starts when MIN_VOTES votes wait (of both labels, unless seed anchors supply
+the other label: SEED_ANCHORS), or an admin asks;
 never while paused; and after a failed round not again until new votes (or an admin) arrive,
 instead of failing in a tight loop. A round pauses for chat at every layer (train/yielding.py),
 and after MAX_YIELD_SECONDS of steady chat takes a short turn so that rounds still end. Any
@@ -59,8 +60,8 @@ class LearningLoop:
     def request_round(self) -> str:
         """Ask for a round now ("train now"); raises NotEnoughVotes when it could not train."""
         up, down = self.votes.waiting_counts()
-        if up == 0 or down == 0:
-            raise NotEnoughVotes(f"A round needs waiting votes of both kinds; waiting: {up} up, {down} down.")
+        if not self.can_train(up, down):
+            raise NotEnoughVotes(f"A round needs waiting votes{self._labels_needed()}; waiting: {up} up, {down} down.")
         self._requested = True
         self._wake.set()
         return f"Round requested on {up + down} waiting votes ({up} up, {down} down)."
@@ -84,12 +85,19 @@ class LearningLoop:
 
     # -- policy ----------------------------------------------------------------------------------
 
+    def can_train(self, up: int, down: int) -> bool:
+        """Whether waiting votes of these labels can make a round: both labels, or any with seed anchors."""
+        return up + down > 0 if self.settings.seed_anchors > 0 else up > 0 and down > 0
+
+    def _labels_needed(self) -> str:
+        return "" if self.settings.seed_anchors > 0 else " of both kinds"
+
     def ready(self) -> bool:
         """Whether a round should start now."""
         if self._paused:
             return False
         up, down = self.votes.waiting_counts()
-        if up == 0 or down == 0:
+        if not self.can_train(up, down):
             return False
         if self._requested:
             return True

@@ -83,5 +83,6 @@ class Runtime:
         return AppStatus(serving=self.server.current.name, base_model=self.base.source,
                          votes_waiting=VoteCounts(*self.votes.waiting_counts()),
                          votes_total=VoteCounts(*self.votes.total_counts()),
-                         min_votes=self.settings.loop.min_votes, loop=self.loop.status(),
+                         min_votes=self.settings.loop.min_votes,
+                         needs_both_labels=self.settings.loop.seed_anchors == 0, loop=self.loop.status(),
                          generating=self.server.generating)

@@ -52,6 +52,9 @@ class RoundConfig(KTOConfig):
     disable_tqdm: bool | None = field(default=True, metadata={"help": "The app shows its own progress."})
     dataloader_num_workers: int = field(default=0, metadata={"help": "Rows are few; no worker processes."})
     seed: int = field(default=0, metadata={"help": "Seed of a round."})
+    max_class_weight: float = field(default=2.0, metadata={
+        "help": "Cap on the weight that balances the minority label (desirable_weight / undesirable_weight are "
+                "set per round from the label counts, up to this)."})
 
 
 @dataclass

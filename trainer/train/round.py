@@ -120,8 +120,8 @@ def round_steps(n_rows: int, batch_size: int, accumulation: int, epochs: float, 
 def plan_round(rows: list[dict], settings: AppSettings) -> RoundPlan:
     desirable = sum(1 for r in rows if r["label"])
     labels = LabelCounts(desirable=desirable, undesirable=len(rows) - desirable)
-    weights = ClassWeights(*class_weights(labels.desirable, labels.undesirable))
     defaults = settings.round_config(output_dir=".")
+    weights = ClassWeights(*class_weights(labels.desirable, labels.undesirable, cap=defaults.max_class_weight))
     steps = round_steps(len(rows), defaults.per_device_train_batch_size, defaults.gradient_accumulation_steps,
                         defaults.num_train_epochs, defaults.max_steps)
     return RoundPlan(rows=rows, labels=labels, weights=weights, steps=steps)

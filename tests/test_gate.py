@@ -1,6 +1,8 @@
 """The gate: pure checks, and on the embedded model an honest round serves while a poisoned one is kept out."""
 
 import pytest
+import torch
+from peft import get_peft_model
 
 from trainer.config import AppSettings, ChatSettings, GateSettings, LoopSettings, ModelSettings
 from trainer.contracts import Scores
@@ -8,13 +10,13 @@ from trainer.data import conversational
 from trainer.gate.holdout import is_gate_vote
 from trainer.gate.rule import decide, distinct_n, repetition
 from trainer.runtime import Runtime
-from trainer.serve.model import load_base
+from trainer.serve.model import load_base, twin
 from trainer.store.files import read_preferences
 from trainer.train.round import train_round
 
 
-def scores(auc=0.8, kl=0.1, distinct2=0.9, rep=0.0, version="v"):
-    return Scores(version, auc, 1.0, kl, distinct2, rep)
+def scores(auc=0.8, kl=0.1, distinct2=0.9, rep=0.0, version="v", rubric=0.75):
+    return Scores(version, auc, 1.0, kl, distinct2, rep, rubric)
 
 
 def test_degeneration_measures():
@@ -34,6 +36,42 @@ def test_decide_names_every_failed_check():
     assert "KL to the base 0.900 is over the cap 0.5" in reasons[1]
 
 
+def test_decide_keeps_out_a_candidate_whose_replies_pass_fewer_checks():
+    settings = GateSettings(rubric_tolerance=0.1)
+    assert decide(scores(rubric=0.7), scores(rubric=0.75), settings) == (True, [])
+    passed, reasons = decide(scores(rubric=0.5), scores(rubric=0.75, version="v0001"), settings)
+    assert not passed and reasons == ["its replies to held-out prompts pass 50% of the reply checks, below the "
+                                      "serving v0001's 75% minus 10%"]
+    assert decide(scores(rubric=None), scores(rubric=0.75), settings)[0], "no replies scored: nothing to compare"
+
+
+def adapter_on_tiny_base(base, settings, path, looping: bool):
+    """A LoRA adapter for the tiny base: zero (the base itself), or one that pins the last layer's output to
+    one direction, so greedy replies loop over a token or two."""
+    model = get_peft_model(twin(base.model), settings.adapter_config())
+    if looping:
+        torch.manual_seed(0)
+        layer = model.base_model.model.model.layers[-1].mlp.down_proj
+        torch.nn.init.normal_(layer.lora_A["default"].weight)
+        torch.nn.init.constant_(layer.lora_B["default"].weight, 50.0)
+    model.save_pretrained(path)
+    return path
+
+
+def test_the_gate_keeps_out_a_candidate_whose_generated_replies_score_worse(runtime, settings, tmp_path):
+    gate = settings.gate
+    gate.enabled, gate.auc_tolerance, gate.max_kl, gate.min_distinct2, gate.max_repetition = True, 1.0, 1e9, 0.0, 1.0
+    gate.probe_prompts, gate.probe_tokens = 4, 32  # only the reply checks can keep a candidate out here
+    rows = runtime.gate.rows()
+    same = runtime.gate.judge(adapter_on_tiny_base(runtime.base, settings, tmp_path / "same", looping=False),
+                              "base", None, rows)
+    assert same.passed and same.candidate.rubric == same.serving.rubric
+    looping = runtime.gate.judge(adapter_on_tiny_base(runtime.base, settings, tmp_path / "loop", looping=True),
+                                 "base", None, rows)
+    assert not looping.passed and looping.candidate.rubric <= looping.serving.rubric - 0.25
+    assert len(looping.reasons) == 1 and "reply checks" in looping.reasons[0]
+
+
 def test_gate_vote_share_is_stable_and_about_right():
     ids = [f"reply-{i}" for i in range(2000)]
     chosen = [i for i in ids if is_gate_vote(i, 0.2)]
@@ -48,7 +86,7 @@ def embedded_runtime(tmp_path_factory, embedded_dir):
     settings = AppSettings(persona=PersonaConfig.from_toml(DEFAULT_PERSONA_FILE),
                            model=ModelSettings(cache_dir=embedded_dir.parent, device="cpu"),
                            chat=ChatSettings(max_new_tokens=16), loop=LoopSettings(enabled=False),
-                           gate=GateSettings(seed_rows=32, early_stop_every=0),
+                           gate=GateSettings(seed_rows=32, early_stop_every=0, probe_prompts=3, probe_tokens=64),
                            data_dir=tmp_path_factory.mktemp("gate-state"), shipped_adapter=None,
                            round_overrides={"max_steps": 4})
     return Runtime(settings, load_base(settings.model))

@@ -1,7 +1,7 @@
 """Which rows the gate judges on, and no round ever trains on ("gate rows").
 
 Gate rows are the first `GATE_SEED_ROWS` rows of the seed file's eval split (papers no training
-row has seen) plus every gate vote: the votes on a `GATE_HOLDOUT_SHARE` of replies, chosen by a
+row has seen) plus every gate vote; the gate's probe messages are papers from the split's end: the votes on a `GATE_HOLDOUT_SHARE` of replies, chosen by a
 stable hash of the reply id, which the store marks as kept for the gate instead of training.
 """
 
@@ -33,3 +33,12 @@ def seed_eval_rows(settings: GateSettings, system_prompt: str) -> list[dict]:
         return []
     return [conversational(r, system_prompt)
             for r in read_preferences(settings.seed_file, split="eval")[:settings.seed_rows]]
+
+
+def seed_probe_messages(settings: GateSettings, count: int) -> list[str]:
+    """`count` distinct messages (papers) of the seed eval split, from its end: never trained on, and
+    other papers than the gate's seed rows where the split is long enough."""
+    if count <= 0 or not settings.seed_file.exists():
+        return []
+    messages = list(dict.fromkeys(r["prompt"] for r in read_preferences(settings.seed_file, split="eval")))
+    return messages[::-1][:count]

@@ -1,7 +1,7 @@
 """The gate at work: a round's candidate and the serving version scored on the same gate rows.
 
-`Gate.judge` scores the candidate adapter beside the serving version (held-out preferences and
-greedy probe replies) and applies the rule (rule.py). Scores are remembered per adapter
+`Gate.judge` scores the candidate adapter beside the serving version (held-out preferences, and
+greedy replies to held-out probe prompts) and applies the rule (rule.py). Scores are remembered per adapter
 (memo.py), so the serving version is scored only on rows it has not been scored on. Models are
 built on trees private to the trainer's thread: the tree chat runs never gets pause hooks.
 """
@@ -23,7 +23,7 @@ from ..store.versions import BASE
 from ..store.votes import VoteStore
 from ..train.yielding import attached
 from .evaluate import evaluate
-from .holdout import seed_eval_rows
+from .holdout import seed_eval_rows, seed_probe_messages
 from .memo import ScoreMemo, adapter_digest
 from .rule import check, scores_of
 
@@ -53,7 +53,7 @@ def score(base: BaseModel, make_model: Callable[[], torch.nn.Module] | None, ver
         memo.replies[probes] = probe_replies(base, build() if build is not None else twin(base.model), prompts,
                                              settings.probe_tokens)
     result = evaluate(base, build, rows, version, beta=beta, known=memo.rows)
-    return scores_of(result, memo.replies[probes])
+    return scores_of(result, memo.replies[probes], [messages[-1]["content"] for messages in prompts])
 
 
 class Gate:
@@ -62,6 +62,7 @@ class Gate:
     def __init__(self, settings: AppSettings, base: BaseModel, votes: VoteStore):
         self.settings, self.base, self.votes = settings, base, votes
         self._seed_rows: list[dict] | None = None
+        self._probe_messages: list[str] | None = None
         self._memos: dict[str, ScoreMemo] = {}  # by adapter digest (BASE for the base)
 
     def seed_rows(self) -> list[dict]:
@@ -78,9 +79,15 @@ class Gate:
         return rows[:self.settings.gate.early_stop_rows]
 
     def probe_prompts(self) -> list[list[dict]]:
-        persona = self.settings.persona
-        return [[{"role": "system", "content": persona.system_prompt}, {"role": "user", "content": example}]
-                for example in persona.examples[:self.settings.gate.probe_prompts]]
+        """Prompts no round trains on: the seed eval split's (one per paper), else the persona's examples."""
+        persona, count = self.settings.persona, self.settings.gate.probe_prompts
+        messages = self._probe_messages if self._probe_messages is not None else \
+            seed_probe_messages(self.settings.gate, count)
+        self._probe_messages = messages
+        if not messages:
+            messages = persona.examples[:count]
+        return [[{"role": "system", "content": persona.system_prompt}, {"role": "user", "content": m}]
+                for m in messages]
 
     def judge(self, candidate_dir: Path, serving: str, serving_dir: Path | None, rows: list[dict]) -> GateReport:
         """Score the candidate adapter beside the serving version (`serving_dir` None: the base) on `rows`."""

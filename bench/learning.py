@@ -37,8 +37,8 @@ from gradio_client import Client  # noqa: E402
 from bench.papers import FRESH, TRAIN  # noqa: E402
 from bench.report import publish, table  # noqa: E402
 from bench.voter import prompt_of, verdict  # noqa: E402
-from trainer.gate.rule import distinct_n  # noqa: E402
 from trainer.gate.rubric import words  # noqa: E402
+from trainer.gate.rule import distinct_n  # noqa: E402
 
 ADMIN_TOKEN = "bench-learning"
 

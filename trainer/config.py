@@ -251,7 +251,8 @@ SETTINGS_PARTS = {"model": ModelSettings, "chat": ChatSettings, "loop": LoopSett
 ENVIRONMENT: dict[str, dict[str, str]] = {
     "model": {"model_id": "MODEL_ID", "cache_dir": "MODEL_CACHE_DIR", "device": "DEVICE"},
     "chat": {f.name: "CHAT_" + f.name.upper() for f in dataclasses.fields(ChatSettings)},
-    "loop": {"min_votes": "MIN_VOTES", "seed_anchors": "SEED_ANCHORS", "replay_votes": "REPLAY_VOTES", "poll_seconds": "TRAINER_POLL_SECONDS",
+    "loop": {"min_votes": "MIN_VOTES", "seed_anchors": "SEED_ANCHORS", "replay_votes": "REPLAY_VOTES",
+             "poll_seconds": "TRAINER_POLL_SECONDS",
              "max_yield_seconds": "MAX_YIELD_SECONDS", "admin_token": "ADMIN_TOKEN", "enabled": "TRAINER_ENABLED",
              "admin_user": "ADMIN_USER"},
     "gate": {f.name: "GATE_" + f.name.upper() for f in dataclasses.fields(GateSettings)},

@@ -1,8 +1,9 @@
-"""Which rows the gate judges on, and no round ever trains on ("gate rows").
+"""Which rows the gate judges on, and no round ever trains on ("gate rows"), and its probe messages.
 
 Gate rows are the first `GATE_SEED_ROWS` rows of the seed file's eval split (papers no training
-row has seen) plus every gate vote; the gate's probe messages are papers from the split's end: the votes on a `GATE_HOLDOUT_SHARE` of replies, chosen by a
+row has seen) plus every gate vote: the votes on a `GATE_HOLDOUT_SHARE` of replies, chosen by a
 stable hash of the reply id, which the store marks as kept for the gate instead of training.
+The probe messages every version answers are papers from the end of the same eval split.
 """
 
 from __future__ import annotations

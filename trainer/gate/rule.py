@@ -4,8 +4,9 @@ Visitors' votes are noisy and can be malicious, so a candidate is scored beside 
 version on the same gate rows (see holdout.py): AUC of implicit rewards liked vs disliked, mean
 margin, KL to the base. A few held-out prompts are answered greedily: the replies must pass the
 reply checks (rubric.py: finished, about the prompt, in their own words, not looping) about as
-often as the serving version's do, and must not degenerate (few distinct bigrams, looping n-grams). The candidate serves only if every configured check passes;
-otherwise it is kept, marked rejected, with the reasons. Pure: scores in, verdict out.
+often as the serving version's do, and must not degenerate (few distinct bigrams, looping n-grams).
+The candidate serves only if every configured check passes; otherwise it is kept, marked
+rejected, with the reasons. Pure: scores in, verdict out.
 """
 
 from __future__ import annotations

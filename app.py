@@ -101,19 +101,21 @@ class DashboardPanel:
     step_metrics: gr.LinePlot
     reward_quantiles: gr.LinePlot
     version_metrics: gr.BarPlot
+    learning_curve: gr.BarPlot
     votes_per_hour: gr.BarPlot
     versions: gr.Dataframe
     version_choice: gr.Dropdown
 
     def outputs(self) -> list:
         return [self.summary, self.progress, self.step_metrics, self.reward_quantiles, self.version_metrics,
-                self.votes_per_hour, self.versions, self.version_choice]
+                self.learning_curve, self.votes_per_hour, self.versions, self.version_choice]
 
     def show(self, view: DashboardView) -> dict:
         return {self.summary: view.summary,
                 self.progress: gr.update(value=view.step, maximum=max(view.total_steps, 1)),
                 self.step_metrics: view.step_metrics, self.reward_quantiles: view.reward_quantiles,
-                self.version_metrics: view.version_metrics, self.votes_per_hour: view.votes_per_hour,
+                self.version_metrics: view.version_metrics, self.learning_curve: view.learning_curve,
+                self.votes_per_hour: view.votes_per_hour,
                 self.versions: view.versions, self.version_choice: gr.update(choices=view.version_names)}
 
 
@@ -143,6 +145,9 @@ def build_app(runtime: Runtime) -> gr.Blocks:
                 quantile_plot = gr.LinePlot(x="quantile", y="reward", color="series",
                                             title="Held-out implicit rewards by quantile: serving vs candidate")
             with gr.Row():
+                curve_plot = gr.BarPlot(x="bar", y="value", color="metric", y_lim=[0, 1],
+                                        title="Learning curve: liked share of votes on each version's replies, "
+                                              "and its replies' check score")
                 version_plot = gr.BarPlot(x="bar", y="value", color="metric", title="AUC and KL per version")
                 votes_plot = gr.BarPlot(x="hour", y="votes", color="label", title="Votes per hour (UTC)")
             versions_table = gr.Dataframe(label="Versions", interactive=False)
@@ -177,8 +182,8 @@ def build_app(runtime: Runtime) -> gr.Blocks:
         rollback.click(handle.rollback, [token, version_choice], admin_note, api_name="rollback")
         export.click(handle.export_votes, token, export_file, api_name="export_votes")
         gr.Button(visible=False).click(handle.status_json, None, details, api_name="status")
-        panel = DashboardPanel(summary, progress, steps_plot, quantile_plot, version_plot, votes_plot, versions_table,
-                               version_choice)
+        panel = DashboardPanel(summary, progress, steps_plot, quantile_plot, version_plot, curve_plot, votes_plot,
+                               versions_table, version_choice)
 
         def refresh_dashboard() -> dict:
             return panel.show(handle.dashboard())

@@ -19,6 +19,11 @@ def test_status_and_dashboard_render_in_every_state(runtime, settings, vote_on_r
     assert "Last round: `v0001`" in status and list(board.versions["version"]) == ["v0001", "base"]
     assert not board.step_metrics.empty, "per-step metrics of the latest round"
     assert handlers.status_json()["loop"]["rounds"] == 1
+    # vote_on_replies votes like / dislike in turn: half of the votes on the base's replies are likes.
+    assert "`base` 50% of 4" in status
+    assert handlers.status_json()["votes_by_version"] == {"base": {"up": 2, "down": 2}}
+    assert board.versions.set_index("version").loc["base", "liked (votes on its replies)"] == "50% of 4"
+    assert list(board.learning_curve["bar"]) == ["base liked"]
 
     settings.gate.enabled, settings.gate.max_kl = True, 0.0  # this gate refuses every trained adapter
     vote_on_replies(runtime, 4)
@@ -31,3 +36,9 @@ def test_status_and_dashboard_render_in_every_state(runtime, settings, vote_on_r
     assert set(board.reward_quantiles["series"]) == {"v0001 liked", "v0001 disliked", "v0002 liked",
                                                      "v0002 disliked"}
     assert set(board.version_metrics["metric"]) == {"held-out AUC", "KL to base"}
+    # The second round was gated: the checks of its candidate's and of the serving v0001's replies are shown.
+    curve = board.learning_curve.set_index("bar")["value"]
+    gate = runtime.versions.get("v0002").meta.gate
+    assert curve["v0002 reply"] == gate.candidate.rubric and curve["v0001 reply"] == gate.serving.rubric
+    assert "`v0001` 50% of 4" in status and "`base` 50% of 4 → `v0001` 50% of 4" in status
+    assert board.versions.set_index("version").loc["v0002", "reply checks"] == f"{gate.candidate.rubric:.0%}"

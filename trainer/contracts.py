@@ -202,6 +202,10 @@ class VoteCounts:
     up: int = 0
     down: int = 0
 
+    @property
+    def liked_share(self) -> float | None:
+        return self.up / (self.up + self.down) if self.up + self.down else None
+
 
 @dataclass
 class AppStatus:
@@ -215,3 +219,5 @@ class AppStatus:
     needs_both_labels: bool  # no seed anchors: a round waits for votes of both labels
     loop: LoopStatus
     generating: int
+    # Votes on the replies each version wrote: the learning curve as voters see it.
+    votes_by_version: dict[str, VoteCounts] = field(default_factory=dict)

@@ -85,4 +85,6 @@ class Runtime:
                          votes_total=VoteCounts(*self.votes.total_counts()),
                          min_votes=self.settings.loop.min_votes,
                          needs_both_labels=self.settings.loop.seed_anchors == 0, loop=self.loop.status(),
+                         votes_by_version={name: VoteCounts(*counts)
+                                           for name, counts in self.votes.counts_by_version().items()},
                          generating=self.server.generating)

@@ -161,6 +161,14 @@ class VoteStore:
                               "GROUP BY 1, 2 ORDER BY 1").fetchall()
         return [(float(hour), bool(label), count) for hour, label, count in rows]
 
+    def counts_by_version(self) -> dict[str, tuple[int, int]]:
+        """(thumbs up, thumbs down) on the replies each version wrote, in order of first vote: its like share."""
+        with self._connect() as db:
+            rows = db.execute("SELECT r.version, SUM(v.label), COUNT(*) - SUM(v.label) FROM votes v "
+                              "JOIN replies r ON r.id = v.reply_id GROUP BY r.version "
+                              "ORDER BY MIN(v.updated_at)").fetchall()
+        return {version: (int(up), int(down)) for version, up, down in rows}
+
     def total_counts(self) -> tuple[int, int]:
         with self._connect() as db:
             rows = dict(db.execute("SELECT label, COUNT(*) FROM votes GROUP BY label").fetchall())

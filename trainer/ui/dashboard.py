@@ -1,8 +1,9 @@
 """The dashboard's data: one `DashboardView` per refresh, its tables shaped for Gradio's plots.
 
 Functions of what a refresh read once: every figure here was recorded when it happened (a round's
-per-step metrics and gate scores live in its version's metadata; votes carry their times), so
-nothing is recomputed here.
+per-step metrics and gate scores live in its version's metadata; votes carry their times and the
+version that wrote their reply), so nothing is recomputed here. The learning curve is two
+figures per version: the share of votes liked on its replies, and its gate replies' check score.
 """
 
 from __future__ import annotations
@@ -12,15 +13,15 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from ..contracts import AppStatus, VersionMeta
+from ..contracts import AppStatus, VersionMeta, VoteCounts
 from ..store.versions import BASE, VersionInfo
 from ..store.votes import VoteStore
 from .status import dashboard_summary
 
 STEP_SERIES = {"loss": "loss", "rewards/chosen": "reward liked", "rewards/rejected": "reward disliked",
                "rewards/margins": "margin"}
-VERSION_COLUMNS = ["version", "serving", "parent", "rows", "steps", "held-out AUC", "KL", "gate", "why not served",
-                   "early stop", "published"]
+VERSION_COLUMNS = ["version", "serving", "parent", "liked (votes on its replies)", "reply checks", "rows", "steps",
+                   "held-out AUC", "KL", "gate", "why not served", "early stop", "published"]
 
 
 @dataclass
@@ -32,6 +33,7 @@ class DashboardView:
     total_steps: int
     step_metrics: pd.DataFrame
     version_metrics: pd.DataFrame
+    learning_curve: pd.DataFrame
     votes_per_hour: pd.DataFrame
     reward_quantiles: pd.DataFrame
     versions: pd.DataFrame
@@ -42,10 +44,13 @@ def dashboard_view(status: AppStatus, infos: list[VersionInfo], current: str, vo
     """The view from one read of the status, every version's metadata and the vote store."""
     latest = latest_round(infos)
     serving = next((info.meta for info in infos if info.name == status.serving), VersionMeta(name=status.serving))
+    checks = reply_checks(infos)
     return DashboardView(summary=dashboard_summary(status, serving), step=status.loop.step,
                          total_steps=status.loop.total_steps, step_metrics=step_metrics(latest),
-                         version_metrics=version_metrics(infos), votes_per_hour=votes_per_hour(votes),
-                         reward_quantiles=reward_quantiles(latest), versions=version_table(infos, current),
+                         version_metrics=version_metrics(infos),
+                         learning_curve=learning_curve(infos, status.votes_by_version, checks),
+                         votes_per_hour=votes_per_hour(votes), reward_quantiles=reward_quantiles(latest),
+                         versions=version_table(infos, current, status.votes_by_version, checks),
                          version_names=[info.name for info in infos])
 
 
@@ -74,6 +79,30 @@ def version_metrics(infos: list[VersionInfo]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["bar", "value", "metric"])
 
 
+def reply_checks(infos: list[VersionInfo]) -> dict[str, float]:
+    """Each version's reply-check score on the gate's probe prompts: from its own round's gate, or, for a
+    version no gate scored as a candidate (shipped, base), from a later gate that scored it as serving."""
+    scores: dict[str, float] = {}
+    for info in infos:
+        gate = info.meta.gate
+        if gate and gate.serving.rubric is not None:
+            scores.setdefault(gate.serving.version, gate.serving.rubric)
+        if gate and gate.candidate.rubric is not None:
+            scores[info.name] = gate.candidate.rubric
+    return scores
+
+
+def learning_curve(infos: list[VersionInfo], votes: dict[str, VoteCounts], checks: dict[str, float]) -> pd.DataFrame:
+    """Per version, in publishing order: the share of votes liked on its replies, and its reply checks."""
+    rows = []
+    for info in infos:
+        liked = votes.get(info.name, VoteCounts()).liked_share
+        for metric, value in (("liked share of votes", liked), ("reply checks", checks.get(info.name))):
+            if value is not None:
+                rows.append({"bar": f"{info.name} {metric.split()[0]}", "value": value, "metric": metric})
+    return pd.DataFrame(rows, columns=["bar", "value", "metric"])
+
+
 def votes_per_hour(votes: VoteStore) -> pd.DataFrame:
     rows = [{"hour": time.strftime("%m-%d %H:00", time.gmtime(hour)), "votes": count,
              "label": "👍 liked" if label else "👎 disliked"} for hour, label, count in votes.votes_per_hour()]
@@ -95,9 +124,11 @@ def reward_quantiles(info: VersionInfo | None) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["quantile", "reward", "series"])
 
 
-def version_table(infos: list[VersionInfo], current: str) -> pd.DataFrame:
+def version_table(infos: list[VersionInfo], current: str, votes: dict[str, VoteCounts],
+                  checks: dict[str, float]) -> pd.DataFrame:
     rows = []
     for info in reversed(infos):
+        counts = votes.get(info.name, VoteCounts())
         meta, gate = info.meta, info.meta.gate
         early = meta.early_stopping
         verdict = "-" if info.name == BASE else "none"
@@ -107,6 +138,9 @@ def version_table(infos: list[VersionInfo], current: str) -> pd.DataFrame:
             "version": info.name,
             "serving": "●" if info.name == current else "",
             "parent": meta.parent or "",
+            "liked (votes on its replies)": f"{counts.liked_share:.0%} of {counts.up + counts.down}"
+            if counts.liked_share is not None else "",
+            "reply checks": f"{checks[info.name]:.0%}" if info.name in checks else "",
             "rows": "" if meta.rows is None else meta.rows,
             "steps": "" if meta.steps is None else meta.steps,
             "held-out AUC": round(gate.candidate.auc, 3) if gate else "",

@@ -12,6 +12,13 @@ def _loop_state(status: AppStatus) -> str:
     return loop.state
 
 
+def learning_curve(status: AppStatus, last: int = 4) -> str:
+    """The like share of the votes on each of the `last` voted versions' replies, oldest first."""
+    voted = [(name, counts) for name, counts in status.votes_by_version.items() if counts.liked_share is not None]
+    return " → ".join(f"`{name}` {counts.liked_share:.0%} of {counts.up + counts.down}"
+                      for name, counts in voted[-last:])
+
+
 def status_line(status: AppStatus) -> str:
     """The line above the tabs: what serves, what waits, what the trainer does, and how the last round went."""
     loop = status.loop
@@ -21,6 +28,9 @@ def status_line(status: AppStatus) -> str:
         f"{', both kinds' if status.needs_both_labels else ''}) "
         f"&nbsp; **Trainer:** {_loop_state(status)}",
     ]
+    curve = learning_curve(status)
+    if curve:
+        lines.append(f"Liked, of the votes on each version's replies: {curve}")
     if loop.last_version and not loop.last_rejection:
         swap = f", swap {loop.last_swap_ms:.3f} ms" if loop.last_swap_ms is not None else ""
         lines.append(f"Last round: `{loop.last_version}` in {loop.last_round_seconds:.0f} s{swap}.")

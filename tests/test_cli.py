@@ -7,6 +7,7 @@ import sys
 
 import pytest
 
+from trainer.config import SEED_FILE
 from trainer.store.versions import VersionStore
 from trainer.store.votes import Reply, VoteStore
 
@@ -69,3 +70,13 @@ def test_train_publishes_a_version_from_the_vote_store(tmp_path, tiny_model_dir)
     assert "* v0001" in listed.stdout and "base" in listed.stdout
     back = run(env, "versions", "--serve", "base")
     assert back.returncode == 0 and VersionStore(tmp_path / "versions").current() == "base"
+
+
+def test_train_from_a_file_on_a_balanced_sample_of_its_rows(tmp_path, tiny_model_dir):
+    env = {"DATA_DIR": str(tmp_path), "MODEL_ID": str(tiny_model_dir), "SHIPPED_ADAPTER": "", "DEVICE": "cpu"}
+    trained = run(env, "train", "--data", str(SEED_FILE), "--split", "train", "--parent", "base", "--rows", "6",
+                  "--steps", "1")
+    assert trained.returncode == 0, trained.stderr[-2000:]
+    meta = VersionStore(tmp_path / "versions").get("v0001").meta
+    assert meta.rows == 6 and (meta.label_counts.desirable, meta.label_counts.undesirable) == (3, 3)
+    assert "--rows 6" in meta.command and meta.split == "train"

@@ -42,13 +42,16 @@ def cmd_train(settings: AppSettings, args: argparse.Namespace) -> int:
     if args.data is None:
         return _train_from_votes(settings)
     from .contracts import VersionMeta
-    from .data import conversational
+    from .data import balanced_sample, conversational
     from .serve.model import load_base
     from .store.files import read_preferences, sha256_of
     from .store.versions import VersionStore
     from .train.round import train_round
 
-    rows = [conversational(r, settings.persona.system_prompt) for r in read_preferences(args.data, args.split)]
+    rows = read_preferences(args.data, args.split)
+    if args.rows is not None:  # the reference pass then covers only the rows a round of few steps reads
+        rows = balanced_sample(rows, args.rows, seed=0)
+    rows = [conversational(r, settings.persona.system_prompt) for r in rows]
     versions = VersionStore(settings.data_dir / "versions")
     parent = versions.get(args.parent or versions.current())
     base = load_base(settings.model)
@@ -206,6 +209,7 @@ def main(argv: list[str] | None = None) -> int:
     train.add_argument("--parent", help="version to continue from ('base' for a fresh adapter); default: current")
     train.add_argument("--steps", type=int, help="most optimizer steps (KTO_MAX_STEPS)")
     train.add_argument("--epochs", type=float, help="passes over the rows, within --steps")
+    train.add_argument("--rows", type=int, help="a fixed sample of this many rows of the file, half of each label")
     export = commands.add_parser("export", help="write every vote as KTO (or paired) rows, JSONL or parquet")
     export.add_argument("--out", required=True, help="output file, .jsonl or .parquet")
     export.add_argument("--paired", action="store_true", help="(prompt, chosen, rejected) rows for DPO")

@@ -108,14 +108,19 @@ def vote(client: Client, papers: list[tuple[str, str]]) -> list[dict]:
     return cast
 
 
-def wait_for_round(client: Client, rounds_before: int, timeout: float = 1800) -> dict:
-    """The status once the round the votes started has ended; {"stalled": reason} if none started."""
+def round_marks(loop: dict) -> tuple:
+    """What changes when a round ends, served, rejected or failed."""
+    return loop["rounds"], loop["last_error"], loop["last_round_seconds"]
+
+
+def wait_for_round(client: Client, before: tuple, timeout: float = 1800) -> dict:
+    """The status once a round ended after `before` (round_marks); {"stalled": reason} if none started."""
     started = time.time()
     asked = False
     while time.time() - started < timeout:
         status = client.predict(api_name="/status")
         loop = status["loop"]
-        if loop["rounds"] > rounds_before or (loop["last_error"] and loop["state"] != "training"):
+        if round_marks(loop) != before and loop["state"] != "training":
             return status
         if loop["state"] != "training" and time.time() - started > 60 and not asked:
             answer = client.predict(ADMIN_TOKEN, api_name="/train_now")
@@ -153,12 +158,12 @@ def main() -> None:
         log.append({"round": 0, "serving": serving, **measure(client, fresh)})
         print(f"round 0 ({serving}): like-rate {log[-1]['like_rate']:.0%}", flush=True)
         for round_number in range(1, args.rounds + 1):
-            rounds_before = client.predict(api_name="/status")["loop"]["rounds"]
+            before = round_marks(client.predict(api_name="/status")["loop"])
             start = (round_number - 1) * args.votes
             papers = [TRAIN[(start + i) % len(TRAIN)] for i in range(args.votes)]
             cast = vote(client, papers)
             round_started = time.time()
-            status = wait_for_round(client, rounds_before)
+            status = wait_for_round(client, before)
             loop = status["loop"]
             meta = version_meta(work / "state", loop["last_version"] or "")
             entry = {"round": round_number, "votes_up": sum(v["liked"] for v in cast),
@@ -171,7 +176,7 @@ def main() -> None:
             entry.update({"serving": serving, **measure(client, fresh)})
             log.append(entry)
             print(f"round {round_number}: {entry['votes_up']} up / {entry['votes_down']} down -> "
-                  f"{entry['version']} ({'stalled' if entry['stalled'] else entry['rejection'] or 'served'}); "
+                  f"{entry['version']} ({entry['stalled'] or entry['error'] or entry['rejection'] or 'served'}); "
                   f"serving {serving}: like-rate {entry['like_rate']:.0%}", flush=True)
     finally:
         args.dump.write_text(json.dumps(log, indent=1))

@@ -116,3 +116,12 @@ def test_gate_serves_honest_rounds_and_keeps_poisoned_ones_out(embedded_runtime,
     else:
         assert report.candidate.auc < 0.4 and "held-out AUC" in report.reasons[0]
         assert len(report.candidate.liked_quantiles) == 21
+
+
+def test_early_stop_rows_are_the_newest_gate_votes_and_seed_rows(runtime, settings):
+    settings.gate.early_stop_rows = 6
+    seed = runtime.gate.seed_rows()
+    votes = [{"prompt": [], "completion": [], "label": i % 2 == 0, "n": i} for i in range(5)]
+    assert runtime.gate.early_stop_rows(seed) == seed[:6]
+    assert runtime.gate.early_stop_rows(seed + votes[:1]) == seed[:5] + votes[:1]
+    assert runtime.gate.early_stop_rows(seed + votes) == seed[:3] + votes[-3:]

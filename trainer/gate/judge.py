@@ -75,8 +75,12 @@ class Gate:
         return self.seed_rows() + kto_rows(self.votes.gate_votes())
 
     def early_stop_rows(self, rows: list[dict]) -> list[dict]:
-        """The gate rows a round scores itself on every few steps (a share, to keep rounds short)."""
-        return rows[:self.settings.gate.early_stop_rows]
+        """The gate rows a round scores itself on every few steps (GATE_EARLY_STOP_ROWS, to keep rounds short):
+        the newest gate votes, up to half of them, so that a round stops where the voters' taste peaks and
+        not only the seed set's; seed eval rows fill the rest, and give AUC both labels."""
+        count, seed = self.settings.gate.early_stop_rows, len(self.seed_rows())
+        votes = rows[seed:][-(count // 2):] if count >= 2 else []
+        return rows[:min(seed, count - len(votes))] + votes
 
     def probe_prompts(self) -> list[list[dict]]:
         """Prompts no round trains on: the seed eval split's (one per paper), else the persona's examples."""

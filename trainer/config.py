@@ -130,12 +130,13 @@ class LoopSettings:
 
     min_votes: int = field(default=8, metadata={
         "help": "New votes that wake the trainer for a round (of both labels when SEED_ANCHORS is 0)."})
-    seed_anchors: int = field(default=16, metadata={
+    seed_anchors: int = field(default=8, metadata={
         "help": "Seed training rows replayed in every round, half liked and half disliked (from GATE_SEED_FILE): "
                 "they keep the persona anchored, and let a round run on votes of one label only (0 = off: a "
                 "round then needs votes of both labels)."})
-    replay_votes: int = field(default=32, metadata={
-        "help": "Older, already-trained votes replayed in each round beside the new ones."})
+    replay_votes: int = field(default=16, metadata={
+        "help": "Older, already-trained votes replayed in each round beside the new ones (with the anchors, few "
+                "enough that a round's steps still read every new vote about once)."})
     poll_seconds: float = field(default=5.0, metadata={"help": "How often the trainer checks for waiting votes."})
     max_yield_seconds: float = field(default=30.0, metadata={
         "help": "Longest the trainer waits for chat generation to finish before it takes a turn anyway (2 s)."})
@@ -257,7 +258,7 @@ ENVIRONMENT: dict[str, dict[str, str]] = {
              "admin_user": "ADMIN_USER"},
     "gate": {f.name: "GATE_" + f.name.upper() for f in dataclasses.fields(GateSettings)},
 }
-ENVIRONMENT_PREFIXES = {"KTO_": "any trl.KTOConfig field, seed recipe defaults (e.g. KTO_MAX_STEPS=8, KTO_BETA=0.1)",
+ENVIRONMENT_PREFIXES = {"KTO_": "any trl.KTOConfig field, seed recipe defaults (e.g. KTO_MAX_STEPS=12, KTO_BETA=0.1)",
                         "LORA_": "any peft.LoraConfig field, seed recipe defaults (e.g. LORA_R=8)"}
 
 

@@ -24,7 +24,9 @@ class RoundConfig(KTOConfig):
     learning_rate: float = field(default=5e-4, metadata={"help": "Seed recipe learning rate."})
     lr_scheduler_type: str = field(default="cosine", metadata={"help": "Seed recipe schedule."})
     warmup_steps: float = field(default=0, metadata={"help": "Rounds are short; no warm-up."})
-    max_steps: int = field(default=8, metadata={"help": "Upper bound on optimizer steps in one round."})
+    max_steps: int = field(default=12, metadata={
+        "help": "Upper bound on optimizer steps in one round: 12 batches of 4 read 24 new votes (less the gate's "
+                "share), 8 anchors and 16 replayed votes about once."})
     num_train_epochs: float = field(default=2.0, metadata={
         "help": "Passes over a round's rows; the steps are min(max_steps, epochs * rows / batch)."})
     per_device_train_batch_size: int = field(default=4, metadata={

@@ -25,14 +25,14 @@ def test_status_and_dashboard_render_in_every_state(runtime, settings, vote_on_r
     assert board.versions.set_index("version").loc["base", "liked (votes on its replies)"] == "50% of 4"
     assert list(board.learning_curve["bar"]) == ["base liked"]
 
-    settings.gate.enabled, settings.gate.max_kl = True, 0.0  # this gate refuses every trained adapter
+    settings.gate.enabled, settings.gate.auc_tolerance = True, -1.0  # this gate refuses every candidate
     vote_on_replies(runtime, 4)
     runtime.loop.run_round()
     status, board = render(handlers)
     assert "The gate kept `v0002` from serving" in status and "**Serving:** `v0001`" in status
     assert "kept from serving" in board.summary
     table = board.versions.set_index("version")
-    assert table.loc["v0002", "gate"] == "rejected" and "over the cap" in table.loc["v0002", "why not served"]
+    assert table.loc["v0002", "gate"] == "rejected" and "held-out AUC" in table.loc["v0002", "why not served"]
     assert set(board.reward_quantiles["series"]) == {"v0001 liked", "v0001 disliked", "v0002 liked",
                                                      "v0002 disliked"}
     assert set(board.version_metrics["metric"]) == {"held-out AUC", "KL to base"}

@@ -187,7 +187,14 @@ def test_gate_votes_never_train(runtime, settings, vote_on_replies):
 
 def test_early_stopping_keeps_the_best_step(runtime, settings, vote_on_replies):
     settings.gate.early_stop_every, settings.gate.early_stop_patience = 1, 1
-    settings.round_overrides.update(max_steps=4, learning_rate=0.0)  # nothing improves after the first score
+    settings.round_overrides.update(max_steps=4, learning_rate=0.0)  # every step scores the same
+    vote_on_replies(runtime, 8)
+    early = runtime.loop.run_round().meta.early_stopping
+    # As good as the best is good enough, and the later step has read more votes: no stop, the last step kept.
+    assert not early.stopped_early and early.best_step == 4 and not early.restored_best
+    assert [s.step for s in early.scores] == [1, 2, 3, 4] and len({s.auc for s in early.scores}) == 1
+
+    settings.gate.auc_tolerance = -1.0  # a later step must beat the best AUC by 1: none can
     vote_on_replies(runtime, 8)
     early = runtime.loop.run_round().meta.early_stopping
     assert early.stopped_early and early.stopped_at == 2 and early.best_step == 1 and early.restored_best

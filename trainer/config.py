@@ -161,7 +161,9 @@ class GateSettings:
     enabled: bool = field(default=True, metadata={"help": "Gate new versions; off = every round serves, unscored."})
     auc_tolerance: float = field(default=0.02, metadata={
         "help": "The candidate's held-out AUC may be at most this much below the serving version's."})
-    max_kl: float = field(default=1.0, metadata={"help": "Cap on the mean per-token KL to the base, in nats."})
+    max_kl: float = field(default=2.0, metadata={
+        "help": "Cap on the mean per-token KL to the base on the gate rows, in nats (the shipped v1 is at 1.4); a "
+                "candidate over it still serves if it is closer to the base than the serving version."})
     min_distinct2: float = field(default=0.3, metadata={"help": "Least distinct-2 of the probe replies."})
     max_repetition: float = field(default=0.5, metadata={
         "help": "Most share of repeated 3-grams within any probe reply."})

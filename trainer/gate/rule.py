@@ -51,8 +51,9 @@ def decide(candidate: Scores, serving: Scores, settings: GateSettings) -> tuple[
             candidate.rubric < serving.rubric - settings.rubric_tolerance:
         reasons.append(f"its replies to held-out prompts pass {candidate.rubric:.0%} of the reply checks, below the "
                        f"serving {serving.version}'s {serving.rubric:.0%} minus {settings.rubric_tolerance:.0%}")
-    if candidate.kl > settings.max_kl:
-        reasons.append(f"KL to the base {candidate.kl:.3f} is over the cap {settings.max_kl}")
+    if candidate.kl > settings.max_kl and candidate.kl > serving.kl:  # moving back towards the base is fine
+        reasons.append(f"KL to the base {candidate.kl:.3f} is over the cap {settings.max_kl} (and above the serving "
+                       f"{serving.version}'s {serving.kl:.3f})")
     if candidate.distinct2 < settings.min_distinct2:
         reasons.append(f"distinct-2 {candidate.distinct2:.2f} of probe replies is under {settings.min_distinct2}")
     if candidate.repetition > settings.max_repetition:

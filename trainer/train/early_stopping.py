@@ -1,7 +1,10 @@
 """Early stopping inside a round: score the adapter on gate rows every few steps, keep the best step.
 
 The DPO-in-practice notes found the best model at the peak of held-out reward accuracy; the score
-here is AUC, with the reward margin breaking ties (AUC saturates at 1 on easy rows).
+here is AUC. A round has a few dozen held-out rows, so an AUC within `tolerance` (the gate's
+GATE_AUC_TOLERANCE) of the best so far is as good as the best, and then the later step is kept:
+it has read more of the votes. (A reward-margin tiebreak used to pick the first steps: margins on
+the seed rows shrink as a round moves the adapter back towards its voters' replies.)
 """
 
 from __future__ import annotations
@@ -18,10 +21,12 @@ from ..serve.model import BaseModel
 class EarlyStopping(TrainerCallback):
     """Stops training once `patience` scorings in a row did not beat the best; remembers the best weights."""
 
-    def __init__(self, base: BaseModel, rows: list[dict], every: int, patience: int, beta: float):
+    def __init__(self, base: BaseModel, rows: list[dict], every: int, patience: int, beta: float,
+                 tolerance: float = 0.0):
         self.base, self.rows, self.every, self.patience, self.beta = base, rows, every, patience, beta
+        self.tolerance = tolerance
         self.history: list[EarlyStopScore] = []
-        self.best: tuple[float, float] | None = None
+        self.best: float | None = None  # the best AUC so far
         self.best_step = 0
         self.best_weights: dict[str, torch.Tensor] | None = None
         self.stale = 0
@@ -35,9 +40,9 @@ class EarlyStopping(TrainerCallback):
         result = evaluate(self.base, model, self.rows, f"step {state.global_step}", beta=self.beta)
         model.train()
         self.history.append(EarlyStopScore(state.global_step, result.auc, result.margin, result.kl))
-        score = (round(result.auc, 3), result.margin)
-        if self.best is None or score > self.best:
-            self.best, self.best_step, self.stale = score, state.global_step, 0
+        if self.best is None or result.auc >= self.best - self.tolerance:
+            self.best = result.auc if self.best is None else max(self.best, result.auc)
+            self.best_step, self.stale = state.global_step, 0
             self.best_weights = {k: v.detach().clone() for k, v in get_peft_model_state_dict(model).items()}
         else:
             self.stale += 1

@@ -170,7 +170,7 @@ def train_adapter(base: BaseModel, plan: RoundPlan, parent: VersionInfo, setting
         early = None
         if early_stop_rows and settings.gate.early_stop_every > 0:
             early = EarlyStopping(base, early_stop_rows, settings.gate.early_stop_every,
-                                  settings.gate.early_stop_patience, args.beta)
+                                  settings.gate.early_stop_patience, args.beta, settings.gate.auc_tolerance)
             callbacks.append(early)
         trainer = ReferenceCachingKTOTrainer(
             model=model, args=args, train_dataset=Dataset.from_list(plan.rows), processing_class=base.tokenizer,

@@ -33,7 +33,7 @@ def test_older_and_newer_metadata_read():
     meta = VersionMeta.from_json({"name": "v0003", "held_out_votes": 5, "a_field_from_the_future": 1})
     assert meta.gate_votes == 5 and meta.name == "v0003"
     shipped = VersionMeta.read(SHIPPED_ADAPTER / "meta.json")
-    assert shipped.recipe.r == 8 and shipped.steps == 24 and shipped.label_counts.desirable > 0
+    assert shipped.recipe.r == 8 and shipped.steps == 32 and shipped.label_counts.desirable == 128
 
 
 def test_status_serializes_to_the_json_the_status_endpoint_returns():

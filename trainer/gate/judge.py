@@ -1,8 +1,8 @@
 """The gate at work: a round's candidate and the serving version scored on the same gate rows.
 
 `Gate.judge` scores the candidate adapter beside the serving version (held-out preferences, and
-greedy replies to held-out probe prompts) and applies the rule (rule.py). Scores are remembered per adapter
-(memo.py), so the serving version is scored only on rows it has not been scored on. Models are
+greedy replies to held-out probe prompts) and applies the rule (rule.py). Scores are remembered
+per adapter (memo.py), so the serving version is scored only on rows it has not been scored on. Models are
 built on trees private to the trainer's thread: the tree chat runs never gets pause hooks.
 """
 
@@ -85,13 +85,10 @@ class Gate:
     def probe_prompts(self) -> list[list[dict]]:
         """Prompts no round trains on: the seed eval split's (one per paper), else the persona's examples."""
         persona, count = self.settings.persona, self.settings.gate.probe_prompts
-        messages = self._probe_messages if self._probe_messages is not None else \
-            seed_probe_messages(self.settings.gate, count)
-        self._probe_messages = messages
-        if not messages:
-            messages = persona.examples[:count]
+        if self._probe_messages is None:
+            self._probe_messages = seed_probe_messages(self.settings.gate, count) or persona.examples[:count]
         return [[{"role": "system", "content": persona.system_prompt}, {"role": "user", "content": m}]
-                for m in messages]
+                for m in self._probe_messages]
 
     def judge(self, candidate_dir: Path, serving: str, serving_dir: Path | None, rows: list[dict]) -> GateReport:
         """Score the candidate adapter beside the serving version (`serving_dir` None: the base) on `rows`."""

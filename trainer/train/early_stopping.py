@@ -3,8 +3,8 @@
 The DPO-in-practice notes found the best model at the peak of held-out reward accuracy; the score
 here is AUC. A round has a few dozen held-out rows, so an AUC within `tolerance` (the gate's
 GATE_AUC_TOLERANCE) of the best so far is as good as the best, and then the later step is kept:
-it has read more of the votes. (A reward-margin tiebreak used to pick the first steps: margins on
-the seed rows shrink as a round moves the adapter back towards its voters' replies.)
+it has read more of the votes. (A reward-margin tiebreak used to keep the first scored step of
+most rounds: margins on the seed rows fall while a round learns from votes.)
 """
 
 from __future__ import annotations
@@ -19,7 +19,8 @@ from ..serve.model import BaseModel
 
 
 class EarlyStopping(TrainerCallback):
-    """Stops training once `patience` scorings in a row did not beat the best; remembers the best weights."""
+    """Stops training once `patience` scorings in a row fell below the best AUC by more than `tolerance`;
+    remembers the weights of the latest step within it."""
 
     def __init__(self, base: BaseModel, rows: list[dict], every: int, patience: int, beta: float,
                  tolerance: float = 0.0):

@@ -27,6 +27,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import asdict
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -88,7 +89,7 @@ def measure(client: Client, papers: list[tuple[str, str]]) -> dict:
         reply, _ = reply_to(client, prompt)
         judged = verdict(reply, prompt)
         replies.append({"title": title, "reply": reply, "liked": judged.liked, "score": judged.score,
-                        "checks": {k: v for k, v in judged.__dict__.items()}})
+                        "checks": asdict(judged)})
     texts = [r["reply"] for r in replies]
     return {"like_rate": sum(r["liked"] for r in replies) / len(replies),
             "score": sum(r["score"] for r in replies) / len(replies),

@@ -8,7 +8,8 @@ from trainer.config import AppSettings, ChatSettings, GateSettings, LoopSettings
 from trainer.contracts import Scores
 from trainer.data import conversational
 from trainer.gate.holdout import is_gate_vote
-from trainer.gate.rule import decide, distinct_n, repetition
+from trainer.gate.rubric import repetition
+from trainer.gate.rule import decide, distinct_n
 from trainer.runtime import Runtime
 from trainer.serve.model import load_base, twin
 from trainer.store.files import read_preferences

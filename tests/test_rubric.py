@@ -3,7 +3,7 @@
 import pytest
 
 from bench.voter import verdict
-from trainer.gate.rubric import check_reply, finished, longest_copied_run, named_from_prompt, rubric_score
+from trainer.gate.rubric import ReplyChecks, check_reply, finished, longest_copied_run, named_from_prompt, rubric_score
 
 PAPER = ("Title: Deep Residual Learning for Image Recognition\nAbstract: We add identity shortcut connections so "
          "that very deep networks learn residual functions. A 152-layer network wins ImageNet 2015 classification.")
@@ -28,7 +28,7 @@ def test_each_check_on_hand_written_replies():
     assert named_from_prompt(VAGUE, PAPER) == set()
     assert longest_copied_run(PARROT, PAPER) >= 10 and longest_copied_run(GOOD, PAPER) < 4
     assert check_reply(GOOD, PAPER).score == 1.0
-    assert check_reply(CUT, PAPER) == check_reply(GOOD, PAPER).__class__(False, True, True, True)
+    assert check_reply(CUT, PAPER) == ReplyChecks(finished=False, grounded=True, own_words=True, no_loop=True)
     assert not check_reply(PARROT, PAPER).own_words and not check_reply(VAGUE, PAPER).grounded
     assert not check_reply(LOOP, PAPER).no_loop and not check_reply("ore" * 40, PAPER).no_loop
     assert rubric_score([GOOD, CUT], [PAPER, PAPER]) == pytest.approx(0.875)

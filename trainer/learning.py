@@ -70,7 +70,7 @@ class Learner:
         replayed = self.votes.votes(waiting=False, limit=self.settings.loop.replay_votes)
         self.votes.keep_for_gate(gate)
         return RoundVotes(training=training, replayed=replayed, gate=gate,
-                          anchors=self.anchor_rows(draw=len(self.versions.list())))
+                          anchors=self.anchor_rows(draw=len(self.versions.names())))
 
     def anchor_rows(self, draw: int) -> list[dict]:
         """SEED_ANCHORS seed training rows, half of each label, a different draw per `draw`."""

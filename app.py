@@ -20,6 +20,7 @@ from trainer.serve.chat import ChatError, ChatSession
 from trainer.store.versions import VersionError
 from trainer.store.votes import VoteError
 from trainer.ui.dashboard import DashboardView, dashboard_view
+from trainer.ui.recent import Recent
 from trainer.ui.status import status_line
 
 STATUS_REFRESH_SECONDS = 2.0
@@ -35,6 +36,10 @@ class Handlers:
 
     def __init__(self, runtime: Runtime):
         self.runtime = runtime
+        # Shared by every open tab's timers: ten tabs cost the decode loop what one does.
+        changed = lambda: (runtime.loop.status(), runtime.server.current.name)  # noqa: E731
+        self._status_line = Recent(lambda: status_line(runtime.status()), STATUS_REFRESH_SECONDS / 2, changed)
+        self._dashboard = Recent(self._dashboard_now, DASHBOARD_REFRESH_SECONDS / 2, changed)
 
     def respond(self, message: str, session: ChatSession | None, request: gr.Request):
         chat = self.runtime.chat
@@ -81,6 +86,9 @@ class Handlers:
         return str(self._admin(self.runtime.admin.export_votes, token, profile))
 
     def dashboard(self) -> DashboardView:
+        return self._dashboard.get()
+
+    def _dashboard_now(self) -> DashboardView:
         runtime = self.runtime
         # Every meta.json is read once per refresh.
         return dashboard_view(runtime.status(), runtime.versions.list(), runtime.versions.current(), runtime.votes)
@@ -89,7 +97,7 @@ class Handlers:
         return to_dict(self.runtime.status())
 
     def status_markdown(self) -> str:
-        return status_line(self.runtime.status())
+        return self._status_line.get()
 
 
 @dataclass
@@ -168,7 +176,8 @@ def build_app(runtime: Runtime) -> gr.Blocks:
         details = gr.JSON(visible=False)
 
         chat_event = gr.on([message.submit, send.click], handle.respond, [message, session],
-                           [chatbot, session, message], api_name="chat")
+                           [chatbot, session, message], api_name="chat",
+                           concurrency_limit=runtime.settings.chat.concurrency)
         stop.click(handle.stop, None, None, cancels=[chat_event], api_name="stop", queue=False)
         chatbot.like(handle.on_like, [session], vote_note, api_visibility="private")
         # The same vote, addressable by row index for programmatic clients (gradio_client, tests).

@@ -33,7 +33,7 @@ def test_stop_ends_generation_early(server):
     stop.set()
     stream = server.stream(MESSAGES, stop=stop)
     list(stream)
-    assert stream.completion.stopped and stream.completion.new_tokens == 1
+    assert stream.completion.stopped and stream.completion.new_tokens == 0, "stopped before it starts: no step"
 
 
 def test_swap_mid_reply_keeps_the_reply_on_its_version(server, trained_version):
@@ -123,7 +123,7 @@ def test_serving_starts_replies_from_the_cached_system_prompt(tiny_base, setting
     messages = [{"role": "system", "content": system}, {"role": "user", "content": "Review my paper on tables."}]
     prompt = tiny_base.tokenizer.apply_chat_template(messages, add_generation_prompt=True, return_tensors="pt",
                                                      return_dict=True)["input_ids"]
-    assert cached.current.prompt_cache.for_prompt(prompt) is not None
+    assert cached.current.prompt_cache.starts(prompt[0])
     widths = []
     tiny_base.model.get_input_embeddings().register_forward_pre_hook(lambda m, args: widths.append(args[0].shape[1]))
     reply = _reply(cached, messages)
@@ -134,7 +134,7 @@ def test_serving_starts_replies_from_the_cached_system_prompt(tiny_base, setting
     other = [{"role": "system", "content": "Be kind."}, {"role": "user", "content": "Review my paper on tables."}]
     other_ids = tiny_base.tokenizer.apply_chat_template(other, add_generation_prompt=True, return_tensors="pt",
                                                         return_dict=True)["input_ids"]
-    assert cached.current.prompt_cache.for_prompt(other_ids) is None
+    assert not cached.current.prompt_cache.starts(other_ids[0])
     widths.clear()
     assert _reply(cached, other).text == _reply(plain, other).text
     assert widths[0] == other_ids.shape[1]

@@ -112,12 +112,15 @@ class ChatSettings:
     merge_adapter: bool = field(default=True, metadata={
         "help": "Serve adapter versions with LoRA merged into a private copy of the adapted weights: as fast as "
                 "the bare base, for one extra copy of those weights (never on a 4-bit base)."})
+    concurrency: int = field(default=8, metadata={
+        "help": "Replies generated at once, decoded together in one batch; visitors beyond it wait in the queue "
+                "and see their place in it. Each visitor has one reply in flight at most."})
     cache_system_prompt: bool = field(default=True, metadata={
         "help": "Keep each served version's keys and values of the persona's system prompt and start every reply "
                 "from them, so time to first token pays only for the rest of the prompt."})
 
     def __post_init__(self) -> None:
-        _positive(self, "max_new_tokens", "prompt_token_budget", "max_message_chars")
+        _positive(self, "max_new_tokens", "prompt_token_budget", "max_message_chars", "concurrency")
         if self.temperature < 0:
             raise SettingError(f"CHAT_TEMPERATURE must be >= 0, got {self.temperature}")
         if not 0 < self.top_p <= 1:
@@ -138,8 +141,11 @@ class LoopSettings:
         "help": "Older, already-trained votes replayed in each round beside the new ones (with the anchors, few "
                 "enough that a round's steps still read every new vote about once)."})
     poll_seconds: float = field(default=5.0, metadata={"help": "How often the trainer checks for waiting votes."})
-    max_yield_seconds: float = field(default=30.0, metadata={
-        "help": "Longest the trainer waits for chat generation to finish before it takes a turn anyway (2 s)."})
+    max_yield_seconds: float = field(default=15.0, metadata={
+        "help": "Seconds of chat the trainer waits out before chat and training take turns (TRAINING_SHARE); "
+                "a reply or a short burst of them runs on an otherwise idle machine."})
+    training_share: float = field(default=0.5, metadata={
+        "help": "Share of the cores a round gets while chat stays busy past MAX_YIELD_SECONDS (0 < share < 1)."})
     admin_token: str = field(default="", repr=False, metadata={
         "help": "Secret for admin actions (train now, pause, rollback, export); empty: no token works."})
     admin_user: str = field(default="", metadata={
@@ -152,6 +158,8 @@ class LoopSettings:
             raise SettingError(f"MIN_VOTES must be >= 2 (a round needs both labels), got {self.min_votes}")
         if self.replay_votes < 0 or self.max_yield_seconds < 0 or self.seed_anchors < 0:
             raise SettingError("REPLAY_VOTES, SEED_ANCHORS and MAX_YIELD_SECONDS must be >= 0")
+        if not 0 < self.training_share < 1:
+            raise SettingError(f"TRAINING_SHARE must be between 0 and 1 (exclusive), got {self.training_share}")
 
 
 @dataclass
@@ -256,8 +264,8 @@ ENVIRONMENT: dict[str, dict[str, str]] = {
     "chat": {f.name: "CHAT_" + f.name.upper() for f in dataclasses.fields(ChatSettings)},
     "loop": {"min_votes": "MIN_VOTES", "seed_anchors": "SEED_ANCHORS", "replay_votes": "REPLAY_VOTES",
              "poll_seconds": "TRAINER_POLL_SECONDS",
-             "max_yield_seconds": "MAX_YIELD_SECONDS", "admin_token": "ADMIN_TOKEN", "enabled": "TRAINER_ENABLED",
-             "admin_user": "ADMIN_USER"},
+             "max_yield_seconds": "MAX_YIELD_SECONDS", "training_share": "TRAINING_SHARE",
+             "admin_token": "ADMIN_TOKEN", "enabled": "TRAINER_ENABLED", "admin_user": "ADMIN_USER"},
     "gate": {f.name: "GATE_" + f.name.upper() for f in dataclasses.fields(GateSettings)},
 }
 ENVIRONMENT_PREFIXES = {"KTO_": "any trl.KTOConfig field, seed recipe defaults (e.g. KTO_MAX_STEPS=12, KTO_BETA=0.1)",

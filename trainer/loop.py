@@ -4,7 +4,7 @@ Its policy: a round starts when MIN_VOTES votes wait (of both labels, unless see
 the other label: SEED_ANCHORS), or an admin asks;
 never while paused; and after a failed round not again until new votes (or an admin) arrive,
 instead of failing in a tight loop. A round pauses for chat at every layer (train/yielding.py),
-and after MAX_YIELD_SECONDS of steady chat takes a short turn so that rounds still end. Any
+and after MAX_YIELD_SECONDS of steady chat takes turns with it (serve/turns.py) so that rounds still end. Any
 failure is caught and shown in the status, with the serving version and every vote as they were.
 What a round does is learning.py's.
 """
@@ -25,10 +25,6 @@ from .train.round import RoundHooks, RoundResult
 
 log = logging.getLogger(__name__)
 
-# How long a round runs without yielding after chat has kept it waiting for MAX_YIELD_SECONDS.
-TRAINING_TURN_SECONDS = 2.0
-
-
 class LearningLoop:
     def __init__(self, settings: LoopSettings, learner: Learner, votes: VoteStore, server: Server):
         self.settings, self.learner, self.votes, self.server = settings, learner, votes, server
@@ -41,7 +37,6 @@ class LearningLoop:
         self._failed_waiting: int | None = None  # training votes of the last round, if it failed
         self._paused = False
         self._thread: threading.Thread | None = None
-        self._turn_ends = 0.0
 
     # -- control ---------------------------------------------------------------------------------
 
@@ -149,11 +144,8 @@ class LearningLoop:
         return "paused" if self._paused else "idle"
 
     def _yield_to_chat(self) -> None:
-        if time.monotonic() < self._turn_ends:
-            return
-        if not self.server.wait_idle(self.settings.max_yield_seconds):
-            # Chat kept the cores busy for the whole cap: take a turn, so that rounds still end.
-            self._turn_ends = time.monotonic() + TRAINING_TURN_SECONDS
+        if self.server.turns is not None:
+            self.server.turns.training_pause()
 
     def _update(self, **changes) -> None:
         with self._status_lock:

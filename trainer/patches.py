@@ -12,6 +12,7 @@ libraries, and tests/test_patches.py fails loudly on any of it, naming the patch
   layer keep a passed-in cache under checkpointing, and read which checkpointing it uses.
 - transformers' quantizer flag (`clear_quantized_flag`): a dequantized GGUF load may be saved.
 - torch's CPU feature probe (`cpu_has_native_bf16`).
+- transformers' cache layers, whose rows and columns the decode loop rearranges (serve/kv.py).
 """
 
 from __future__ import annotations
@@ -50,6 +51,12 @@ RELIED_ON = {
     # clear_quantized_flag: save_pretrained refuses a model whose hf_quantizer is set.
     "transformers.modeling_utils.PreTrainedModel.save_pretrained": "979de0ea85d74159",
     "torch.cpu._is_avx512_bf16_supported": "28fa7aa703299622",
+    # serve/kv.py (not a patch, but it reads and writes a cache layer's tensors): a DynamicLayer keeps its
+    # keys and values as `keys` / `values` [batch, heads, positions, head_dim], grows them by concatenation on
+    # the positions axis, and counts its positions from their shape.
+    "transformers.cache_utils.DynamicLayer.update": "15d634e7095acc0e",
+    "transformers.cache_utils.DynamicLayer.batch_select_indices": "6083cb87b43cb935",
+    "transformers.cache_utils.DynamicLayer.get_seq_length": "968c30ace32c39bb",
 }
 
 # Vocabulary columns TRL's fused LM head projects at once (TRL: 32768).

@@ -22,6 +22,7 @@ from .serve.chat import Chat
 from .serve.model import BaseModel, load_base
 from .serve.rollout import Rollout
 from .serve.server import ServedVersion, Server
+from .serve.turns import Turns
 from .store.versions import VersionStore
 from .store.votes import VoteStore
 from .train.memory import limit_arenas
@@ -34,7 +35,8 @@ class Runtime:
         self.settings = settings
         self.base = base
         persona = settings.persona
-        self.server = Server(base, settings.chat, persona.system_prompt)
+        turns = Turns(settings.loop.max_yield_seconds, settings.loop.training_share)
+        self.server = Server(base, settings.chat, persona.system_prompt, turns)
         self.votes = VoteStore(settings.data_dir / "votes.sqlite3")
         self.versions = VersionStore(settings.data_dir / "versions")
         self.rollout = Rollout(self.server, self.versions, settings.loop.max_yield_seconds)

@@ -59,7 +59,8 @@ class Chat:
     def __init__(self, settings: ChatSettings, system_prompt: str, greeting: str, server: Server, votes: VoteStore):
         self.settings, self.system_prompt, self.greeting = settings, system_prompt, greeting
         self.server, self.votes = server, votes
-        self._stops: dict[str, threading.Event] = {}
+        self._stops: dict[str, threading.Event] = {}  # the reply in flight of each visitor, by session key
+        self._lock = threading.Lock()
 
     def new_session(self) -> ChatSession:
         return ChatSession(greeting=self.greeting)
@@ -83,14 +84,21 @@ class Chat:
         except PromptTooLong as err:
             raise ChatError(str(err)) from None
         reply_id = uuid.uuid4().hex
-        stop = threading.Event()
-        self._stops[session_key] = stop
+        stop = self._claim(session_key)
 
         def store(completion: Completion) -> None:
-            self.votes.add_reply(Reply(id=reply_id, session=session_key, prompt=prompt, completion=completion.text,
-                                       version=completion.version, stopped=completion.stopped))
+            try:
+                self.votes.add_reply(Reply(id=reply_id, session=session_key, prompt=prompt,
+                                           completion=completion.text, version=completion.version,
+                                           stopped=completion.stopped))
+            finally:
+                self._release(session_key, stop)
 
-        stream = self.server.stream(prompt, stop=stop, on_done=store)
+        try:
+            stream = self.server.stream(prompt, stop=stop, on_done=store)
+        except BaseException:
+            self._release(session_key, stop)
+            raise
         session.turns.append({"role": "user", "content": text})
         session.turns.append({"role": "assistant", "content": ""})
         session.reply_ids[session.row_of_last_turn()] = reply_id
@@ -101,11 +109,23 @@ class Chat:
         finally:
             # Reached when the visitor stops or leaves too: end generation rather than let it run on.
             stop.set()
-            if self._stops.get(session_key) is stop:
-                del self._stops[session_key]
         if stream.completion is not None:
             session.turns[-1]["content"] = stream.completion.text
         yield session
+
+    def _claim(self, session_key: str) -> threading.Event:
+        """The stop event of a new reply for this visitor; refuses a second reply while one is in flight."""
+        with self._lock:
+            if session_key in self._stops:
+                raise ChatError("Reviewer #2 is still writing his reply to your last message: wait for it to end, "
+                                "or press Stop, then send this one.")
+            stop = self._stops[session_key] = threading.Event()
+            return stop
+
+    def _release(self, session_key: str, stop: threading.Event) -> None:
+        with self._lock:
+            if self._stops.get(session_key) is stop:
+                del self._stops[session_key]
 
     def stop(self, session_key: str) -> None:
         event = self._stops.get(session_key)

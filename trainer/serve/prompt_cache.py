@@ -1,8 +1,9 @@
-"""The persona's system prompt encoded once per served version; every reply continues from a copy.
+"""The persona's system prompt encoded once per served version; every batch of new replies continues from it.
 
 Every chat prompt starts with the same rendered system prompt. A causal LM's keys and values for a
-prefix depend only on the prefix, so each served version keeps them and starts every reply from a
-copy: time to first token pays only for the visitor's part of the prompt.
+prefix depend only on the prefix, so each served version keeps them, and the decode loop starts
+the replies that join a batch from copies of them: time to first token pays only for the
+visitors' part of the prompt.
 """
 
 from __future__ import annotations
@@ -24,10 +25,17 @@ class PromptCache:
         with torch.inference_mode():
             self._cache = model(input_ids=prefix_ids[None], use_cache=True).past_key_values
 
-    def for_prompt(self, input_ids: torch.Tensor) -> DynamicCache | None:
-        """A private copy of the cache if the prompt (batch 1) starts with the prefix and goes on; else None."""
-        length = self.prefix_ids.shape[0]
-        if input_ids.shape[0] != 1 or input_ids.shape[1] <= length or not torch.equal(input_ids[0, :length],
-                                                                                      self.prefix_ids):
-            return None
-        return copy.deepcopy(self._cache)
+    @property
+    def length(self) -> int:
+        return self.prefix_ids.shape[0]
+
+    def starts(self, prompt_ids: torch.Tensor) -> bool:
+        """Whether a prompt (one row of ids) starts with the prefix and goes on after it."""
+        return prompt_ids.shape[0] > self.length and torch.equal(prompt_ids[:self.length], self.prefix_ids)
+
+    def copies(self, rows: int) -> DynamicCache:
+        """A private cache of the prefix, repeated for `rows` prompts."""
+        cache = copy.deepcopy(self._cache)
+        if rows > 1:
+            cache.batch_repeat_interleave(rows)
+        return cache

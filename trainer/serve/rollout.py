@@ -31,7 +31,7 @@ class Rollout:
         if not two_steps:
             return pause
         del served
-        self.server.wait_idle(self.max_wait_seconds)  # replies of the old version end: it is freed
+        self.server.wait_only(name, self.max_wait_seconds)  # the old version's replies end: it is freed
         release_free_memory()  # its pages go back before the new copy takes as many
         merged = self.server.load(name, path)
         with self._lock:

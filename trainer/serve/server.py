@@ -1,13 +1,14 @@
-"""Serving: streamed generation from the current adapter version, and the hot swap.
+"""Serving: streamed replies from the current adapter version, decoded in one batch, and the hot swap.
 
 The serving version is one immutable object (a name and a module tree) behind one reference. A
 reply takes the reference once when it starts and finishes on that version even if a swap lands
 mid-reply; a swap is a single reference assignment, so it never waits for, nor blocks, a chat.
-Each version's tree is a twin of the frozen base (see model.py) with the LoRA merged into a private
-copy of the adapted weights (CHAT_MERGE_ADAPTER), so it decodes as fast as the bare base; an old
-version is freed when its last in-flight reply ends. A version also keeps the keys and values of
-the persona's system prompt, which starts every prompt (CHAT_CACHE_SYSTEM_PROMPT): a reply's
-prefill then covers only the conversation.
+Every reply is decoded by one loop that batches all replies in flight (decoding.py); replies of an
+old version finish in their own batch beside the new version's, and the old version is freed when
+its last reply ends. Each version's tree is a twin of the frozen base (see model.py) with the LoRA
+merged into a private copy of the adapted weights (CHAT_MERGE_ADAPTER), so it decodes as fast as
+the bare base. A version also keeps the keys and values of the persona's system prompt, which
+starts every prompt (CHAT_CACHE_SYSTEM_PROMPT): a reply's prefill then covers only the conversation.
 """
 
 from __future__ import annotations
@@ -16,22 +17,26 @@ import functools
 import logging
 import threading
 import time
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator
 
 import torch
-from transformers import StoppingCriteria, StoppingCriteriaList, TextIteratorStreamer
+from transformers import TextIteratorStreamer
 
 from ..config import ChatSettings
 from ..store.versions import BASE
+from .decoding import DecodeLoop, Reply
+from .kv import check_mergeable
 from .model import BaseModel, merged_with_adapter, with_adapter
 from .prompt_cache import MIN_CACHED_TOKENS, PromptCache
+from .turns import Turns
 
 log = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class ServedVersion:
     name: str
     model: torch.nn.Module
@@ -48,102 +53,91 @@ class Completion:
     new_tokens: int
     seconds: float
     first_token_seconds: float | None
-
-
-class _StopOnEvent(StoppingCriteria):
-    def __init__(self, event: threading.Event):
-        self.event = event
-
-    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor, **kwargs) -> torch.BoolTensor:
-        return torch.full((input_ids.shape[0],), self.event.is_set(), dtype=torch.bool, device=input_ids.device)
+    token_ids: tuple[int, ...] = ()
 
 
 class ReplyStream:
-    """Iterate to get the reply text so far; generation runs on its own thread.
+    """Iterate to get the reply text so far; the decode loop generates it beside every other reply.
 
-    `on_done(completion)` runs on the generation thread when it ends, stopped or not, whether or not
-    anybody is still iterating: a visitor who closes the tab still leaves a stored reply.
+    `on_done(completion)` runs once the reply has ended, stopped or not, whether or not anybody is
+    still iterating: a visitor who closes the tab still leaves a stored reply. Iteration ends after it.
     """
 
     def __init__(self, server: "Server", messages: list[dict], stop: threading.Event,
                  on_done: Callable[[Completion], None] | None = None):
         self.served = server.current
         self.stop = stop
+        self.completion: Completion | None = None
         self._server = server
         self._on_done = on_done
         self._error: BaseException | None = None
-        self.completion: Completion | None = None
+        self._done = threading.Event()
         tokenizer = server.base.tokenizer
-        self._inputs = tokenizer.apply_chat_template(messages, add_generation_prompt=True, return_tensors="pt",
-                                                     return_dict=True).to(server.base.device)
-        self._streamer = TextIteratorStreamer(tokenizer, skip_prompt=True, skip_special_tokens=True)
-        server._enter()
-        self._thread = threading.Thread(target=self._generate, name="generate", daemon=True)
-        self._thread.start()
+        prompt_ids = tokenizer.apply_chat_template(messages, add_generation_prompt=True, return_tensors="pt",
+                                                   return_dict=True)["input_ids"][0].to(server.base.device)
+        self._streamer = TextIteratorStreamer(tokenizer, skip_special_tokens=True)
+        server._enter(self.served.name)
+        server.decoder.submit(Reply(self.served, prompt_ids, stop, self._streamer, self._finished))
 
-    def _generate(self) -> None:
-        settings = self._server.chat
-        started = time.perf_counter()
-        first_token: list[float] = []
-        prompt_len = self._inputs["input_ids"].shape[1]
-
-        class _Clock(StoppingCriteria):
-            def __call__(self, input_ids, scores, **kwargs):
-                if not first_token:
-                    first_token.append(time.perf_counter() - started)
-                return torch.zeros((input_ids.shape[0],), dtype=torch.bool, device=input_ids.device)
-
-        sampling = dict(do_sample=True, temperature=settings.temperature, top_p=settings.top_p) \
-            if settings.temperature > 0 else dict(do_sample=False)
-        cached = self.served.prompt_cache.for_prompt(self._inputs["input_ids"]) \
-            if self.served.prompt_cache is not None else None
-        if cached is not None:
-            sampling["past_key_values"] = cached
+    def _finished(self, reply: Reply) -> None:
         try:
-            with torch.inference_mode():
-                output = self.served.model.generate(
-                    **self._inputs, max_new_tokens=settings.max_new_tokens,
-                    repetition_penalty=settings.repetition_penalty, streamer=self._streamer,
-                    stopping_criteria=StoppingCriteriaList([_Clock(), _StopOnEvent(self.stop)]),
-                    pad_token_id=self._server.base.tokenizer.pad_token_id, **sampling)
-            new_ids = output[0, prompt_len:]
-            text = self._server.base.tokenizer.decode(new_ids, skip_special_tokens=True).strip()
-            self.completion = Completion(text=text, version=self.served.name, stopped=self.stop.is_set(),
-                                         new_tokens=int(new_ids.shape[0]), seconds=time.perf_counter() - started,
-                                         first_token_seconds=first_token[0] if first_token else None)
+            if reply.error is not None:
+                self._error = reply.error
+                return
+            text = self._server.base.tokenizer.decode(reply.tokens, skip_special_tokens=True).strip()
+            self.completion = Completion(text=text, version=self.served.name, stopped=reply.stopped,
+                                         new_tokens=len(reply.tokens), seconds=time.perf_counter() - reply.started,
+                                         first_token_seconds=reply.first_token_seconds,
+                                         token_ids=tuple(reply.tokens))
             if self._on_done is not None:
                 self._on_done(self.completion)
-        except BaseException as err:  # surfaced to the reader in __iter__
-            log.exception("generation failed")
+        except BaseException as err:
+            log.exception("storing a finished reply failed")
             self._error = err
-            self._streamer.end()
         finally:
-            self._server._leave()
+            self._server._leave(self.served.name)
+            self._done.set()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Block until the reply has ended and been handed to `on_done`; True if it has."""
+        return self._done.wait(timeout)
 
     def __iter__(self) -> Iterator[str]:
         text = ""
         for piece in self._streamer:
             text += piece
             yield text
-        self._thread.join()
+        self._done.wait()
         if self._error is not None:
             raise RuntimeError(f"generation failed: {self._error}") from self._error
 
 
 class Server:
-    """Owns the serving reference and knows whether any reply is being generated.
+    """Owns the serving reference and the decode loop, and knows which versions have replies in flight.
 
-    `system_prompt` is the prompt every conversation starts with; each version caches it.
+    `system_prompt` is the prompt every conversation starts with; each version caches it. `turns`,
+    if given, is how the decode loop shares the cores with training.
     """
 
-    def __init__(self, base: BaseModel, chat: ChatSettings, system_prompt: str | None = None):
+    def __init__(self, base: BaseModel, chat: ChatSettings, system_prompt: str | None = None,
+                 turns: Turns | None = None):
         self.base = base
         self.chat = chat
+        self.turns = turns
         self._prefix_ids = self._system_prefix(system_prompt) if chat.cache_system_prompt else None
         self._served: ServedVersion | None = None  # the base until the first swap; see `current`
-        self._active = 0
+        self._in_flight: Counter[str] = Counter()  # replies being generated, by version name
         self._idle = threading.Condition()
         self.longest_swap_seconds = 0.0
+        self._check_batchable()
+        self.decoder = DecodeLoop(base.tokenizer, chat, base.device, turns)
+
+    def _check_batchable(self) -> None:
+        """Refuse at start-up a model whose cache the decode loop cannot batch, not at a visitor's first reply."""
+        with torch.inference_mode():
+            probe = self.base.model(input_ids=torch.tensor([[self.base.tokenizer.pad_token_id]],
+                                                           device=self.base.device), use_cache=True)
+        check_mergeable(probe.past_key_values)
 
     @property
     def current(self) -> ServedVersion:
@@ -212,20 +206,32 @@ class Server:
                on_done: Callable[[Completion], None] | None = None) -> ReplyStream:
         return ReplyStream(self, messages, stop or threading.Event(), on_done)
 
-    def _enter(self) -> None:
+    def _enter(self, version: str) -> None:
         with self._idle:
-            self._active += 1
+            self._in_flight[version] += 1
 
-    def _leave(self) -> None:
+    def _leave(self, version: str) -> None:
         with self._idle:
-            self._active -= 1
+            self._in_flight[version] -= 1
+            if self._in_flight[version] <= 0:
+                del self._in_flight[version]
             self._idle.notify_all()
 
     @property
     def generating(self) -> int:
-        return self._active
+        return sum(self._in_flight.values())
+
+    def in_flight(self) -> dict[str, int]:
+        """Replies being generated now, by the version generating them."""
+        with self._idle:
+            return dict(self._in_flight)
 
     def wait_idle(self, timeout: float) -> bool:
         """Block until no reply is being generated, or `timeout` seconds; True if idle."""
         with self._idle:
-            return self._idle.wait_for(lambda: self._active == 0, timeout=timeout)
+            return self._idle.wait_for(lambda: not self._in_flight, timeout=timeout)
+
+    def wait_only(self, version: str, timeout: float) -> bool:
+        """Block until every reply in flight is `version`'s (the others' versions can be freed); True if so."""
+        with self._idle:
+            return self._idle.wait_for(lambda: set(self._in_flight) <= {version}, timeout=timeout)

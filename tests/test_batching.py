@@ -1,0 +1,182 @@
+"""Continuous batching on a tiny random Llama: replies decoded together are the replies decoded alone.
+
+Every reply joins, leaves and stops on its own, keeps the version it started on across a swap,
+and the old version is freed once its last reply ends.
+"""
+
+import gc
+import threading
+import time
+import weakref
+from contextlib import contextmanager
+
+import pytest
+import torch
+
+from trainer.config import ChatSettings
+from trainer.serve.chat import Chat, ChatError
+from trainer.serve.decoding import sampling_processors
+from trainer.serve.kv import UnsupportedCache
+from trainer.serve.server import Server
+from trainer.store.votes import VoteStore
+
+USER_MESSAGES = ["Review my paper on tables.", "Is attention all you need?", "Rate this abstract: we add noise.",
+                 "A novel blockchain for peer review."]
+
+
+@pytest.fixture
+def tiny_base(tiny_base):
+    """The tiny random Llama with weights large enough that its greedy replies depend on the prompt (at the
+    default init every prompt gets one repeated token, and crossed rows would go unseen)."""
+    torch.manual_seed(1)
+    with torch.no_grad():
+        for name, param in tiny_base.model.named_parameters():
+            if "norm" not in name:
+                param.normal_(0.0, 0.3)
+    return tiny_base
+
+
+@pytest.fixture
+def chat_settings() -> ChatSettings:
+    return ChatSettings(max_new_tokens=24, temperature=0.0, repetition_penalty=1.0)
+
+
+def conversation(system: str, text: str) -> list[dict]:
+    return [{"role": "system", "content": system}, {"role": "user", "content": text}]
+
+
+@contextmanager
+def slow_steps(model: torch.nn.Module, seconds: float):
+    """Every forward pass of `model` takes at least `seconds`: other threads get to act between steps."""
+    handle = model.register_forward_pre_hook(lambda module, args: time.sleep(seconds))
+    try:
+        yield
+    finally:
+        handle.remove()
+
+
+def finish(stream):
+    list(stream)
+    return stream.completion
+
+
+def alone(server: Server, messages: list[dict]):
+    """A reply with nothing else in flight."""
+    assert server.wait_idle(10)
+    return finish(server.stream(messages))
+
+
+def test_replies_decoded_together_match_each_decoded_alone(tiny_base, chat_settings, long_system_prompt):
+    server = Server(tiny_base, chat_settings, long_system_prompt)
+    prompts = [conversation(long_system_prompt, text) for text in USER_MESSAGES]
+    prompts.append(conversation("Be kind.", "Review my paper on tables."))  # no cached prefix: plain left padding
+    expected = [alone(server, messages) for messages in prompts]
+    with slow_steps(tiny_base.model, 0.005):
+        streams = [server.stream(messages) for messages in prompts]
+        together = [finish(stream) for stream in streams]
+    assert server.decoder.largest_batch >= 3, "the replies were decoded in one batch"
+    for reply, single in zip(together, expected):
+        assert reply.token_ids == single.token_ids and reply.text == single.text
+    assert len({reply.token_ids for reply in together}) > 1, "different prompts, different replies: no crossed rows"
+    assert server.generating == 0
+
+
+def test_a_reply_joins_mid_batch_and_a_stop_leaves_the_others_running(tiny_base, long_system_prompt):
+    settings = ChatSettings(max_new_tokens=48, temperature=0.0, repetition_penalty=1.0)
+    server = Server(tiny_base, settings, long_system_prompt)
+    first, second, third = (conversation(long_system_prompt, text) for text in USER_MESSAGES[:3])
+    expected_first, expected_third = alone(server, first), alone(server, third)
+    with slow_steps(tiny_base.model, 0.01):
+        long_reply = server.stream(first)
+        pieces = iter(long_reply)
+        for _ in range(5):
+            next(pieces)
+        stopped = server.stream(second, stop=threading.Event())
+        joined = server.stream(third)
+        next(iter(stopped))
+        next(iter(joined))  # all three are in flight now
+        stopped.stop.set()
+        list(stopped)
+        assert long_reply.completion is None and joined.completion is None, "the others are still decoding"
+        list(pieces)
+        list(joined)
+    assert stopped.completion.stopped and stopped.completion.new_tokens < 48
+    assert long_reply.completion.token_ids == expected_first.token_ids and not long_reply.completion.stopped
+    assert joined.completion.token_ids == expected_third.token_ids, "a reply that joined mid-batch is the reply alone"
+    assert server.decoder.largest_batch == 3
+
+
+def test_swap_mid_batch_keeps_each_reply_on_its_version_and_frees_the_old_one(tiny_base, chat_settings,
+                                                                               trained_version, long_system_prompt):
+    server = Server(tiny_base, chat_settings, long_system_prompt)
+    messages = conversation(long_system_prompt, USER_MESSAGES[0])
+    server.swap(server.load("old", trained_version.path, merged=False))
+    expected_old = alone(server, messages)
+    server.swap(server.load("base", None))
+    expected_base = alone(server, messages)
+    assert expected_old.token_ids != expected_base.token_ids
+
+    server.swap(server.load("old", trained_version.path, merged=False))
+    old_version = weakref.ref(server.current)
+    with slow_steps(tiny_base.model, 0.01):
+        before = [server.stream(messages) for _ in range(3)]
+        next(iter(before[0]))
+        assert set(server.in_flight()) == {"old"}
+        assert server.swap(server.load("base", None)) < 0.005
+        after = [server.stream(messages) for _ in range(2)]
+        completions = [finish(stream) for stream in before + after]
+    assert [c.version for c in completions] == ["old"] * 3 + ["base"] * 2
+    assert all(c.token_ids == expected_old.token_ids for c in completions[:3])
+    assert all(c.token_ids == expected_base.token_ids for c in completions[3:])
+    del before, after
+    gc.collect()
+    assert old_version() is None, "the old version is freed once its last reply has ended"
+
+
+def test_sampling_settings_are_applied_per_reply(tiny_base, long_system_prompt):
+    assert sampling_processors(ChatSettings(temperature=0.0, repetition_penalty=1.0)) == []
+    assert len(sampling_processors(ChatSettings(temperature=0.7, top_p=0.9, repetition_penalty=1.1))) == 3
+    # A huge repetition penalty forbids every token the row has seen, prompt included: a tiny random
+    # model's greedy reply would otherwise repeat itself.
+    settings = ChatSettings(max_new_tokens=20, temperature=0.0, repetition_penalty=1e9)
+    server = Server(tiny_base, settings, long_system_prompt)
+    plain = Server(tiny_base, ChatSettings(max_new_tokens=20, temperature=0.0, repetition_penalty=1.0),
+                   long_system_prompt)
+    prompts = [conversation(long_system_prompt, text) for text in USER_MESSAGES[:2]]
+    tokenizer = tiny_base.tokenizer
+    with slow_steps(tiny_base.model, 0.005):
+        streams = [server.stream(messages) for messages in prompts]
+        penalized = [finish(stream) for stream in streams]
+    for messages, reply in zip(prompts, penalized):
+        prompt_ids = set(tokenizer.apply_chat_template(messages, add_generation_prompt=True))
+        ids = tokenizer(reply.text, add_special_tokens=False)["input_ids"]
+        assert reply.new_tokens == 20 and not prompt_ids & set(ids[1:-1])
+    unpenalized = finish(plain.stream(prompts[0]))
+    ids = tokenizer(unpenalized.text, add_special_tokens=False)["input_ids"]
+    assert len(set(ids)) < len(ids), "without the penalty this model repeats itself (the check above can fail)"
+
+
+def test_a_model_whose_cache_cannot_be_batched_is_refused_at_start(tiny_base, chat_settings):
+    tiny_base.model.config.sliding_window = 4
+    tiny_base.model.config.layer_types = ["sliding_attention"] * tiny_base.model.config.num_hidden_layers
+    try:
+        with pytest.raises(UnsupportedCache, match="full-attention"):
+            Server(tiny_base, chat_settings)
+    finally:
+        del tiny_base.model.config.sliding_window
+        tiny_base.model.config.layer_types = ["full_attention"] * tiny_base.model.config.num_hidden_layers
+
+
+def test_a_visitor_has_one_reply_in_flight(tiny_base, settings, tmp_path, long_system_prompt):
+    settings.chat.max_new_tokens = 48
+    server = Server(tiny_base, settings.chat, long_system_prompt)
+    chat = Chat(settings.chat, long_system_prompt, "", server, VoteStore(tmp_path / "votes.sqlite3"))
+    with slow_steps(tiny_base.model, 0.01):
+        first = chat.reply(chat.new_session(), USER_MESSAGES[0], "alice")
+        next(first)
+        with pytest.raises(ChatError, match="still writing"):
+            next(chat.reply(chat.new_session(), USER_MESSAGES[1], "alice"))
+        bob = list(chat.reply(chat.new_session(), USER_MESSAGES[1], "bob"))  # another visitor is not held up
+        assert bob[-1].turns[-1]["content"]
+        list(first)
+    next(chat.reply(chat.new_session(), USER_MESSAGES[1], "alice"))  # once it ends, alice may send again

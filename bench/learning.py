@@ -21,9 +21,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import socket
-import subprocess
 import sys
 import tempfile
 import time
@@ -35,6 +32,7 @@ sys.path.insert(0, str(ROOT))
 
 from gradio_client import Client  # noqa: E402
 
+from bench.app_process import reply_text, start_app  # noqa: E402
 from bench.papers import FRESH, TRAIN  # noqa: E402
 from bench.report import publish, table  # noqa: E402
 from bench.voter import prompt_of, verdict  # noqa: E402
@@ -44,42 +42,16 @@ from trainer.gate.rule import distinct_n  # noqa: E402
 ADMIN_TOKEN = "bench-learning"
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def start_app(data_dir: Path, votes: int, tokens: int, extra_env: dict[str, str]) -> tuple[subprocess.Popen, str]:
-    port = free_port()
-    env = {**os.environ, "DATA_DIR": str(data_dir), "MIN_VOTES": str(votes), "CHAT_MAX_NEW_TOKENS": str(tokens),
-           "ADMIN_TOKEN": ADMIN_TOKEN, "GRADIO_SERVER_PORT": str(port), "GRADIO_ANALYTICS_ENABLED": "False",
-           **extra_env}
-    log = open(data_dir.parent / "app.log", "w")
-    process = subprocess.Popen([sys.executable, str(ROOT / "app.py")], cwd=ROOT, env=env, stdout=log,
-                               stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}/"
-    for _ in range(600):
-        if process.poll() is not None:
-            raise RuntimeError(f"the app exited with {process.returncode}; see {log.name}")
-        try:
-            Client(url, verbose=False)
-            return process, url
-        except Exception:
-            time.sleep(1)
-    process.kill()
-    raise RuntimeError("the app did not come up in 10 minutes")
+def start_learning_app(data_dir: Path, votes: int, tokens: int, extra_env: dict[str, str]):
+    return start_app(data_dir, {"MIN_VOTES": str(votes), "CHAT_MAX_NEW_TOKENS": str(tokens),
+                                "ADMIN_TOKEN": ADMIN_TOKEN, **extra_env})
 
 
 def reply_to(client: Client, prompt: str) -> tuple[str, int]:
     """A new chat's first reply to `prompt`, and its row in the chat (for a vote)."""
     client.reset_session()
     history, _ = client.predict(prompt, api_name="/chat")
-    row = len(history) - 1
-    content = history[row]["content"]
-    if isinstance(content, list):  # Gradio may send message parts
-        content = "".join(part.get("text", "") for part in content if isinstance(part, dict))
-    return str(content), row
+    return reply_text(history), len(history) - 1
 
 
 def measure(client: Client, papers: list[tuple[str, str]]) -> dict:
@@ -150,7 +122,7 @@ def main() -> None:
     extra = dict(item.split("=", 1) for item in args.env)
 
     work = Path(tempfile.mkdtemp(prefix="bench-learning-"))
-    process, url = start_app(work / "state", args.votes, args.tokens, extra)
+    process, url = start_learning_app(work / "state", args.votes, args.tokens, extra)
     client = Client(url, verbose=False)
     fresh = FRESH[:args.fresh]
     log: list[dict] = []

@@ -26,6 +26,7 @@ def test_stream_grows_and_reports_its_version(server):
     assert done == [stream.completion] and stream.completion.version == "base"
     assert stream.completion.new_tokens > 0 and not stream.completion.stopped
     assert server.generating == 0 and server.wait_idle(0)
+    assert list(stream) == [stream.completion.text], "iterated again, an ended reply gives its whole text"
 
 
 def test_stop_ends_generation_early(server):

@@ -72,6 +72,7 @@ class ReplyStream:
         self._on_done = on_done
         self._error: BaseException | None = None
         self._done = threading.Event()
+        self._streamed = False  # the streamer's pieces are read once
         tokenizer = server.base.tokenizer
         prompt_ids = tokenizer.apply_chat_template(messages, add_generation_prompt=True, return_tensors="pt",
                                                    return_dict=True)["input_ids"][0].to(server.base.device)
@@ -103,11 +104,18 @@ class ReplyStream:
         return self._done.wait(timeout)
 
     def __iter__(self) -> Iterator[str]:
-        text = ""
-        for piece in self._streamer:
-            text += piece
-            yield text
-        self._done.wait()
+        """The text so far, after each new piece; iterated again once it has ended, the whole text at once."""
+        if not self._streamed:
+            text = ""
+            for piece in self._streamer:
+                text += piece
+                yield text
+            self._streamed = True
+            self._done.wait()
+        else:
+            self._done.wait()
+            if self.completion is not None:
+                yield self.completion.text
         if self._error is not None:
             raise RuntimeError(f"generation failed: {self._error}") from self._error
 

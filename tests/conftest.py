@@ -97,8 +97,9 @@ def embedded_dir(tmp_path_factory) -> Path:
 @pytest.fixture
 def settings(tmp_path, persona) -> AppSettings:
     return AppSettings(persona=persona, model=ModelSettings(cache_dir=tmp_path / "models", device="cpu"),
+                       # float32 serving, so that tests see the same numbers on every CPU (tests of bf16 ask for it)
                        chat=ChatSettings(max_new_tokens=8, temperature=0.0, prompt_token_budget=256,
-                                         max_message_chars=500),
+                                         max_message_chars=500, dtype="float32"),
                        # No seed anchors, so a round trains on exactly the votes a test cast (tests of anchors
                        # turn them on).
                        loop=LoopSettings(min_votes=4, seed_anchors=0, poll_seconds=0.2, admin_token="sesame",

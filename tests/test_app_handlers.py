@@ -42,3 +42,14 @@ def test_status_and_dashboard_render_in_every_state(runtime, settings, vote_on_r
     assert curve["v0002 reply"] == gate.candidate.rubric and curve["v0001 reply"] == gate.serving.rubric
     assert "`v0001` 50% of 4" in status and "`base` 50% of 4 → `v0001` 50% of 4" in status
     assert board.versions.set_index("version").loc["v0002", "reply checks"] == f"{gate.candidate.rubric:.0%}"
+
+
+def test_open_tabs_share_one_status_and_dashboard_computation(runtime, vote_on_replies):
+    handlers = app.Handlers(runtime)
+    for _ in range(10):  # ten tabs' timers firing together
+        handlers.status_markdown(), handlers.dashboard()
+    assert handlers._status_line.computed == 1 and handlers._dashboard.computed == 1
+    vote_on_replies(runtime, 4)
+    runtime.loop.run_round()
+    assert "Last round: `v0001`" in handlers.status_markdown(), "a round's end shows at once, not a refresh later"
+    assert list(handlers.dashboard().versions["version"]) == ["v0001", "base"]

@@ -38,7 +38,7 @@ def tiny_base(tiny_base):
 
 @pytest.fixture
 def chat_settings() -> ChatSettings:
-    return ChatSettings(max_new_tokens=24, temperature=0.0, repetition_penalty=1.0)
+    return ChatSettings(max_new_tokens=24, temperature=0.0, repetition_penalty=1.0, dtype="float32")
 
 
 def conversation(system: str, text: str) -> list[dict]:
@@ -82,7 +82,7 @@ def test_replies_decoded_together_match_each_decoded_alone(tiny_base, chat_setti
 
 
 def test_a_reply_joins_mid_batch_and_a_stop_leaves_the_others_running(tiny_base, long_system_prompt):
-    settings = ChatSettings(max_new_tokens=48, temperature=0.0, repetition_penalty=1.0)
+    settings = ChatSettings(max_new_tokens=48, temperature=0.0, repetition_penalty=1.0, dtype="float32")
     server = Server(tiny_base, settings, long_system_prompt)
     first, second, third = (conversation(long_system_prompt, text) for text in USER_MESSAGES[:3])
     expected_first, expected_third = alone(server, first), alone(server, third)
@@ -138,10 +138,10 @@ def test_sampling_settings_are_applied_per_reply(tiny_base, long_system_prompt):
     assert len(sampling_processors(ChatSettings(temperature=0.7, top_p=0.9, repetition_penalty=1.1))) == 3
     # A huge repetition penalty forbids every token the row has seen, prompt included: a tiny random
     # model's greedy reply would otherwise repeat itself.
-    settings = ChatSettings(max_new_tokens=20, temperature=0.0, repetition_penalty=1e9)
+    settings = ChatSettings(max_new_tokens=20, temperature=0.0, repetition_penalty=1e9, dtype="float32")
     server = Server(tiny_base, settings, long_system_prompt)
-    plain = Server(tiny_base, ChatSettings(max_new_tokens=20, temperature=0.0, repetition_penalty=1.0),
-                   long_system_prompt)
+    plain = Server(tiny_base, ChatSettings(max_new_tokens=20, temperature=0.0, repetition_penalty=1.0,
+                                           dtype="float32"), long_system_prompt)
     prompts = [conversation(long_system_prompt, text) for text in USER_MESSAGES[:2]]
     tokenizer = tiny_base.tokenizer
     with slow_steps(tiny_base.model, 0.005):

@@ -105,7 +105,8 @@ def test_a_loaded_version_caches_the_prefix_under_its_own_weights(tiny_base, set
     system = long_system_prompt
     settings.chat.max_new_tokens = 16
     cached = Server(tiny_base, settings.chat, system)
-    plain = Server(tiny_base, ChatSettings(max_new_tokens=16, temperature=0.0, cache_system_prompt=False), system)
+    plain = Server(tiny_base, ChatSettings(max_new_tokens=16, temperature=0.0, cache_system_prompt=False,
+                                           dtype="float32"), system)
     for server in (cached, plain):
         server.swap(server.load(trained_version.name, trained_version.path))
     messages = [{"role": "system", "content": system}, {"role": "user", "content": "Review my paper on tables."}]
@@ -119,7 +120,8 @@ def test_serving_starts_replies_from_the_cached_system_prompt(tiny_base, setting
     system = long_system_prompt
     settings.chat.max_new_tokens = 16
     cached = Server(tiny_base, settings.chat, system)
-    plain = Server(tiny_base, ChatSettings(max_new_tokens=16, temperature=0.0, cache_system_prompt=False), system)
+    plain = Server(tiny_base, ChatSettings(max_new_tokens=16, temperature=0.0, cache_system_prompt=False,
+                                           dtype="float32"), system)
     assert plain.current.prompt_cache is None and isinstance(cached.current.prompt_cache, PromptCache)
     messages = [{"role": "system", "content": system}, {"role": "user", "content": "Review my paper on tables."}]
     prompt = tiny_base.tokenizer.apply_chat_template(messages, add_generation_prompt=True, return_tensors="pt",
@@ -139,3 +141,24 @@ def test_serving_starts_replies_from_the_cached_system_prompt(tiny_base, setting
     widths.clear()
     assert _reply(cached, other).text == _reply(plain, other).text
     assert widths[0] == other_ids.shape[1]
+
+
+def test_bf16_serving_copies_leave_the_shared_base_as_it_was(tiny_base, settings, trained_version):
+    before = {n: p.clone() for n, p in tiny_base.model.named_parameters()}
+    settings.chat.dtype = "bfloat16"
+    server = Server(tiny_base, settings.chat)
+    assert server.serving_dtype == torch.bfloat16
+    merged = server.load(trained_version.name, trained_version.path).model
+    assert {p.dtype for p in merged.parameters()} == {torch.bfloat16}
+    assert merged.get_input_embeddings().weight is merged.get_output_embeddings().weight, "ties stay tied"
+    for name, value in tiny_base.model.named_parameters():
+        assert value.dtype == torch.float32 and torch.equal(value, before[name]), f"the base's {name} changed"
+
+    settings.chat.dtype = "float32"
+    exact = Server(tiny_base, settings.chat).load(trained_version.name, trained_version.path).model
+    ids = torch.tensor([[1, 5, 9, 14, 3, 7]])
+    with torch.inference_mode():
+        torch.testing.assert_close(merged(ids).logits.float(), exact(ids).logits, atol=0.05, rtol=0.05)
+    assert server.current.name == "base" and next(server.current.model.parameters()).dtype == torch.bfloat16
+    reply = _reply(server, MESSAGES)
+    assert reply.version == "base" and reply.new_tokens > 0

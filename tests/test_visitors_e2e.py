@@ -31,7 +31,8 @@ def running_app(tmp_path, embedded_dir, persona):
     settings = AppSettings(
         persona=persona,
         model=ModelSettings(cache_dir=embedded_dir.parent, device="cpu"),
-        chat=ChatSettings(max_new_tokens=24, temperature=0.0, concurrency=CONCURRENCY),  # greedy: repeatable
+        # Greedy and float32: replies are exactly repeatable (bf16 kernels may round differently by batch size).
+        chat=ChatSettings(max_new_tokens=24, temperature=0.0, concurrency=CONCURRENCY, dtype="float32"),
         loop=LoopSettings(min_votes=100, admin_token="sesame", enabled=False),
         gate=GateSettings(enabled=False),
         data_dir=tmp_path / "state",

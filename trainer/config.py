@@ -98,6 +98,9 @@ class ModelSettings:
             raise SettingError("MODEL_ID must not be empty; use 'embedded' or a Hub model id")
 
 
+CHAT_DTYPES = ("auto", "float32", "bfloat16")
+
+
 @dataclass
 class ChatSettings:
     """How replies are generated and how much a visitor may send."""
@@ -115,6 +118,10 @@ class ChatSettings:
     concurrency: int = field(default=8, metadata={
         "help": "Replies generated at once, decoded together in one batch; visitors beyond it wait in the queue "
                 "and see their place in it. Each visitor has one reply in flight at most."})
+    dtype: str = field(default="auto", metadata={
+        "help": "Dtype of the copies that serve (merged versions; the base when it serves): auto = bfloat16 on a CPU "
+                "with native bf16 (avx512_bf16: decoding 1.3x, prefill 2x faster here), else float32; float32; "
+                "bfloat16. Training and the gate always run on the shared base as loaded."})
     cache_system_prompt: bool = field(default=True, metadata={
         "help": "Keep each served version's keys and values of the persona's system prompt and start every reply "
                 "from them, so time to first token pays only for the rest of the prompt."})
@@ -125,6 +132,8 @@ class ChatSettings:
             raise SettingError(f"CHAT_TEMPERATURE must be >= 0, got {self.temperature}")
         if not 0 < self.top_p <= 1:
             raise SettingError(f"CHAT_TOP_P must be in (0, 1], got {self.top_p}")
+        if self.dtype not in CHAT_DTYPES:
+            raise SettingError(f"CHAT_DTYPE must be one of {', '.join(CHAT_DTYPES)}, got {self.dtype!r}")
 
 
 @dataclass

@@ -80,6 +80,7 @@ class Runtime:
 
     def close(self) -> None:
         self.loop.stop()
+        self.server.decoder.close()
 
     def status(self) -> AppStatus:
         return AppStatus(serving=self.server.current.name, base_model=self.base.source,

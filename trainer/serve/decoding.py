@@ -16,10 +16,12 @@ from a cached system prompt (its prefix sharing works in 256-token pages). See B
 
 from __future__ import annotations
 
+import atexit
 import logging
 import queue
 import threading
 import time
+import weakref
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -88,6 +90,17 @@ def sampling_processors(settings: ChatSettings) -> LogitsProcessorList:
     return processors
 
 
+_OPEN_LOOPS: "weakref.WeakSet[DecodeLoop]" = weakref.WeakSet()
+
+
+@atexit.register
+def _close_open_loops() -> None:
+    # A decode thread that has run bf16 kernels and is still alive when the interpreter exits makes
+    # the process abort in native teardown ("terminate called without an active exception").
+    for loop in list(_OPEN_LOOPS):
+        loop.close()
+
+
 class DecodeLoop:
     """Owns the thread that decodes every reply; `submit` hands it one."""
 
@@ -100,14 +113,22 @@ class DecodeLoop:
         self._wake = threading.Event()
         self._batches: list[VersionBatch] = []
         self._finisher = ThreadPoolExecutor(max_workers=1, thread_name_prefix="reply-finished")
+        self._closing = False
         self._thread = threading.Thread(target=self._run, name="decode-loop", daemon=True)
         self._thread.start()
+        _OPEN_LOOPS.add(self)
         self.steps = 0
         self.largest_batch = 0
 
     def submit(self, reply: Reply) -> None:
         self._arrivals.put(reply)
         self._wake.set()
+
+    def close(self, timeout: float = 10.0) -> None:
+        """End the loop thread once the replies in flight have ended."""
+        self._closing = True
+        self._wake.set()
+        self._thread.join(timeout)
 
     @property
     def rows(self) -> int:
@@ -120,6 +141,8 @@ class DecodeLoop:
             if not self._batches:
                 if self.turns is not None:
                     self.turns.chat_busy(False)
+                if self._closing:
+                    return
                 self._wake.wait()
             self._wake.clear()
             if self.turns is not None:

@@ -147,13 +147,15 @@ def with_adapter(base: BaseModel, adapter_dir: Path) -> PeftModel:
     return model.eval()
 
 
-def merged_with_adapter(base: BaseModel, adapter_dir: Path) -> PreTrainedModel:
+def merged_with_adapter(base: BaseModel, adapter_dir: Path, dtype: torch.dtype | None = None) -> PreTrainedModel:
     """An adapter version with LoRA folded into its own copy of the adapted weights.
 
     It generates exactly as fast as the bare base: an unmerged all-linear LoRA adds two small
     matmuls and PEFT's Python per layer to every decoding step (about a quarter of the time
-    here). The price is one copy of the adapted linear weights per served version; embeddings,
-    norms and the LM head stay shared with the base, and the base itself is never written.
+    here). The price is one copy of the adapted linear weights per served version; the base
+    itself is never written. With `dtype` (bf16 on a CPU with native bf16: decoding 1.3x and
+    prefill 2x faster than fp32 here) the whole tree is a copy in that dtype, merged in fp32 one
+    layer at a time; otherwise embeddings, norms and the LM head stay shared with the base.
     """
     model = with_adapter(base, adapter_dir)
     for module in model.modules():
@@ -161,4 +163,35 @@ def merged_with_adapter(base: BaseModel, adapter_dir: Path) -> PreTrainedModel:
             layer = module.get_base_layer()
             # merge adds the LoRA delta into the weight in place: give it a private copy first
             layer.weight = torch.nn.Parameter(layer.weight.detach().clone(), requires_grad=False)
-    return model.merge_and_unload().eval()
+            if dtype is not None:
+                module.merge()
+                layer.weight = torch.nn.Parameter(layer.weight.detach().to(dtype), requires_grad=False)
+    merged = model.merge_and_unload() if dtype is None else model.unload()
+    return (merged if dtype is None else cast_copy(merged, dtype)).eval()
+
+
+def serving_copy(base: BaseModel, dtype: torch.dtype) -> PreTrainedModel:
+    """The bare base as a private copy in `dtype`, for serving (the base itself stays as it is)."""
+    return cast_copy(twin(base.model), dtype).eval()
+
+
+def cast_copy(model: PreTrainedModel, dtype: torch.dtype) -> PreTrainedModel:
+    """Give every floating-point parameter of `model`'s tree a copy in `dtype`, in place of the tree's entry.
+
+    Only this tree's module entries change: parameters it shares with another tree (a twin's) are
+    replaced here, never converted (`module.to(dtype)` would convert the shared tensors themselves).
+    Tied parameters stay tied. Buffers (rotary frequencies) keep their dtype, as from_pretrained does.
+    The copies are marked as requiring grad: measured here (torch 2.13, CPU), a bf16 prefill takes
+    twice as long when the weights do not (fp32 and decoding are not affected). A serving tree only
+    ever runs under inference_mode, so no graph is built either way.
+    """
+    copies: dict[int, torch.nn.Parameter] = {}
+    for module in model.modules():
+        for name, param in list(module.named_parameters(recurse=False)):
+            if not param.is_floating_point() or param.dtype == dtype:
+                continue
+            if id(param) not in copies:
+                copies[id(param)] = torch.nn.Parameter(param.detach().to(dtype), requires_grad=True)
+            module.register_parameter(name, copies[id(param)])
+    model.config.dtype = dtype
+    return model

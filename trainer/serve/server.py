@@ -26,10 +26,11 @@ import torch
 from transformers import TextIteratorStreamer
 
 from ..config import ChatSettings
+from ..patches import cpu_has_native_bf16
 from ..store.versions import BASE
 from .decoding import DecodeLoop, Reply
 from .kv import check_mergeable
-from .model import BaseModel, merged_with_adapter, with_adapter
+from .model import BaseModel, merged_with_adapter, serving_copy, with_adapter
 from .prompt_cache import MIN_CACHED_TOKENS, PromptCache
 from .turns import Turns
 
@@ -154,7 +155,19 @@ class Server:
     @functools.cached_property
     def _base_version(self) -> ServedVersion:
         """The bare base with its prompt cache: built when first served, not at start-up (Runtime swaps v1 in)."""
-        return self._version(BASE, self.base.model)
+        dtype = self.serving_dtype
+        return self._version(BASE, self.base.model if dtype is None else serving_copy(self.base, dtype))
+
+    @functools.cached_property
+    def serving_dtype(self) -> torch.dtype | None:
+        """The dtype serving copies are made in (CHAT_DTYPE), or None: serve the base's weights as they are."""
+        if not self.merges:  # unmerged versions share the base's weights; a 4-bit base computes in bf16 already
+            return None
+        wanted = self.chat.dtype
+        if wanted == "auto":
+            wanted = "bfloat16" if self.base.device.type == "cpu" and cpu_has_native_bf16() else "float32"
+        dtype = getattr(torch, wanted)
+        return None if dtype == self.base.model.dtype else dtype
 
     def _system_prefix(self, system_prompt: str | None) -> torch.Tensor | None:
         """Token ids of the rendered system prompt, if the chat template renders it as every prompt's start."""
@@ -189,7 +202,7 @@ class Server:
         if name == BASE or path is None:
             return self._base_version
         if merged and self.merges:
-            return self._version(name, merged_with_adapter(self.base, path))
+            return self._version(name, merged_with_adapter(self.base, path, self.serving_dtype))
         return self._version(name, with_adapter(self.base, path))
 
     def swap(self, served: ServedVersion) -> float:

@@ -2,8 +2,8 @@
 
 Run:  .venv/bin/python bench/visitors.py [--runs 3] [--tokens 64] [--visitors 8] [--before REV] [--no-round]
 
-Both apps run as processes (`app.py`, trainer off, greedy replies of --tokens tokens, so both write
-the same replies), driven over HTTP by gradio_client visitors sending the persona's example papers:
+Both apps run as processes (`app.py`, trainer off, greedy replies of at most --tokens tokens), driven
+over HTTP by gradio_client visitors sending the persona's example papers:
 
     alone      one visitor, idle app: tokens/s and time to first token (--runs replies)
     at once    --visitors visitors send at the same moment: aggregate tokens/s (all their tokens over
@@ -284,8 +284,9 @@ def main() -> None:
         rows.append(("round of 8 votes under 4 chatting visitors", f"{rounds['busy']:.0f} s",
                      f"{rounds['idle']:.0f} s (chat idle)", f"{rounds['busy'] / rounds['idle']:.2f}x", "<= 2x"))
     body = table(("figure", "ours", "plain alternative", "ratio", "goal"), rows)
-    body += (f"\n\n{args.tokens}-token greedy replies to the persona's example papers (both apps write the same "
-             f"replies); medians of {args.runs} runs; ours with the default CHAT_CONCURRENCY "
+    body += (f"\n\n{args.tokens}-token greedy replies to the persona's example papers (ours serves bf16 copies "
+             "where the CPU has native bf16, today's app fp32, so a few replies differ; tokens are counted per reply); "
+             f"medians of {args.runs} runs; ours with the default CHAT_CONCURRENCY "
              f"({AppSettings.from_env().chat.concurrency}). Today's app is revision {args.before}, which decodes one "
              "reply at a time (`queue(default_concurrency_limit=1)`). Times to first token are the visitor's, "
              "through Gradio's queue and server-sent events. Tabs: ten polling the status line every 2 s and the "

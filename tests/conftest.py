@@ -189,3 +189,22 @@ def trained_version(tiny_base, settings, tmp_path, rows) -> VersionInfo:
 def trained_model(tiny_base, trained_version):
     """The trained version as an unmerged PeftModel over a twin of the tiny base."""
     return with_adapter(tiny_base, trained_version.path)
+
+
+@pytest.fixture
+def launch():
+    """launch(runtime): serve the app of `runtime` on localhost for this test; returns its URL. Closed after."""
+    import app
+
+    launched = []
+
+    def serve(runtime: Runtime) -> str:
+        demo = app.build_app(runtime).queue()
+        _, url, _ = demo.launch(server_name="127.0.0.1", prevent_thread_lock=True, quiet=True)
+        launched.append((runtime, demo))
+        return url
+
+    yield serve
+    for runtime, demo in launched:
+        demo.close()
+        runtime.close()

@@ -10,13 +10,12 @@ import pytest
 from gradio_client import Client
 from safetensors.torch import load_file
 
-import app
 from trainer.config import AppSettings, ChatSettings, GateSettings, LoopSettings, ModelSettings
 from trainer.runtime import Runtime
 
 
 @pytest.fixture
-def running_app(tmp_path, embedded_dir, persona):
+def running_app(tmp_path, embedded_dir, persona, launch):
     settings = AppSettings(
         persona=persona,
         model=ModelSettings(cache_dir=embedded_dir.parent, device="cpu"),
@@ -29,13 +28,7 @@ def running_app(tmp_path, embedded_dir, persona):
         round_overrides={"max_steps": 2},
     )
     runtime = Runtime.start(settings)
-    demo = app.build_app(runtime).queue()
-    _, url, _ = demo.launch(server_name="127.0.0.1", prevent_thread_lock=True, quiet=True)
-    try:
-        yield runtime, url
-    finally:
-        runtime.close()
-        demo.close()
+    return runtime, launch(runtime)
 
 
 def base_checksum(model) -> float:

@@ -180,3 +180,15 @@ def test_a_visitor_has_one_reply_in_flight(tiny_base, settings, tmp_path, long_s
         assert bob[-1].turns[-1]["content"]
         list(first)
     next(chat.reply(chat.new_session(), USER_MESSAGES[1], "alice"))  # once it ends, alice may send again
+
+    def fail(module, args):
+        raise RuntimeError("out of memory")
+
+    handle = tiny_base.model.register_forward_pre_hook(fail)
+    try:
+        with pytest.raises(RuntimeError, match="generation failed: out of memory"):
+            list(chat.reply(chat.new_session(), USER_MESSAGES[2], "carol"))
+    finally:
+        handle.remove()
+    assert list(chat.reply(chat.new_session(), USER_MESSAGES[2], "carol"))[-1].turns[-1]["content"], \
+        "a reply that failed does not lock its visitor out"

@@ -11,7 +11,6 @@ from pathlib import Path
 
 import pytest
 
-import app
 from trainer.runtime import Runtime
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -20,15 +19,11 @@ pytestmark = pytest.mark.skipif(not os.path.exists(CHROMIUM), reason="Debian's c
 
 
 @pytest.fixture
-def served(settings, tiny_base):
+def served(settings, tiny_base, launch):
     settings.gate.enabled = True
     settings.chat.max_new_tokens = 12
     runtime = Runtime(settings, tiny_base)
-    demo = app.build_app(runtime).queue()
-    _, url, _ = demo.launch(server_name="127.0.0.1", prevent_thread_lock=True, quiet=True)
-    yield runtime, url
-    demo.close()
-    runtime.close()
+    return runtime, launch(runtime)
 
 
 @pytest.fixture

@@ -14,7 +14,6 @@ import pytest
 from gradio_client import Client
 from gradio_client.utils import Status
 
-import app
 from trainer.config import SHIPPED_ADAPTER, AppSettings, ChatSettings, GateSettings, LoopSettings, ModelSettings
 from trainer.contracts import VersionMeta
 from trainer.runtime import Runtime
@@ -27,7 +26,7 @@ CONCURRENCY = 3
 
 
 @pytest.fixture
-def running_app(tmp_path, embedded_dir, persona):
+def running_app(tmp_path, embedded_dir, persona, launch):
     settings = AppSettings(
         persona=persona,
         model=ModelSettings(cache_dir=embedded_dir.parent, device="cpu"),
@@ -39,13 +38,7 @@ def running_app(tmp_path, embedded_dir, persona):
         shipped_adapter=None,
     )
     runtime = Runtime.start(settings)
-    demo = app.build_app(runtime).queue()
-    _, url, _ = demo.launch(server_name="127.0.0.1", prevent_thread_lock=True, quiet=True)
-    try:
-        yield runtime, url
-    finally:
-        runtime.close()
-        demo.close()
+    return runtime, launch(runtime)
 
 
 def last_reply(history: list[dict]) -> str:

@@ -118,6 +118,8 @@ class Chat:
         finally:
             # Reached when the visitor stops or leaves too: end generation rather than let it run on.
             stop.set()
+            if stream.wait(timeout=0):  # ended (a reply that failed is never stored): the visitor may send again
+                self._release(session_key, stop)
         if stream.completion is not None:
             session.turns[-1]["content"] = stream.completion.text
         yield session

@@ -8,10 +8,11 @@ leaves at once; the others go on. Sampling (repetition penalty, temperature, top
 transformers' own logits processors applied to each row with that row's own tokens, as `generate`
 would; each reply streams through its own TextIteratorStreamer.
 
-Why our own loop rather than transformers' ContinuousBatchingManager: measured on this 2-core CPU,
-the library's paged-attention path decodes 8 replies at 2.0x one reply's rate, a padded batch over
-the model's cache at 5.4x; the library's path also drops the repetition penalty and cannot start
-from a cached system prompt (its prefix sharing works in 256-token pages). See BENCHMARKS.md.
+Why our own loop rather than transformers' ContinuousBatchingManager (`generate_batch`): measured
+on this 2-core CPU (transformers 5.23), the library's paged-attention path decodes 8 replies at
+2.0x one reply's rate, a padded batch over the model's cache at 5.4x; the library's path also drops
+the repetition penalty and cannot start from a cached system prompt (its prefix sharing works in
+256-token pages). bench/visitors.py measures this loop through the app.
 """
 
 from __future__ import annotations

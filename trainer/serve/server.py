@@ -7,8 +7,10 @@ Every reply is decoded by one loop that batches all replies in flight (decoding.
 old version finish in their own batch beside the new version's, and the old version is freed when
 its last reply ends. Each version's tree is a twin of the frozen base (see model.py) with the LoRA
 merged into a private copy of the adapted weights (CHAT_MERGE_ADAPTER), so it decodes as fast as
-the bare base. A version also keeps the keys and values of the persona's system prompt, which
-starts every prompt (CHAT_CACHE_SYSTEM_PROMPT): a reply's prefill then covers only the conversation.
+the bare base; on a CPU with native bf16 the copy is a whole bf16 tree (CHAT_DTYPE), faster still,
+while training and the gate keep the shared fp32 base. A version also keeps the keys and values of
+the persona's system prompt, which starts every prompt (CHAT_CACHE_SYSTEM_PROMPT): a reply's
+prefill then covers only the conversation.
 """
 
 from __future__ import annotations

@@ -40,7 +40,7 @@ def test_steady_chat_gets_its_grace_then_shares_the_cores():
         turns.training_pause()
     started = time.monotonic()
     turns.wait_chat_turn()
-    assert 0.03 < time.monotonic() - started < 0.1
+    assert 0.01 < time.monotonic() - started < 0.1
     started = time.monotonic()
     turns.wait_chat_turn()
     assert time.monotonic() - started < 0.01

@@ -150,7 +150,7 @@ class LoopSettings:
         "help": "Older, already-trained votes replayed in each round beside the new ones (with the anchors, few "
                 "enough that a round's steps still read every new vote about once)."})
     poll_seconds: float = field(default=5.0, metadata={"help": "How often the trainer checks for waiting votes."})
-    max_yield_seconds: float = field(default=15.0, metadata={
+    max_yield_seconds: float = field(default=30.0, metadata={
         "help": "Seconds of chat the trainer waits out before chat and training take turns (TRAINING_SHARE); "
                 "a reply or a short burst of them runs on an otherwise idle machine."})
     training_share: float = field(default=0.5, metadata={

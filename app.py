@@ -7,6 +7,7 @@ This file wires the UI to the handlers below and nothing else; the logic lives i
 
 import logging
 import os
+import signal
 from dataclasses import dataclass
 
 import gradio as gr
@@ -15,6 +16,7 @@ from trainer.admin import AdminError
 from trainer.config import AppSettings
 from trainer.contracts import to_dict
 from trainer.learning import NotEnoughVotes
+from trainer.loop import RoundHeld
 from trainer.runtime import Runtime
 from trainer.serve.chat import ChatError, ChatSession
 from trainer.store.versions import VersionError
@@ -67,7 +69,7 @@ class Handlers:
     def _admin(self, action, token: str, profile: gr.OAuthProfile | None, *args):
         try:
             return action(token, *args, username=getattr(profile, "username", None))
-        except (AdminError, NotEnoughVotes, VersionError) as err:
+        except (AdminError, NotEnoughVotes, RoundHeld, VersionError) as err:
             raise gr.Error(str(err)) from None
 
     def train_now(self, token: str, profile: gr.OAuthProfile | None) -> str:
@@ -205,10 +207,19 @@ def build_app(runtime: Runtime) -> gr.Blocks:
     return demo
 
 
+def stop_serving(signum, frame) -> None:
+    """SIGTERM (what a Space restart sends) stops the server the way Ctrl-C does, so `main` can flush."""
+    raise KeyboardInterrupt
+
+
 def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     runtime = Runtime.start(AppSettings.from_env())
-    build_app(runtime).queue(default_concurrency_limit=1).launch()
+    signal.signal(signal.SIGTERM, stop_serving)
+    try:
+        build_app(runtime).queue(default_concurrency_limit=1).launch()
+    finally:
+        runtime.close()  # pushes what the Hub does not have yet
 
 
 if __name__ == "__main__":

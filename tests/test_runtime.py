@@ -221,11 +221,16 @@ def test_admin_pause_resume_rollback_export(runtime, vote_on_replies):
     assert len(path.read_text().splitlines()) == 4
 
 
-def test_signed_in_owner_is_admin(runtime, settings):
+def test_signed_in_admins_are_admin_and_nobody_else(runtime, settings):
     settings.loop.admin_user = "owner"
     with pytest.raises(AdminError):
         runtime.admin.pause(None, username="visitor")
     assert "paused" in runtime.admin.pause(None, username="owner")
+    settings.loop.admin_user = "alice, bob"  # an organisation's Space names its admins
+    assert "resumed" in runtime.admin.resume(None, username="bob")
+    for outsider in ("owner", "alice, bob", "ali", ""):
+        with pytest.raises(AdminError):
+            runtime.admin.pause(None, username=outsider)
 
 
 def test_shipped_adapter_that_does_not_fit_the_model_is_not_installed(settings, tiny_base):

@@ -1,6 +1,6 @@
 """Admin actions (train now, pause / resume, serve another version, export votes), checked on the server.
 
-Admin is whoever holds ADMIN_TOKEN, or is signed in (OAuth, on a Space) as ADMIN_USER. Every action
+Admin is whoever holds ADMIN_TOKEN, or is signed in (OAuth, on a Space) as one of ADMIN_USER. Every action
 takes the caller's token and user name and raises `AdminError` before doing anything otherwise.
 """
 
@@ -30,7 +30,7 @@ class Admin:
 
     def check(self, token: str | None, username: str | None = None) -> None:
         settings = self.settings
-        if username and settings.admin_user and hmac.compare_digest(username.encode(), settings.admin_user.encode()):
+        if username and any(hmac.compare_digest(username.encode(), admin.encode()) for admin in settings.admin_users):
             return
         if token and settings.admin_token and hmac.compare_digest(str(token).encode(),
                                                                   settings.admin_token.encode()):

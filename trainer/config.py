@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping
@@ -158,7 +159,8 @@ class LoopSettings:
     admin_token: str = field(default="", repr=False, metadata={
         "help": "Secret for admin actions (train now, pause, rollback, export); empty: no token works."})
     admin_user: str = field(default="", metadata={
-        "help": "Hugging Face user who is admin when signed in (OAuth); on a Space, its owner by default."})
+        "help": "Hugging Face users who are admin when signed in (OAuth, on a Space), comma-separated; on a Space, "
+                "its owner by default (an organisation's Space: name its admins here)."})
     enabled: bool = field(default=True, metadata={"help": "Run the background trainer thread at all."})
 
     def __post_init__(self) -> None:
@@ -169,6 +171,10 @@ class LoopSettings:
             raise SettingError("REPLAY_VOTES, SEED_ANCHORS and MAX_YIELD_SECONDS must be >= 0")
         if not 0 < self.training_share < 1:
             raise SettingError(f"TRAINING_SHARE must be between 0 and 1 (exclusive), got {self.training_share}")
+
+    @property
+    def admin_users(self) -> list[str]:
+        return [name.strip() for name in self.admin_user.split(",") if name.strip()]
 
 
 @dataclass
@@ -210,6 +216,35 @@ class GateSettings:
                 raise SettingError(f"GATE_{name.upper()} must be >= 0, got {getattr(self, name)}")
 
 
+HUB_REPO_ID = re.compile(r"^(?:[\w.-]+/)?[\w.-]+$")
+
+
+@dataclass
+class HubSettings:
+    """Where votes and versions are kept across restarts: a Hugging Face dataset repo (a Space's disk is wiped)."""
+
+    repo: str = field(default="", metadata={
+        "help": "Dataset repo that keeps votes (append-only event files) and versions, e.g. you/reviewer2-votes; "
+                "created private if missing. On a Space with HF_TOKEN set: <the Space's id>-data. Empty: local only."})
+    token: str = field(default="", repr=False, metadata={
+        "help": "Hugging Face token with write access to HUB_REPO (a Space secret). Without it: local only."})
+    push_seconds: float = field(default=60.0, metadata={
+        "help": "Seconds between pushes of new events (a round's version is pushed as soon as it is published); "
+                "the most a kill -9 can lose is the votes of one interval."})
+    private: bool = field(default=True, metadata={"help": "Create HUB_REPO private (visitors' messages are in it)."})
+    endpoint: str = field(default="", metadata={"help": "Hub address (HF_ENDPOINT); empty: huggingface.co."})
+
+    def __post_init__(self) -> None:
+        if self.repo and not HUB_REPO_ID.match(self.repo):
+            raise SettingError(f"HUB_REPO must be a repo id like owner/name, got {self.repo!r}")
+        if self.push_seconds <= 0:
+            raise SettingError(f"HUB_PUSH_SECONDS must be > 0, got {self.push_seconds}")
+
+    @property
+    def wanted(self) -> bool:
+        return bool(self.repo)
+
+
 @dataclass
 class AppSettings:
     """Everything the app needs, gathered from the environment by `from_env`."""
@@ -219,6 +254,7 @@ class AppSettings:
     chat: ChatSettings = field(default_factory=ChatSettings)
     loop: LoopSettings = field(default_factory=LoopSettings)
     gate: GateSettings = field(default_factory=GateSettings)
+    hub: HubSettings = field(default_factory=HubSettings)
     data_dir: Path = field(default=Path("state"), metadata={
         "help": "Votes database and adapter versions. On a Space, a mounted bucket such as /data."})
     shipped_adapter: Path | None = field(default=SHIPPED_ADAPTER, metadata={
@@ -250,8 +286,7 @@ class AppSettings:
         from .train.recipe import AdapterConfig, RoundConfig
 
         env = os.environ if env is None else env
-        if "SPACE_AUTHOR_NAME" in env and "ADMIN_USER" not in env:  # set by Hugging Face Spaces
-            env = {**env, "ADMIN_USER": env["SPACE_AUTHOR_NAME"]}
+        env = space_defaults(env)
         persona = PersonaConfig.from_toml(env.get("PERSONA_FILE", DEFAULT_PERSONA_FILE))
         settings = cls(
             persona=persona,
@@ -265,7 +300,19 @@ class AppSettings:
         return settings
 
 
-SETTINGS_PARTS = {"model": ModelSettings, "chat": ChatSettings, "loop": LoopSettings, "gate": GateSettings}
+def space_defaults(env: Mapping[str, str]) -> Mapping[str, str]:
+    """On a Hugging Face Space (which sets SPACE_ID and SPACE_AUTHOR_NAME): its owner is admin, and with a
+    token its votes go to a dataset repo named after it, unless those settings are given."""
+    defaults = {}
+    if "SPACE_AUTHOR_NAME" in env:
+        defaults["ADMIN_USER"] = env["SPACE_AUTHOR_NAME"]
+    if env.get("SPACE_ID") and env.get("HF_TOKEN"):
+        defaults["HUB_REPO"] = env["SPACE_ID"] + "-data"
+    return {**defaults, **env}
+
+
+SETTINGS_PARTS = {"model": ModelSettings, "chat": ChatSettings, "loop": LoopSettings, "gate": GateSettings,
+                  "hub": HubSettings}
 
 # The environment variable of every settings field.
 ENVIRONMENT: dict[str, dict[str, str]] = {
@@ -276,6 +323,8 @@ ENVIRONMENT: dict[str, dict[str, str]] = {
              "max_yield_seconds": "MAX_YIELD_SECONDS", "training_share": "TRAINING_SHARE",
              "admin_token": "ADMIN_TOKEN", "enabled": "TRAINER_ENABLED", "admin_user": "ADMIN_USER"},
     "gate": {f.name: "GATE_" + f.name.upper() for f in dataclasses.fields(GateSettings)},
+    "hub": {"repo": "HUB_REPO", "token": "HF_TOKEN", "push_seconds": "HUB_PUSH_SECONDS", "private": "HUB_PRIVATE",
+            "endpoint": "HF_ENDPOINT"},
 }
 ENVIRONMENT_PREFIXES = {"KTO_": "any trl.KTOConfig field, seed recipe defaults (e.g. KTO_MAX_STEPS=12, KTO_BETA=0.1)",
                         "LORA_": "any peft.LoraConfig field, seed recipe defaults (e.g. LORA_R=8)"}
@@ -290,7 +339,7 @@ def environment_help() -> list[tuple[str, str, str]]:
     for part, kind in SETTINGS_PARTS.items():
         defaults = kind()
         for name, variable in ENVIRONMENT[part].items():
-            default = "" if name == "admin_token" else str(getattr(defaults, name))
+            default = "" if name in ("admin_token", "token") else str(getattr(defaults, name))
             rows.append((variable, default, _help(kind, name)))
     rows += [(prefix + "<FIELD>", "", text) for prefix, text in ENVIRONMENT_PREFIXES.items()]
     return rows

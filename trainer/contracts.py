@@ -2,7 +2,7 @@
 
 - `VersionMeta`: a version's `meta.json` (written by a round or an install, read by the dashboard,
   the command line and the gate's report), with `GateReport`, `Scores` and the round's parts.
-- `LoopStatus` and `AppStatus`: what the status line, the dashboard and the `/status` endpoint read.
+- `LoopStatus`, `HubStatus` and `AppStatus`: what the status line, the dashboard and the `/status` endpoint read.
 
 Plain dataclasses with no library imports: any room may import them. `to_dict` / `from_dict` are
 the only way in and out of JSON; `from_dict` ignores keys it does not know (a newer writer) and
@@ -198,6 +198,24 @@ class LoopStatus:
 
 
 @dataclass
+class HubStatus:
+    """Where the votes and versions are kept beyond this disk (store/hub.py)."""
+
+    state: str = "off"       # off | local-only | restoring | connecting | synced | retrying | stopped
+    repo: str = ""
+    detail: str = ""         # why local-only, or the last error
+    events_waiting: int = 0  # changes in the local store not yet on the Hub
+    last_push_at: float | None = None
+    restored_events: int = 0  # events replayed from the Hub at start
+    restored_versions: int = 0
+
+    @property
+    def keeps_votes(self) -> bool:
+        """Whether votes reach (or will reach, once it answers) a place that outlives this disk."""
+        return self.state in ("restoring", "connecting", "synced", "retrying")
+
+
+@dataclass
 class VoteCounts:
     up: int = 0
     down: int = 0
@@ -219,5 +237,6 @@ class AppStatus:
     needs_both_labels: bool  # no seed anchors: a round waits for votes of both labels
     loop: LoopStatus
     generating: int
+    hub: HubStatus = field(default_factory=HubStatus)
     # Votes on the replies each version wrote: the learning curve as voters see it.
     votes_by_version: dict[str, VoteCounts] = field(default_factory=dict)

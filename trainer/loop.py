@@ -15,6 +15,7 @@ import dataclasses
 import logging
 import threading
 import time
+from typing import Callable
 
 from .config import LoopSettings
 from .contracts import LoopStatus
@@ -25,9 +26,16 @@ from .train.round import RoundHooks, RoundResult
 
 log = logging.getLogger(__name__)
 
+
+class RoundHeld(RuntimeError):
+    """A round cannot start yet, for a reason the message gives (e.g. the Hub's history is not read yet)."""
+
+
 class LearningLoop:
-    def __init__(self, settings: LoopSettings, learner: Learner, votes: VoteStore, server: Server):
+    def __init__(self, settings: LoopSettings, learner: Learner, votes: VoteStore, server: Server,
+                 hold: Callable[[], str | None] = lambda: None):
         self.settings, self.learner, self.votes, self.server = settings, learner, votes, server
+        self.hold = hold  # a reason no round may start now, or None
         self._status = LoopStatus()
         self._status_lock = threading.Lock()
         self._wake = threading.Event()
@@ -54,6 +62,9 @@ class LearningLoop:
 
     def request_round(self) -> str:
         """Ask for a round now ("train now"); raises NotEnoughVotes when it could not train."""
+        held = self.hold()
+        if held:
+            raise RoundHeld(f"No round can start yet: {held}.")
         up, down = self.votes.waiting_counts()
         if not self.can_train(up, down):
             raise NotEnoughVotes(f"A round needs waiting votes{self._labels_needed()}; waiting: {up} up, {down} down.")
@@ -89,7 +100,7 @@ class LearningLoop:
 
     def ready(self) -> bool:
         """Whether a round should start now."""
-        if self._paused:
+        if self._paused or self.hold():
             return False
         up, down = self.votes.waiting_counts()
         if not self.can_train(up, down):

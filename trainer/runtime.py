@@ -23,6 +23,7 @@ from .serve.model import BaseModel, load_base
 from .serve.rollout import Rollout
 from .serve.server import ServedVersion, Server
 from .serve.turns import Turns
+from .store.hub import HubSync
 from .store.versions import VersionStore
 from .store.votes import VoteStore
 from .train.memory import limit_arenas
@@ -39,16 +40,39 @@ class Runtime:
         self.server = Server(base, settings.chat, persona.system_prompt, turns)
         self.votes = VoteStore(settings.data_dir / "votes.sqlite3")
         self.versions = VersionStore(settings.data_dir / "versions")
+        self.hub = HubSync(settings.hub, settings.data_dir, self.votes, self.versions)
+        self.versions.on_change = self.hub.push_soon
         self.rollout = Rollout(self.server, self.versions, settings.loop.max_yield_seconds)
         self.gate = Gate(settings, base, self.votes)
         self.learner = Learner(settings, base, self.votes, self.versions, self.rollout, self.gate)
-        self.loop = LearningLoop(settings.loop, self.learner, self.votes, self.server)
+        self.loop = LearningLoop(settings.loop, self.learner, self.votes, self.server, hold=self._round_held)
         self.chat = Chat(settings.chat, persona.system_prompt, persona.greeting, self.server, self.votes)
         self.admin = Admin(settings.loop, self.loop, self.rollout, self.votes, settings.data_dir / "exports")
+        # Before anything serves: on a fresh disk the Hub's votes and versions come back first.
+        self.hub.start(on_restored=self._serve_restored)
+        self.server.swap(self._first_version())
+
+    def _round_held(self) -> str | None:
+        if not self.hub.ready.is_set():
+            return "the votes and versions kept on the Hub have not been read back yet (it is retried)"
+        return None
+
+    def _serve_restored(self) -> None:
+        """The Hub answered after start-up: serve what it kept (or install the shipped adapter)."""
         self.server.swap(self._first_version())
 
     def _first_version(self) -> ServedVersion:
-        """The version CURRENT names; on a fresh DATA_DIR, the shipped adapter installed as the first version."""
+        """The version CURRENT names; on a fresh DATA_DIR, the shipped adapter installed as the first version.
+
+        While the Hub's history is still unread, the shipped adapter serves unpublished ("shipped"): a
+        version published now could take a name the Hub already has."""
+        if not self.hub.ready.is_set():
+            if self.settings.shipped_adapter is not None:
+                try:
+                    return self.server.load("shipped", self.settings.shipped_adapter)
+                except Exception as err:
+                    log.warning("not serving the shipped adapter: %s", err)
+            return self.server.load("base", None)
         if not self.versions.names() and self.settings.shipped_adapter is not None:
             shipped = self._install_shipped(self.settings.shipped_adapter)
             if shipped is not None:
@@ -79,7 +103,9 @@ class Runtime:
         return runtime
 
     def close(self) -> None:
+        """Stop training, push what the Hub lacks (a Space restart sends SIGTERM first), stop decoding."""
         self.loop.stop()
+        self.hub.close()
         self.server.decoder.close()
 
     def status(self) -> AppStatus:
@@ -90,4 +116,4 @@ class Runtime:
                          needs_both_labels=self.settings.loop.seed_anchors == 0, loop=self.loop.status(),
                          votes_by_version={name: VoteCounts(*counts)
                                            for name, counts in self.votes.counts_by_version().items()},
-                         generating=self.server.generating)
+                         generating=self.server.generating, hub=self.hub.status())

@@ -24,7 +24,7 @@ import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 from ..contracts import VersionMeta
 
@@ -67,6 +67,8 @@ class VersionStore:
         self.root = Path(root)
         self.root.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
+        # Called after every publish and pointer move (the Hub sync pushes them at once).
+        self.on_change: Callable[[], None] = lambda: None
         for leftover in self.root.glob(STAGING_PREFIX + "*"):
             shutil.rmtree(leftover, ignore_errors=True)
 
@@ -125,6 +127,7 @@ class VersionStore:
             os.rename(staging, self.root / name)
             _fsync_dir(self.root)
             self._record({"event": "publish", "version": name, "parent": meta.parent})
+        self.on_change()
         return name
 
     def install(self, source: Path, meta: VersionMeta) -> str:
@@ -141,12 +144,41 @@ class VersionStore:
             previous = self.current()
             _write_atomic(self.pointer, name + "\n")
             self._record({"event": "serve", "version": name, "previous": previous, "reason": reason})
+        self.on_change()
+
+    def adopt(self, source: Path) -> int:
+        """Take in the versions, pointer and history of another versions folder (restored from the Hub) when
+        this one has no version yet; returns how many versions. Each is published by rename, complete."""
+        found = sorted((p for p in Path(source).iterdir() if p.is_dir() and NAME.match(p.name)
+                        and (p / "adapter_config.json").is_file() and (p / "meta.json").is_file()),
+                       key=lambda p: int(NAME.match(p.name).group(1)))
+        if not found:
+            return 0
+        with self._lock:
+            if self.names():
+                raise VersionError(f"{self.root} has versions already; adopt only into an empty store")
+            for version in found:
+                with self.staging() as staging:
+                    shutil.copytree(version, staging, dirs_exist_ok=True)
+                    os.rename(staging, self.root / version.name)
+            if (Path(source) / "history.jsonl").is_file():
+                shutil.copy2(Path(source) / "history.jsonl", self.root / "history.jsonl")
+            if (Path(source) / "CURRENT").is_file():
+                _write_atomic(self.pointer, (Path(source) / "CURRENT").read_text(encoding="utf-8"))
+            _fsync_dir(self.root)
+        return len(found)
 
     def history(self) -> list[dict[str, Any]]:
         path = self.root / "history.jsonl"
         if not path.exists():
             return []
-        return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+        events = []
+        for line in path.read_text(encoding="utf-8").splitlines():
+            try:
+                events.append(json.loads(line))
+            except ValueError:  # a line cut short by a kill mid-append; the rest still reads
+                continue
+        return events
 
     def _record(self, event: dict[str, Any]) -> None:
         with open(self.root / "history.jsonl", "a", encoding="utf-8") as handle:

@@ -4,6 +4,11 @@ Votes are the asset: nothing here deletes a reply, and a vote leaves only when i
 it. A vote is keyed by (reply id, voter); clicking the same thumb again retracts it, the other
 thumb changes it. A vote waits for training until a round that read it publishes; a vote changed
 after a round read it waits again (the round only marks the revision it saw).
+
+Every change is also written, in the same transaction, to the `events` table: an outbox of
+append-only events (a reply, a vote as it now stands, a retraction, the votes a round marked) from
+which `store/events.py` writes the files the Hub keeps, and from which `apply_events` rebuilds this
+store exactly on a fresh disk. An event exists if and only if its change was committed.
 """
 
 from __future__ import annotations
@@ -11,6 +16,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
+import uuid
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,6 +43,16 @@ CREATE TABLE IF NOT EXISTS votes (
     PRIMARY KEY (reply_id, voter)
 );
 CREATE INDEX IF NOT EXISTS votes_waiting ON votes (trained_in);
+CREATE TABLE IF NOT EXISTS events (
+    seq        INTEGER PRIMARY KEY AUTOINCREMENT,
+    at         REAL NOT NULL,
+    kind       TEXT NOT NULL,      -- reply | vote | retract | mark
+    body       TEXT NOT NULL       -- JSON: the row as written (see _log)
+);
+CREATE TABLE IF NOT EXISTS store_meta (
+    key        TEXT PRIMARY KEY,   -- origin (this store's id in event files), exported_seq, hub_repo
+    value      TEXT NOT NULL
+);
 """
 
 
@@ -73,6 +89,17 @@ class Vote:
     updated_at: float
 
 
+@dataclass(frozen=True)
+class Event:
+    """One change to the store, as the outbox and the event files carry it."""
+
+    origin: str   # the store that wrote it (a fresh store gets a new one)
+    seq: int      # its order within that store
+    at: float
+    kind: str
+    body: dict
+
+
 class VoteStore:
     def __init__(self, path: str | Path):
         self.path = Path(path)
@@ -80,6 +107,11 @@ class VoteStore:
         with self._connect() as db:
             db.execute("PRAGMA journal_mode=WAL")
             db.executescript(SCHEMA)
+        with self._write() as db:
+            if self._meta(db, "origin") is None:
+                self._set_meta(db, "origin", uuid.uuid4().hex[:12])
+                self._log_existing_rows(db)
+            self.origin = self._meta(db, "origin")
 
     @contextmanager
     def _connect(self) -> Iterator[sqlite3.Connection]:
@@ -104,11 +136,102 @@ class VoteStore:
                 db.execute("ROLLBACK")
                 raise
 
-    def add_reply(self, reply: Reply) -> None:
+    # -- the outbox -------------------------------------------------------------------------------
+
+    @staticmethod
+    def _meta(db: sqlite3.Connection, key: str) -> str | None:
+        row = db.execute("SELECT value FROM store_meta WHERE key = ?", (key,)).fetchone()
+        return None if row is None else row[0]
+
+    @staticmethod
+    def _set_meta(db: sqlite3.Connection, key: str, value: str) -> None:
+        db.execute("INSERT INTO store_meta VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                   (key, value))
+
+    def meta(self, key: str) -> str | None:
+        with self._connect() as db:
+            return self._meta(db, key)
+
+    def set_meta(self, key: str, value: str) -> None:
         with self._write() as db:
-            db.execute("INSERT INTO replies VALUES (?, ?, ?, ?, ?, ?, ?)",
-                       (reply.id, reply.session, json.dumps(reply.prompt), reply.completion, reply.version,
-                        int(reply.stopped), reply.created_at or time.time()))
+            self._set_meta(db, key, value)
+
+    @staticmethod
+    def _log(db: sqlite3.Connection, kind: str, body: dict) -> None:
+        db.execute("INSERT INTO events (at, kind, body) VALUES (?, ?, ?)", (time.time(), kind, json.dumps(body)))
+
+    def _log_vote_row(self, db: sqlite3.Connection, reply_id: str, voter: str) -> None:
+        row = db.execute("SELECT label, revision, created_at, updated_at FROM votes WHERE reply_id = ? AND voter = ?",
+                         (reply_id, voter)).fetchone()
+        self._log(db, "vote", {"reply_id": reply_id, "voter": voter, "label": row[0], "revision": row[1],
+                               "created_at": row[2], "updated_at": row[3]})
+
+    def _log_existing_rows(self, db: sqlite3.Connection) -> None:
+        """A store made before the outbox existed: its rows become events once, so they reach the Hub too."""
+        for row in db.execute("SELECT * FROM replies ORDER BY created_at").fetchall():
+            self._log(db, "reply", self._reply_body(row))
+        for reply_id, voter, trained_in in db.execute(
+                "SELECT reply_id, voter, trained_in FROM votes ORDER BY updated_at").fetchall():
+            self._log_vote_row(db, reply_id, voter)
+            if trained_in is not None:
+                revision = db.execute("SELECT revision FROM votes WHERE reply_id = ? AND voter = ?",
+                                      (reply_id, voter)).fetchone()[0]
+                self._log(db, "mark", {"version": trained_in, "votes": [[reply_id, voter, revision]]})
+
+    @staticmethod
+    def _reply_body(row: tuple) -> dict:
+        return {"id": row[0], "session": row[1], "prompt": json.loads(row[2]), "completion": row[3],
+                "version": row[4], "stopped": bool(row[5]), "created_at": row[6]}
+
+    def events_after(self, seq: int, limit: int | None = None) -> list[Event]:
+        """This store's own events after `seq`, in order."""
+        query = "SELECT seq, at, kind, body FROM events WHERE seq > ? ORDER BY seq"
+        params: tuple = (seq,)
+        if limit is not None:
+            query += " LIMIT ?"
+            params = (seq, limit)
+        with self._connect() as db:
+            rows = db.execute(query, params).fetchall()
+        return [Event(self.origin, s, at, kind, json.loads(body)) for s, at, kind, body in rows]
+
+    def last_event_seq(self) -> int:
+        with self._connect() as db:
+            return db.execute("SELECT COALESCE(MAX(seq), 0) FROM events").fetchone()[0]
+
+    def apply_events(self, events: list[Event]) -> int:
+        """Replay another store's events (in their order) into this one, in one transaction; returns how many.
+
+        They are not logged again here: they are already in the files they came from. Replaying every
+        event of a store into an empty one gives the same replies and votes, row for row.
+        """
+        with self._write() as db:
+            for event in events:
+                b = event.body
+                if event.kind == "reply":
+                    db.execute("INSERT OR IGNORE INTO replies VALUES (?, ?, ?, ?, ?, ?, ?)",
+                               (b["id"], b["session"], json.dumps(b["prompt"]), b["completion"], b["version"],
+                                int(b["stopped"]), b["created_at"]))
+                elif event.kind == "vote":
+                    db.execute("INSERT OR REPLACE INTO votes VALUES (?, ?, ?, ?, NULL, ?, ?)",
+                               (b["reply_id"], b["voter"], b["label"], b["revision"], b["created_at"],
+                                b["updated_at"]))
+                elif event.kind == "retract":
+                    db.execute("DELETE FROM votes WHERE reply_id = ? AND voter = ?", (b["reply_id"], b["voter"]))
+                elif event.kind == "mark":
+                    db.executemany("UPDATE votes SET trained_in = ? WHERE reply_id = ? AND voter = ? AND revision = ?",
+                                   [(b["version"], *key) for key in b["votes"]])
+                else:
+                    raise ValueError(f"unknown event kind {event.kind!r} (from store {event.origin})")
+        return len(events)
+
+    # -- replies and votes ------------------------------------------------------------------------
+
+    def add_reply(self, reply: Reply) -> None:
+        row = (reply.id, reply.session, json.dumps(reply.prompt), reply.completion, reply.version,
+               int(reply.stopped), reply.created_at or time.time())
+        with self._write() as db:
+            db.execute("INSERT INTO replies VALUES (?, ?, ?, ?, ?, ?, ?)", row)
+            self._log(db, "reply", self._reply_body(row))
 
     def get_reply(self, reply_id: str) -> Reply | None:
         with self._connect() as db:
@@ -137,6 +260,7 @@ class VoteStore:
                 if row is None:
                     return "nothing to retract"
                 db.execute("DELETE FROM votes WHERE reply_id = ? AND voter = ?", (reply_id, voter))
+                self._log(db, "retract", {"reply_id": reply_id, "voter": voter})
                 return "retracted"
             now = time.time()
             db.execute(
@@ -145,6 +269,7 @@ class VoteStore:
                      label = excluded.label, revision = votes.revision + 1, trained_in = NULL,
                      updated_at = excluded.updated_at""",
                 (reply_id, voter, int(liked), now, now))
+            self._log_vote_row(db, reply_id, voter)
             return "changed" if row is not None else "recorded"
 
     def waiting_counts(self) -> tuple[int, int]:
@@ -205,9 +330,9 @@ class VoteStore:
     def mark_trained(self, votes: list[Vote], version: str) -> int:
         """Mark the revisions a round read as used by `version`; returns how many still matched."""
         with self._write() as db:
-            changed = 0
-            for v in votes:
-                changed += db.execute(
-                    "UPDATE votes SET trained_in = ? WHERE reply_id = ? AND voter = ? AND revision = ?",
-                    (version, v.reply_id, v.voter, v.revision)).rowcount
-        return changed
+            marked = [[v.reply_id, v.voter, v.revision] for v in votes if db.execute(
+                "UPDATE votes SET trained_in = ? WHERE reply_id = ? AND voter = ? AND revision = ?",
+                (version, v.reply_id, v.voter, v.revision)).rowcount]
+            if marked:
+                self._log(db, "mark", {"version": version, "votes": marked})
+        return len(marked)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from ..contracts import AppStatus, VersionMeta
+import time
+
+from ..contracts import AppStatus, HubStatus, VersionMeta
 
 
 def _loop_state(status: AppStatus) -> str:
@@ -17,6 +19,21 @@ def learning_curve(status: AppStatus, last: int = 4) -> str:
     voted = [(name, counts) for name, counts in status.votes_by_version.items() if counts.liked_share is not None]
     return " → ".join(f"`{name}` {counts.liked_share:.0%} of {counts.up + counts.down}"
                       for name, counts in voted[-last:])
+
+
+def hub_line(hub: HubStatus, now: float | None = None) -> str:
+    """Where votes are kept: on the Hub (and how fresh), or on this disk only, and why."""
+    if hub.state in ("off", "local-only"):
+        return f"⚠️ **Local only:** {hub.detail or 'votes and versions are kept on this disk only'}."
+    if hub.state == "synced" and hub.last_push_at is not None:
+        ago = max(0, (now or time.time()) - hub.last_push_at)
+        waiting = f", {hub.events_waiting} changes since" if hub.events_waiting else ""
+        return f"**Kept on the Hub:** `{hub.repo}`, last push {ago:.0f} s ago{waiting}."
+    state = {"restoring": "reading it back", "connecting": "connecting", "retrying": "retrying"}.get(hub.state,
+                                                                                                     hub.state)
+    detail = f": {hub.detail}" if hub.detail else ""
+    return (f"**Kept on the Hub:** `{hub.repo}` ({state}{detail}; {hub.events_waiting} changes kept here until "
+            f"then).")
 
 
 def status_line(status: AppStatus) -> str:
@@ -38,6 +55,8 @@ def status_line(status: AppStatus) -> str:
         lines.append(f"The gate kept `{loop.last_version}` from serving: {loop.last_rejection}")
     if loop.last_error:
         lines.append(f"⚠️ Last round failed, the previous version kept serving: `{loop.last_error}`")
+    if status.hub.state != "synced":  # the usual case needs no words above the chat
+        lines.append(hub_line(status.hub))
     return "\n\n".join(lines)
 
 
@@ -47,7 +66,7 @@ def dashboard_summary(status: AppStatus, serving: VersionMeta) -> str:
     scores = (f"held-out AUC {gate.candidate.auc:.3f}, margin {gate.candidate.margin:.3f}, "
               f"KL {gate.candidate.kl:.4f}") if gate else "no gate scores (shipped or base)"
     loop = status.loop
-    lines = [f"**Serving `{status.serving}`**: {scores}. **Trainer:** {_loop_state(status)}"]
+    lines = [f"**Serving `{status.serving}`**: {scores}. **Trainer:** {_loop_state(status)}", hub_line(status.hub)]
     if loop.last_rejection:
         lines.append(f"Last round `{loop.last_version}` was kept from serving: {loop.last_rejection}")
     return "\n\n".join(lines)

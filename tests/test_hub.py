@@ -1,0 +1,147 @@
+"""Votes and versions kept on the Hub (store/hub.py), through the real huggingface_hub client and a local Hub
+server: pushed and restored into a fresh DATA_DIR row for row; the Hub away for a while loses nothing; no
+token or no repo is local-only mode, said in the status; a fresh start the Hub cannot answer serves, takes
+votes, holds rounds, and serves the Hub's version once it answers."""
+
+import json
+
+import pytest
+
+from tests.test_events import busy_store, table
+from trainer.config import HubSettings
+from trainer.contracts import GateReport, Scores, VersionMeta
+from trainer.loop import RoundHeld
+from trainer.runtime import Runtime
+from trainer.store.hub import PUSHED_KEY, HubSync
+from trainer.store.versions import VersionStore
+from trainer.store.votes import VoteStore
+from trainer.ui.status import hub_line, status_line
+
+REPO = "tester/reviewer2-data"
+
+
+def hub_settings(server, **changes) -> HubSettings:
+    return HubSettings(**{"repo": REPO, "token": "hf_test", "endpoint": server.url, "push_seconds": 3600, **changes})
+
+
+def publish(versions: VersionStore, passed: bool, weights: bytes) -> str:
+    with versions.staging() as staging:
+        (staging / "adapter_config.json").write_text(json.dumps({"r": 8}))
+        (staging / "adapter_model.safetensors").write_bytes(weights)
+        scores = Scores(version="candidate", auc=0.9, margin=1.0, kl=0.5, distinct2=0.8, repetition=0.0)
+        gate = GateReport(passed=passed, reasons=[] if passed else ["AUC fell"], candidate=scores, serving=scores,
+                          rows=8)
+        return versions.publish(staging, VersionMeta(parent="base", gate=gate))
+
+
+def stores(folder):
+    return VoteStore(folder / "votes.sqlite3"), VersionStore(folder / "versions")
+
+
+def synced(server, folder, **changes) -> HubSync:
+    votes, versions = stores(folder)
+    sync = HubSync(hub_settings(server, **changes), folder, votes, versions)
+    versions.on_change = sync.push_soon
+    sync.start()
+    return sync
+
+
+def test_pushed_votes_and_versions_come_back_on_a_fresh_disk_row_for_row(hub_server, tmp_path, wait_for):
+    first = tmp_path / "first"
+    busy_store(first / "votes.sqlite3")
+    sync = synced(hub_server, first)
+    assert sync.ready.is_set() and sync.status().restored_events == 0
+    served = publish(sync.versions, True, b"weights one" * 1000)
+    sync.versions.set_current(served, reason="round")
+    publish(sync.versions, False, b"weights two" * 1000)  # rejected by its gate: kept, and pushed too
+    sync.votes.vote("r5", "bob", False)
+    assert sync.flush()
+    assert sync.status().events_waiting == 0 and sync.status().state == "synced"
+    on_hub = hub_server.files("dataset", REPO)
+    assert "votes.sqlite3" not in " ".join(on_hub) and "versions/v0002/meta.json" in on_hub
+    assert any(path.startswith("events/") for path in on_hub)
+    sync.close()
+
+    second = tmp_path / "second"
+    again = synced(hub_server, second)
+    status = again.status()
+    assert again.ready.is_set() and status.restored_versions == 2 and status.restored_events > 0
+    for name in ("replies", "votes"):
+        assert table(again.votes.path, name) == table(sync.votes.path, name)
+    assert again.versions.current() == "v0001" and again.versions.names() == ["v0001", "v0002"]
+    assert again.versions.get("v0002").meta.gate.passed is False
+    assert (second / "versions" / "v0002" / "adapter_model.safetensors").read_bytes() == b"weights two" * 1000
+    assert [e["event"] for e in again.versions.history()] == ["publish", "serve", "publish"]
+    # It carries on appending: its own changes go to files of its own, beside the first process's.
+    again.votes.vote("r4", "bob", True)
+    assert again.flush()
+    assert len([p for p in hub_server.files("dataset", REPO) if p.startswith("events/")]) == 2
+    third = synced(hub_server, tmp_path / "third")
+    assert table(third.votes.path, "votes") == table(again.votes.path, "votes")
+    for each in (again, third):
+        each.close()
+
+
+def test_the_hub_away_for_a_while_loses_nothing(hub_server, tmp_path, wait_for):
+    sync = synced(hub_server, tmp_path / "a", push_seconds=1)
+    wait_for(lambda: sync.status().state == "synced", timeout=30)
+    hub_server.down = True
+    votes = busy_store(tmp_path / "a" / "votes.sqlite3")  # the same database file, written while it is down
+    status = wait_for(lambda: (s := sync.status()).state == "retrying" and s, timeout=60)
+    assert status.events_waiting == votes.last_event_seq() and "retrying" in hub_line(status)
+    assert "503" in status.detail
+    votes.vote("r5", "bob", False)  # still recorded locally
+    hub_server.down = False
+    wait_for(lambda: sync.status().state == "synced" and sync.status().events_waiting == 0, timeout=60)
+    restored = synced(hub_server, tmp_path / "b")
+    for name in ("replies", "votes"):
+        assert table(restored.votes.path, name) == table(votes.path, name)
+    sync.close()
+    restored.close()
+
+
+@pytest.mark.parametrize("changes, state, says", [({"token": ""}, "local-only", "no HF_TOKEN"),
+                                                  ({"repo": ""}, "off", "no HUB_REPO")])
+def test_without_a_token_or_a_repo_the_app_is_local_only_and_says_so(hub_server, tmp_path, changes, state, says):
+    sync = synced(hub_server, tmp_path, **changes)
+    busy_store(tmp_path / "votes.sqlite3")
+    assert sync.ready.is_set() and not sync.flush()
+    status = sync.status()
+    assert status.state == state and says in status.detail and "Local only" in hub_line(status)
+    assert not (hub_server.root / "datasets").exists()  # nothing was sent anywhere
+    sync.close()
+
+
+def test_a_wrong_token_never_counts_as_an_empty_hub(hub_server, tmp_path):
+    busy_store(tmp_path / "a" / "votes.sqlite3")
+    synced(hub_server, tmp_path / "a").close()
+    wrong = synced(hub_server, tmp_path / "b", token="hf_wrong")
+    assert not wrong.ready.is_set() and wrong.status().state == "restoring" and "401" in wrong.status().detail
+    assert wrong.votes.meta("hub_repo") is None  # it will read the Hub before it ever pushes
+    wrong.close()
+
+
+def test_a_fresh_start_the_hub_cannot_answer_serves_holds_rounds_then_serves_the_hubs_version(
+        hub_server, settings, tiny_base, vote_on_replies, wait_for, tmp_path, monkeypatch):
+    settings.hub = hub_settings(hub_server)
+    first = Runtime(settings, tiny_base)
+    vote_on_replies(first, 4)
+    first.loop.run_round()
+    assert first.server.current.name == "v0001"
+    first.close()  # flushes: the round's version and every vote are on the Hub
+    assert first.votes.meta(PUSHED_KEY) == str(first.votes.last_event_seq())
+
+    monkeypatch.setattr("trainer.store.hub.RETRY_SECONDS", (0.5, 1.0))
+    hub_server.down = True
+    settings.data_dir = tmp_path / "fresh"
+    second = Runtime(settings, tiny_base)
+    assert second.server.current.name == "base" and "reading it back" in status_line(second.status())
+    session = vote_on_replies(second, 2)  # chat and votes go on
+    with pytest.raises(RoundHeld, match="not been read back"):
+        second.admin.train_now("sesame")
+    assert not second.loop.ready()
+    hub_server.down = False
+    wait_for(lambda: second.server.current.name == "v0001", timeout=30)
+    assert second.votes.total_counts() == (3, 3)  # the Hub's 4 votes beside the 2 cast meanwhile
+    assert session.reply_ids and second.status().hub.restored_versions == 1
+    second.close()

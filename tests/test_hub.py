@@ -145,3 +145,28 @@ def test_a_fresh_start_the_hub_cannot_answer_serves_holds_rounds_then_serves_the
     assert second.votes.total_counts() == (3, 3)  # the Hub's 4 votes beside the 2 cast meanwhile
     assert session.reply_ids and second.status().hub.restored_versions == 1
     second.close()
+
+
+def test_push_and_pull_from_the_command_line(hub_server, tmp_path):
+    from tests.test_cli import run
+
+    env = {"HUB_REPO": REPO, "HF_TOKEN": "hf_test", "HF_ENDPOINT": hub_server.url, "HF_HUB_OFFLINE": "0"}
+    source = tmp_path / "source"
+    votes = busy_store(source / "votes.sqlite3")
+    versions = VersionStore(source / "versions")
+    versions.set_current(publish(versions, True, b"w" * 4000), reason="round")
+    pushed = run({**env, "DATA_DIR": str(source)}, "push")
+    assert pushed.returncode == 0, pushed.stderr[-2000:]
+    assert "versions/v0001/adapter_model.safetensors" in hub_server.files("dataset", REPO)
+
+    target = tmp_path / "target"
+    pulled = run({**env, "DATA_DIR": str(target)}, "pull")
+    assert pulled.returncode == 0, pulled.stderr[-2000:]
+    assert "and 1 versions" in pulled.stdout and "current version: v0001" in pulled.stdout
+    for name in ("replies", "votes"):
+        assert table(target / "votes.sqlite3", name) == table(votes.path, name)
+    assert "already read" in run({**env, "DATA_DIR": str(target)}, "pull").stdout  # never replayed twice
+    no_token = run({"HUB_REPO": REPO, "DATA_DIR": str(target)}, "push")
+    assert no_token.returncode == 2 and "HF_TOKEN" in no_token.stderr
+    wrong = run({**env, "HF_TOKEN": "hf_wrong", "DATA_DIR": str(tmp_path / "other")}, "pull")
+    assert wrong.returncode == 2 and "401" in wrong.stderr

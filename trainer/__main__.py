@@ -1,4 +1,4 @@
-"""The trainer's command line: `python -m trainer {convert,train,export,eval,ship,versions} ...`.
+"""The trainer's command line: `python -m trainer {convert,train,export,eval,ship,versions,pull,push} ...`.
 
 Settings come from the same environment as the app (see README.md), so a round trained here is
 published exactly as the app would publish it, into the same DATA_DIR.
@@ -10,6 +10,8 @@ published exactly as the app would publish it, into the same DATA_DIR.
     python -m trainer eval --data data/seed.jsonl --split eval --version base v0001
     python -m trainer versions             # list versions and their round metrics
     python -m trainer versions --serve v0001   # move the serving pointer (a rollback)
+    python -m trainer pull                 # a fresh DATA_DIR from the votes and versions kept on HUB_REPO
+    python -m trainer push                 # what HUB_REPO lacks, now (the app pushes every HUB_PUSH_SECONDS)
 """
 
 from __future__ import annotations
@@ -181,6 +183,43 @@ def cmd_ship(settings: AppSettings, args: argparse.Namespace) -> int:
     return 0
 
 
+def _hub_stores(settings: AppSettings):
+    from .store.versions import VersionStore
+    from .store.votes import VoteStore
+
+    if not settings.hub.repo or not settings.hub.token:
+        raise SettingError("set HUB_REPO (a dataset repo id) and HF_TOKEN (a token that can write it)")
+    return (VoteStore(settings.data_dir / "votes.sqlite3"), VersionStore(settings.data_dir / "versions"))
+
+
+def cmd_pull(settings: AppSettings, args: argparse.Namespace) -> int:
+    """Restore DATA_DIR from HUB_REPO, as the app does on a fresh disk."""
+    import time
+
+    from .store.hub import SYNCED_KEY, pull
+
+    votes, versions = _hub_stores(settings)
+    if votes.meta(SYNCED_KEY) == settings.hub.repo:
+        print(f"{settings.data_dir} has already read {settings.hub.repo}; it only pushes from here on")
+        return 0
+    started = time.perf_counter()
+    events, adopted = pull(settings.hub, settings.data_dir, votes, versions)
+    up, down = votes.total_counts()
+    print(f"restored {events} events ({up} up / {down} down votes) and {adopted} versions from "
+          f"{settings.hub.repo} into {settings.data_dir} in {time.perf_counter() - started:.1f} s; "
+          f"current version: {versions.current()}")
+    return 0
+
+
+def cmd_push(settings: AppSettings, args: argparse.Namespace) -> int:
+    """Push every event and version HUB_REPO lacks, now."""
+    from .store.hub import push
+
+    votes, versions = _hub_stores(settings)
+    print(push(settings.hub, settings.data_dir, votes, versions))
+    return 0
+
+
 def _num(value: object) -> str:
     return f"{value:.3f}" if isinstance(value, (int, float)) else "-"
 
@@ -223,14 +262,17 @@ def main(argv: list[str] | None = None) -> int:
     ship.add_argument("to", help="target folder, e.g. adapters/reviewer2-v1")
     versions = commands.add_parser("versions", help="list adapter versions, or serve another one")
     versions.add_argument("--serve", metavar="VERSION", help="move the serving pointer to VERSION (or 'base')")
+    commands.add_parser("pull", help="restore a fresh DATA_DIR from HUB_REPO (votes, versions, the serving pointer)")
+    commands.add_parser("push", help="push the events and versions HUB_REPO lacks, now")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     try:
         settings = AppSettings.from_env()
         handler = {"convert": cmd_convert, "train": cmd_train, "export": cmd_export, "eval": cmd_eval,
-                   "ship": cmd_ship, "versions": cmd_versions}[args.command]
+                   "ship": cmd_ship, "versions": cmd_versions, "pull": cmd_pull, "push": cmd_push}[args.command]
         return handler(settings, args)
-    except (SettingError, ValueError, FileNotFoundError) as err:  # VersionError, DataFileError: clear messages
+    except (SettingError, ValueError, OSError, RuntimeError) as err:  # VersionError, DataFileError, HubConflict,
+        # and the Hub's own errors (HfHubHTTPError is an OSError) carry clear messages
         print(f"error: {err}", file=sys.stderr)
         return 2
 

@@ -79,6 +79,25 @@ def pull(settings: HubSettings, data_dir: Path, votes: VoteStore, versions: Vers
     return len(events), adopted
 
 
+def push(settings: HubSettings, data_dir: Path, votes: VoteStore, versions: VersionStore) -> str:
+    """Everything the Hub lacks, in one commit (the command line's `push`; the app pushes on schedule).
+
+    A store that never read HUB_REPO reads it first (HubConflict if both hold versions of their own),
+    so a push never writes over versions it does not know. Returns the commit's URL (or a note that
+    nothing changed).
+    """
+    if votes.meta(SYNCED_KEY) != settings.repo:
+        pull(settings, data_dir, votes, versions)
+    writer = EventWriter(votes, data_dir)
+    writer.write()
+    written = writer.exported_seq
+    api = hub_api(settings)
+    info = api.upload_folder(repo_id=settings.repo, repo_type=REPO_TYPE, folder_path=data_dir, allow_patterns=PUSHED,
+                             commit_message="python -m trainer push")
+    votes.set_meta(PUSHED_KEY, str(written))
+    return str(info)
+
+
 class HubSync:
     """This process's link to HUB_REPO: restore at start, scheduled pushes, status, flush at exit."""
 

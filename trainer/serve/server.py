@@ -166,8 +166,10 @@ class Server:
         if not self.merges:  # unmerged versions share the base's weights; a 4-bit base computes in bf16 already
             return None
         wanted = self.chat.dtype
+        if wanted == "auto" and self.base.device.type != "cpu":
+            return None  # a GPU serves in the dtype its base computes in (bf16, or fp16 without native bf16)
         if wanted == "auto":
-            wanted = "bfloat16" if self.base.device.type == "cpu" and cpu_has_native_bf16() else "float32"
+            wanted = "bfloat16" if cpu_has_native_bf16() else "float32"
         dtype = getattr(torch, wanted)
         return None if dtype == self.base.model.dtype else dtype
 

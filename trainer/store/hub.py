@@ -247,8 +247,8 @@ class _Scheduler(CommitScheduler):
         return self.sync._push(super().push_to_hub)
 
 
-def _backoff(first: float = RETRY_SECONDS[0]):
-    wait = first
+def _backoff(first: float | None = None):
+    wait = RETRY_SECONDS[0] if first is None else first
     while True:
         yield wait
         wait = min(max(wait * 2, RETRY_SECONDS[0]), RETRY_SECONDS[1])

@@ -141,8 +141,9 @@ def cmd_eval(settings: AppSettings, args: argparse.Namespace) -> int:
 
 
 def format_eval_table(results) -> str:
-    lines = [f"{'version':8} {'rows':>5} {'AUC':>6} {'margin':>8} {'KL':>8} {'seconds':>8}"]
-    lines += [f"{r.version:8} {r.rows:>5} {r.auc:>6.3f} {r.margin:>8.3f} {r.kl:>8.4f} {r.seconds:>8.1f}"
+    width = max([8] + [len(r.version) for r in results])
+    lines = [f"{'version':{width}} {'rows':>5} {'AUC':>6} {'margin':>8} {'KL':>8} {'seconds':>8}"]
+    lines += [f"{r.version:{width}} {r.rows:>5} {r.auc:>6.3f} {r.margin:>8.3f} {r.kl:>8.4f} {r.seconds:>8.1f}"
               for r in results]
     return "\n".join(lines)
 

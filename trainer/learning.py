@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 from .config import AppSettings
 from .contracts import GateReport, VersionMeta
@@ -61,6 +62,8 @@ class Learner:
                  rollout: Rollout, gate: Gate):
         self.settings, self.base, self.votes, self.versions = settings, base, votes, versions
         self.rollout, self.gate = rollout, gate
+        # Runs once a round's votes are marked trained (the Hub pushes then: the marks come after the publish).
+        self.on_learned: Callable[[], None] = lambda: None
         self.reference_cache = ReferenceCache()  # the base's log-probs of rows, across rounds
         self._seed_training_rows: list[dict] | None = None
 
@@ -100,6 +103,7 @@ class Learner:
             reference_cache=self.reference_cache)
         swap = self.rollout.serve(result.version, reason="round") if result.passed else None
         self.votes.mark_trained(chosen.training, result.version)
+        self.on_learned()
         return Learned(result=result, swap_seconds=swap)
 
     def _judge(self, adapter_dir: Path, rows: list[dict]) -> GateReport:

@@ -45,6 +45,7 @@ class Runtime:
         self.rollout = Rollout(self.server, self.versions, settings.loop.max_yield_seconds)
         self.gate = Gate(settings, base, self.votes)
         self.learner = Learner(settings, base, self.votes, self.versions, self.rollout, self.gate)
+        self.learner.on_learned = self.hub.push_soon
         self.loop = LearningLoop(settings.loop, self.learner, self.votes, self.server, hold=self._round_held)
         self.chat = Chat(settings.chat, persona.system_prompt, persona.greeting, self.server, self.votes)
         self.admin = Admin(settings.loop, self.loop, self.rollout, self.votes, settings.data_dir / "exports")

@@ -18,7 +18,7 @@ from trainer.contracts import to_dict
 from trainer.learning import NotEnoughVotes
 from trainer.loop import RoundHeld
 from trainer.runtime import Runtime
-from trainer.serve.chat import ChatError, ChatSession
+from trainer.serve.chat import ChatError, ChatSession, Comparison
 from trainer.store.versions import VersionError
 from trainer.store.votes import VoteError
 from trainer.ui.dashboard import DashboardView, dashboard_view
@@ -66,6 +66,31 @@ class Handlers:
         except VoteError as err:
             raise gr.Error(str(err)) from None
 
+    def compare(self, message: str, request: gr.Request):
+        """Two replies to one message, streamed side by side: (reply A, reply B, which versions wrote them, state)."""
+        runtime = self.runtime
+        try:
+            for comparison in runtime.chat.compare(message, session_key(request), runtime.comparisons.pair()):
+                yield comparison.texts[0], comparison.texts[1], comparison_note(comparison), comparison
+        except ChatError as err:
+            raise gr.Error(str(err)) from None
+
+    def pick(self, comparison: Comparison | None, choice: str, request: gr.Request) -> str:
+        """Pick the better of the last two replies: choice = a / b / neither ("both bad")."""
+        try:
+            return self.runtime.chat.pick(comparison, choice, session_key(request))
+        except VoteError as err:
+            raise gr.Error(str(err)) from None
+
+    def pick_a(self, comparison: Comparison | None, request: gr.Request) -> str:
+        return self.pick(comparison, "a", request)
+
+    def pick_b(self, comparison: Comparison | None, request: gr.Request) -> str:
+        return self.pick(comparison, "b", request)
+
+    def pick_neither(self, comparison: Comparison | None, request: gr.Request) -> str:
+        return self.pick(comparison, "neither", request)
+
     def _admin(self, action, token: str, profile: gr.OAuthProfile | None, *args):
         try:
             return action(token, *args, username=getattr(profile, "username", None))
@@ -102,6 +127,15 @@ class Handlers:
         return self._status_line.get()
 
 
+def comparison_note(comparison: Comparison) -> str:
+    a, b = comparison.versions
+    source = f"both from the serving version {a}, sampled twice" if a == b else \
+        f"A from the serving version {a}, B from the candidate {b} (not serving yet)"
+    if comparison.failed:
+        return f"Replies {source}. Generation failed: {comparison.failed}"
+    return f"Replies {source}." + ("" if comparison.done else " Writing…")
+
+
 @dataclass
 class DashboardPanel:
     """The dashboard tab's components; `show` maps a DashboardView onto them."""
@@ -110,6 +144,7 @@ class DashboardPanel:
     progress: gr.Slider
     step_metrics: gr.LinePlot
     reward_quantiles: gr.LinePlot
+    pair_ratio_quantiles: gr.LinePlot
     version_metrics: gr.BarPlot
     learning_curve: gr.BarPlot
     votes_per_hour: gr.BarPlot
@@ -117,13 +152,15 @@ class DashboardPanel:
     version_choice: gr.Dropdown
 
     def outputs(self) -> list:
-        return [self.summary, self.progress, self.step_metrics, self.reward_quantiles, self.version_metrics,
+        return [self.summary, self.progress, self.step_metrics, self.reward_quantiles, self.pair_ratio_quantiles,
+                self.version_metrics,
                 self.learning_curve, self.votes_per_hour, self.versions, self.version_choice]
 
     def show(self, view: DashboardView) -> dict:
         return {self.summary: view.summary,
                 self.progress: gr.update(value=view.step, maximum=max(view.total_steps, 1)),
                 self.step_metrics: view.step_metrics, self.reward_quantiles: view.reward_quantiles,
+                self.pair_ratio_quantiles: view.pair_ratio_quantiles,
                 self.version_metrics: view.version_metrics, self.learning_curve: view.learning_curve,
                 self.votes_per_hour: view.votes_per_hour,
                 self.versions: view.versions, self.version_choice: gr.update(choices=view.version_names)}
@@ -147,6 +184,22 @@ def build_app(runtime: Runtime) -> gr.Blocks:
                 stop = gr.Button("Stop", scale=1)
             gr.Examples(examples=persona.examples, inputs=message)
             vote_note = gr.Markdown()
+        with gr.Tab("Compare"):
+            gr.Markdown("Ask for two replies to the same message and pick the one that sounds more like Reviewer #2. "
+                        "Picks train him too: as pairs (DPO, IPO, AOT) or as one liked and one disliked reply.")
+            with gr.Row():
+                compare_message = gr.Textbox(placeholder="Paste a title and abstract…", show_label=False, scale=8)
+                compare_send = gr.Button("Two replies", variant="primary", scale=1)
+            compare_source = gr.Markdown()
+            with gr.Row():
+                reply_a = gr.Textbox(label="Reply A", lines=10, interactive=False)
+                reply_b = gr.Textbox(label="Reply B", lines=10, interactive=False)
+            with gr.Row():
+                pick_a = gr.Button("A is better")
+                pick_b = gr.Button("B is better")
+                pick_neither = gr.Button("Both bad")
+            pick_note = gr.Markdown()
+            comparison = gr.State(None)
         with gr.Tab("Dashboard"):
             summary = gr.Markdown()
             progress = gr.Slider(label="Round progress (steps)", minimum=0, maximum=1, step=1, interactive=False)
@@ -154,6 +207,9 @@ def build_app(runtime: Runtime) -> gr.Blocks:
                 steps_plot = gr.LinePlot(x="step", y="value", color="series", title="Latest round: loss and rewards")
                 quantile_plot = gr.LinePlot(x="quantile", y="reward", color="series",
                                             title="Held-out implicit rewards by quantile: serving vs candidate")
+                pair_plot = gr.LinePlot(x="quantile", y="log ratio", color="series",
+                                        title="Held-out pairs: chosen-to-rejected log-likelihood ratio by quantile, "
+                                              "against the base")
             with gr.Row():
                 curve_plot = gr.BarPlot(x="bar", y="value", color="metric", y_lim=[0, 1],
                                         title="Learning curve: liked share of votes on each version's replies, "
@@ -187,14 +243,23 @@ def build_app(runtime: Runtime) -> gr.Blocks:
         hidden_liked = gr.Textbox(visible=False)
         gr.Button(visible=False).click(handle.vote, [session, hidden_index, hidden_liked], vote_note,
                                        api_name="vote")
+        gr.on([compare_message.submit, compare_send.click], handle.compare, compare_message,
+              [reply_a, reply_b, compare_source, comparison], api_name="compare",
+              concurrency_limit=runtime.settings.chat.concurrency)
+        pick_a.click(handle.pick_a, comparison, pick_note, api_visibility="private")
+        pick_b.click(handle.pick_b, comparison, pick_note, api_visibility="private")
+        pick_neither.click(handle.pick_neither, comparison, pick_note, api_visibility="private")
+        # The same pick by name (a / b / neither) for programmatic clients.
+        hidden_choice = gr.Textbox(visible=False)
+        gr.Button(visible=False).click(handle.pick, [comparison, hidden_choice], pick_note, api_name="pick")
         train.click(handle.train_now, token, admin_note, api_name="train_now")
         pause.click(handle.pause, token, admin_note, api_name="pause")
         resume.click(handle.resume, token, admin_note, api_name="resume")
         rollback.click(handle.rollback, [token, version_choice], admin_note, api_name="rollback")
         export.click(handle.export_votes, token, export_file, api_name="export_votes")
         gr.Button(visible=False).click(handle.status_json, None, details, api_name="status")
-        panel = DashboardPanel(summary, progress, steps_plot, quantile_plot, version_plot, curve_plot, votes_plot,
-                               versions_table, version_choice)
+        panel = DashboardPanel(summary, progress, steps_plot, quantile_plot, pair_plot, version_plot, curve_plot,
+                               votes_plot, versions_table, version_choice)
 
         def refresh_dashboard() -> dict:
             return panel.show(handle.dashboard())

@@ -32,6 +32,16 @@ def busy_store(path) -> VoteStore:
     votes.mark_trained([v for v in votes.votes(waiting=True) if v.reply_id in ("r0", "r1")], "v0002")
     votes.vote("r1", "alice", True)         # changed after its round: waits again
     votes.vote("r5", "bob", True)
+    # Picks: one trained, then a change of mind (waits again); one kept for the gate; one "both bad".
+    for i in range(6, 12):
+        votes.add_reply(Reply(id=f"r{i}", session="carol", prompt=PROMPT, completion=f"Pair reply {i}",
+                              version="v0001"))
+    votes.pick("c1", "r6", "r7", "carol", "a")
+    votes.mark_picks_trained(votes.picks(waiting=True), "v0002")
+    votes.pick("c1", "r6", "r7", "carol", "b")
+    votes.pick("c2", "r8", "r9", "carol", "b")
+    votes.keep_picks_for_gate([p for p in votes.picks(waiting=True) if p.pair_id == "c2"])
+    votes.pick("c3", "r10", "r11", "carol", "neither")
     return votes
 
 
@@ -44,8 +54,10 @@ def test_replaying_the_event_files_rebuilds_the_store_row_for_row(tmp_path):
 
     restored = VoteStore(tmp_path / "b" / "votes.sqlite3")
     restored.apply_events(read_events(event_files(tmp_path / "a")))
-    for name in ("replies", "votes"):
+    for name in ("replies", "votes", "picks"):
         assert table(restored.path, name) == table(original.path, name)
+    assert restored.waiting_pick_counts() == (1, 1)  # c1 (changed after its round), c3 (both bad)
+    assert [p.pair_id for p in restored.gate_picks()] == ["c2"]
     assert restored.waiting_counts() == original.waiting_counts() == (2, 1)  # up: r1, r5; down: r2
     assert [v.reply_id for v in restored.gate_votes()] == ["r4"]
     assert restored.origin != original.origin  # its own changes from here on carry its own origin
@@ -84,8 +96,10 @@ def test_a_store_made_before_the_outbox_logs_its_rows_once(tmp_path):
     EventWriter(reopened, tmp_path / "old").write()
     restored = VoteStore(tmp_path / "new" / "votes.sqlite3")
     restored.apply_events(read_events(event_files(tmp_path / "old")))
-    for name in ("replies", "votes"):
+    for name in ("replies", "votes", "picks"):
         assert table(restored.path, name) == table(original.path, name)
+    assert restored.waiting_pick_counts() == (1, 1)  # c1 (changed after its round), c3 (both bad)
+    assert [p.pair_id for p in restored.gate_picks()] == ["c2"]
     assert VoteStore(path).last_event_seq() == reopened.last_event_seq()  # logged once, not at every open
 
 
@@ -99,6 +113,7 @@ def test_an_event_exists_only_for_a_committed_change(tmp_path):
             pass
     assert votes.last_event_seq() == before
     kinds = [e.kind for e in votes.events_after(0)]
-    assert kinds.count("mark") == 2 and kinds.count("retract") == 1 and kinds.count("reply") == 6
+    assert kinds.count("mark") == 2 and kinds.count("retract") == 1 and kinds.count("reply") == 12
+    assert kinds.count("pick") == 4 and kinds.count("mark_picks") == 2
     marks = [e.body for e in votes.events_after(0) if e.kind == "mark"]
     assert marks[0]["version"] == KEPT_FOR_GATE and json.dumps(marks[1]["votes"]).count("r0") == 1

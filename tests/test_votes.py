@@ -113,3 +113,44 @@ def test_concurrent_processes_are_exact(store):
         p.join(60)
         assert p.exitcode == 0
     assert store.total_counts() == (38, 37)
+
+
+def two_replies(store, session="alice", prompt=None, ids=("a1", "b1")):
+    prompt = prompt or [{"role": "user", "content": "Review my paper."}]
+    for reply_id, text in zip(ids, ("Reject: no baselines.", "Accept, lovely.")):
+        store.add_reply(Reply(id=reply_id, session=session, prompt=prompt, completion=text, version="v0001"))
+
+
+def test_a_pick_is_stored_as_a_pair_and_a_change_of_mind_replaces_it(tmp_path):
+    store = VoteStore(tmp_path / "votes.sqlite3")
+    two_replies(store)
+    assert store.pick("c1", "a1", "b1", "alice", "a") == "recorded"
+    assert store.pick("c1", "a1", "b1", "alice", "a") == "unchanged"
+    [pick] = store.picks(waiting=True)
+    assert (pick.chosen, pick.rejected, pick.revision) == ("Reject: no baselines.", "Accept, lovely.", 1)
+    store.mark_picks_trained([pick], "v0002")
+    assert store.waiting_pick_counts() == (0, 0)
+    assert store.pick("c1", "a1", "b1", "alice", "neither") == "changed"
+    [pick] = store.all_picks()
+    assert (pick.choice, pick.revision, pick.chosen) == ("neither", 2, None)
+    assert store.waiting_pick_counts() == (0, 1), "a changed pick waits for training again"
+
+
+def test_forged_picks_are_refused_and_change_nothing(tmp_path):
+    store = VoteStore(tmp_path / "votes.sqlite3")
+    two_replies(store)
+    two_replies(store, session="bob", ids=("a2", "b2"))
+    two_replies(store, prompt=[{"role": "user", "content": "Another paper."}], ids=("a3", "b3"))
+    with pytest.raises(VoteError, match="own chat"):
+        store.pick("c1", "a1", "b1", "bob", "a")
+    with pytest.raises(VoteError, match="finished"):
+        store.pick("c1", "a1", "nope", "alice", "a")
+    with pytest.raises(VoteError, match="same message"):
+        store.pick("c1", "a1", "a3", "alice", "a")
+    with pytest.raises(VoteError, match="one of a, b, neither"):
+        store.pick("c1", "a1", "b1", "alice", "both")
+    store.pick("c1", "a1", "b1", "alice", "a")
+    two_replies(store, ids=("a4", "b4"))
+    with pytest.raises(VoteError, match="other replies"):
+        store.pick("c1", "a4", "b4", "alice", "b")
+    assert [(p.pair_id, p.choice) for p in store.all_picks()] == [("c1", "a")]

@@ -6,7 +6,8 @@ published exactly as the app would publish it, into the same DATA_DIR.
     python -m trainer convert              # convert the embedded model once, print its folder
     python -m trainer train                # one round on the waiting votes, then serve it
     python -m trainer train --data data/seed.jsonl --split train --parent base   # a round from a file
-    python -m trainer export --out votes.jsonl [--paired]   # votes as KTO (or DPO) rows
+    python -m trainer train --loss dpo ...   # any LOSS: kto, aot_unpaired, dpo, ipo, aot
+    python -m trainer export --out votes.jsonl [--paired]   # votes and picks as KTO (or DPO) rows
     python -m trainer eval --data data/seed.jsonl --split eval --version base v0001
     python -m trainer versions             # list versions and their round metrics
     python -m trainer versions --serve v0001   # move the serving pointer (a rollback)
@@ -20,10 +21,11 @@ import argparse
 import dataclasses
 import logging
 import os
+import random
 import sys
 from pathlib import Path
 
-from .config import AppSettings, SettingError, environment_help
+from .config import LOSSES, AppSettings, SettingError, environment_help
 
 # Every command imports what it needs when it runs: `--help` loads neither torch nor TRL.
 
@@ -36,6 +38,8 @@ def cmd_convert(settings: AppSettings, args: argparse.Namespace) -> int:
 
 
 def cmd_train(settings: AppSettings, args: argparse.Namespace) -> int:
+    if args.loss is not None:
+        settings.training = dataclasses.replace(settings.training, loss=args.loss)
     if args.steps is not None:
         settings.round_overrides["max_steps"] = args.steps
     if args.epochs is not None:
@@ -44,21 +48,25 @@ def cmd_train(settings: AppSettings, args: argparse.Namespace) -> int:
     if args.data is None:
         return _train_from_votes(settings)
     from .contracts import VersionMeta
-    from .data import balanced_sample, conversational
+    from .data import balanced_sample, conversational, paired_rows
     from .serve.model import load_base
     from .store.files import read_preferences, sha256_of
     from .store.versions import VersionStore
     from .train.round import train_round
 
-    rows = read_preferences(args.data, args.split)
-    if args.rows is not None:  # the reference pass then covers only the rows a round of few steps reads
+    rows = [conversational(r, settings.persona.system_prompt) for r in read_preferences(args.data, args.split)]
+    if settings.training.paired:  # a liked and a disliked completion of the same prompt make a pair
+        rows = paired_rows(rows)
+        if args.rows is not None:
+            rows = random.Random(0).sample(rows, min(len(rows), max(1, args.rows // 2)))
+    elif args.rows is not None:  # the reference pass then covers only the rows a round of few steps reads
         rows = balanced_sample(rows, args.rows, seed=0)
-    rows = [conversational(r, settings.persona.system_prompt) for r in rows]
     versions = VersionStore(settings.data_dir / "versions")
     parent = versions.get(args.parent or versions.current())
     base = load_base(settings.model)
     # The exact command, with the training settings that came from the environment.
-    env = " ".join(f"{k}={v}" for k, v in sorted(os.environ.items()) if k.startswith(("KTO_", "LORA_")))
+    env = " ".join(f"{k}={v}" for k, v in sorted(os.environ.items())
+                   if k.startswith(("KTO_", "LORA_")) or k in ("LOSS", "AOT_MARGIN"))
     meta = VersionMeta(command=f"{env} python -m trainer {' '.join(sys.argv[1:])}".strip(), data_file=str(args.data),
                        data_sha256=sha256_of(args.data), split=args.split)
     result = train_round(base, rows, parent, settings, versions, meta=meta)
@@ -72,7 +80,7 @@ def _train_from_votes(settings: AppSettings) -> int:
 
     settings.loop.enabled = False
     runtime = Runtime.start(settings)
-    up, down = runtime.votes.waiting_counts()
+    up, down = runtime.learner.waiting_counts()
     if not runtime.loop.can_train(up, down):
         print(f"error: no round can train on the waiting votes ({up} up, {down} down): a round needs waiting "
               "votes, of both kinds when SEED_ANCHORS is 0", file=sys.stderr)
@@ -96,14 +104,14 @@ def _print_round(result) -> None:
 
 
 def cmd_export(settings: AppSettings, args: argparse.Namespace) -> int:
-    from .data import kto_rows, paired_rows
+    from .data import kto_rows, pair_rows, paired_rows, pick_rows
     from .store.files import write_rows
     from .store.votes import VoteStore
 
     store = VoteStore(settings.data_dir / "votes.sqlite3")
-    rows = kto_rows(store.all_votes())
-    if args.paired:
-        rows = paired_rows(rows)
+    votes, picks = store.all_votes(), store.all_picks()
+    # Paired: every pick of a better reply, and thumbs of opposite labels on the same prompt.
+    rows = paired_rows(kto_rows(votes)) + pair_rows(picks) if args.paired else kto_rows(votes) + pick_rows(picks)
     path = write_rows(rows, args.out)
     print(f"wrote {len(rows)} {'paired' if args.paired else 'KTO'} rows to {path}")
     return 0
@@ -256,14 +264,17 @@ def main(argv: list[str] | None = None) -> int:
                                      epilog=_environment_epilog(), formatter_class=argparse.RawDescriptionHelpFormatter)
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("convert", help="convert the embedded model to safetensors once; print its folder")
-    train = commands.add_parser("train", help="run one KTO round (on the waiting votes, or a file) and serve it")
+    train = commands.add_parser("train", help="run one round (on the waiting votes and picks, or a file) and serve it")
     train.add_argument("--data", help="preference file (JSONL, parquet, or a saved dataset) instead of the votes")
     train.add_argument("--split", help="only rows whose 'split' field has this value, e.g. train")
     train.add_argument("--parent", help="version to continue from ('base' for a fresh adapter); default: current")
     train.add_argument("--steps", type=int, help="most optimizer steps (KTO_MAX_STEPS)")
     train.add_argument("--epochs", type=float, help="passes over the rows, within --steps")
-    train.add_argument("--rows", type=int, help="a fixed sample of this many rows of the file, half of each label")
-    export = commands.add_parser("export", help="write every vote as KTO (or paired) rows, JSONL or parquet")
+    train.add_argument("--rows", type=int, help="a fixed sample of this many rows of the file, half of each label "
+                                                "(for a paired loss: half as many pairs)")
+    train.add_argument("--loss", choices=LOSSES, help="the round's loss (LOSS); paired losses pair the file's liked "
+                                                      "and disliked completions of each prompt")
+    export = commands.add_parser("export", help="write every vote and pick as KTO (or paired) rows, JSONL or parquet")
     export.add_argument("--out", required=True, help="output file, .jsonl or .parquet")
     export.add_argument("--paired", action="store_true", help="(prompt, chosen, rejected) rows for DPO")
     evaluation = commands.add_parser("eval", help="AUC, reward margin and KL of versions on a preference file")

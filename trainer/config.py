@@ -200,6 +200,9 @@ class GateSettings:
                 "answers greedily: its replies are scored by the reply checks and for degeneration."})
     probe_tokens: int = field(default=128, metadata={
         "help": "Token cap of each probe reply; a reply that runs into it counts as unfinished."})
+    pair_tolerance: float = field(default=0.05, metadata={
+        "help": "The candidate's rewards/accuracy on held-out pairs (two replies to one paper, one liked: the seed "
+                "eval split's, and gate picks) may be at most this much below the serving version's."})
     rubric_tolerance: float = field(default=0.08, metadata={
         "help": "How far the candidate's mean reply-check score may fall below the serving version's."})
     early_stop_every: int = field(default=2, metadata={
@@ -211,10 +214,39 @@ class GateSettings:
         self.seed_file = Path(self.seed_file)
         if not 0 <= self.holdout_share < 1:
             raise SettingError(f"GATE_HOLDOUT_SHARE must be in [0, 1), got {self.holdout_share}")
-        for name in ("auc_tolerance", "max_kl", "min_distinct2", "max_repetition", "rubric_tolerance", "seed_rows",
+        for name in ("auc_tolerance", "pair_tolerance", "max_kl", "min_distinct2", "max_repetition", "rubric_tolerance", "seed_rows",
                      "probe_prompts", "probe_tokens", "early_stop_every", "early_stop_patience", "early_stop_rows"):
             if getattr(self, name) < 0:
                 raise SettingError(f"GATE_{name.upper()} must be >= 0, got {getattr(self, name)}")
+
+
+UNPAIRED_LOSSES = ("kto", "aot_unpaired")
+PAIRED_LOSSES = ("dpo", "ipo", "aot")
+LOSSES = UNPAIRED_LOSSES + PAIRED_LOSSES
+
+
+@dataclass
+class TrainingSettings:
+    """Which preference loss a round optimises; every loss shares the recipe, the twin, the reference and the gate."""
+
+    loss: str = field(default="kto", metadata={
+        "help": "kto (TRL's KTOTrainer on thumbs, and on picks as one liked and one disliked reply), aot_unpaired "
+                "(the AOT paper's unpaired loss over the same rows), or on picks only, through TRL's DPOTrainer: "
+                "dpo, ipo, aot. The beta of every loss is KTO_BETA."})
+    aot_margin: float = field(default=0.1, metadata={
+        "help": "aot_unpaired: the margin (in rewards) by which each quantile of liked rewards should beat the "
+                "disliked one; 0 = penalise only quantiles where disliked beats liked."})
+
+    def __post_init__(self) -> None:
+        if self.loss not in LOSSES:
+            raise SettingError(f"LOSS must be one of {', '.join(LOSSES)}; got {self.loss!r}")
+        if self.aot_margin < 0:
+            raise SettingError(f"AOT_MARGIN must be >= 0, got {self.aot_margin}")
+
+    @property
+    def paired(self) -> bool:
+        """Whether the loss trains on pairs (picks) rather than unpaired rows."""
+        return self.loss in PAIRED_LOSSES
 
 
 HUB_REPO_ID = re.compile(r"^(?:[\w.-]+/)?[\w.-]+$")
@@ -252,6 +284,7 @@ class AppSettings:
     loop: LoopSettings = field(default_factory=LoopSettings)
     gate: GateSettings = field(default_factory=GateSettings)
     hub: HubSettings = field(default_factory=HubSettings)
+    training: TrainingSettings = field(default_factory=TrainingSettings)
     data_dir: Path = field(default=Path("state"), metadata={
         "help": "Votes database and adapter versions. On a Space, a mounted bucket such as /data."})
     shipped_adapter: Path | None = field(default=SHIPPED_ADAPTER, metadata={
@@ -311,7 +344,7 @@ def space_defaults(env: Mapping[str, str]) -> Mapping[str, str]:
 
 
 SETTINGS_PARTS = {"model": ModelSettings, "chat": ChatSettings, "loop": LoopSettings, "gate": GateSettings,
-                  "hub": HubSettings}
+                  "hub": HubSettings, "training": TrainingSettings}
 
 # The environment variable of every settings field.
 ENVIRONMENT: dict[str, dict[str, str]] = {
@@ -324,6 +357,7 @@ ENVIRONMENT: dict[str, dict[str, str]] = {
     "gate": {f.name: "GATE_" + f.name.upper() for f in dataclasses.fields(GateSettings)},
     "hub": {"repo": "HUB_REPO", "token": "HF_TOKEN", "push_seconds": "HUB_PUSH_SECONDS", "private": "HUB_PRIVATE",
             "endpoint": "HF_ENDPOINT"},
+    "training": {"loss": "LOSS", "aot_margin": "AOT_MARGIN"},
 }
 ENVIRONMENT_PREFIXES = {"KTO_": "any trl.KTOConfig field, seed recipe defaults (e.g. KTO_MAX_STEPS=12, KTO_BETA=0.1)",
                         "LORA_": "any peft.LoraConfig field, seed recipe defaults (e.g. LORA_R=8)"}

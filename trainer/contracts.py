@@ -63,6 +63,11 @@ class Scores:
     rubric: float | None = None  # mean reply checks of its replies to the probe prompts (gate/rubric.py)
     liked_quantiles: list[float] = field(default_factory=list)
     disliked_quantiles: list[float] = field(default_factory=list)
+    # On the held-out pairs among the gate rows (None / empty: none there): DPO's rewards/accuracy, and the
+    # quantiles of the chosen-to-rejected log-likelihood ratio under this version and under the base.
+    pair_accuracy: float | None = None
+    pair_ratio_quantiles: list[float] = field(default_factory=list)
+    base_pair_ratio_quantiles: list[float] = field(default_factory=list)
 
 
 @dataclass
@@ -111,6 +116,7 @@ class EarlyStopScore:
     auc: float
     margin: float
     kl: float
+    pair_accuracy: float | None = None
 
 
 @dataclass
@@ -139,6 +145,7 @@ class VersionMeta:
     parent: str | None = None
     continued_from_parent: bool | None = None
     base_model: str | None = None
+    loss: str | None = None  # LOSS of its round: kto, aot_unpaired, dpo, ipo, aot (None: kto, before it was recorded)
     rows: int | None = None
     label_counts: LabelCounts | None = None
     weights: ClassWeights | None = None
@@ -153,6 +160,9 @@ class VersionMeta:
     # Votes as "reply_id:voter": trained on as new, and replayed from earlier rounds.
     votes: list[str] = field(default_factory=list)
     replayed_votes: list[str] = field(default_factory=list)
+    # Picks as "pair_id:voter": trained on as new, and replayed.
+    picks: list[str] = field(default_factory=list)
+    replayed_picks: list[str] = field(default_factory=list)
     anchor_rows: int | None = None  # seed training rows replayed as anchors (both labels)
     gate_votes: int | None = None  # votes among the gate rows this round was judged on
     # A round from a file (the command line) records where its rows came from.

@@ -1,4 +1,4 @@
-"""Pure data shaping: votes -> KTO rows, label counts -> class weights, seed rows -> anchors, history -> prompt.
+"""Pure data shaping: votes and picks -> KTO or paired rows, label counts -> class weights, seed rows -> anchors, history -> prompt.
 
 Nothing here touches a model, a file or a clock; tests feed data in and check the data out.
 """
@@ -9,7 +9,7 @@ import json
 import random
 from typing import Callable, Iterable, Sequence
 
-from .store.votes import Vote
+from .store.votes import Pick, Vote
 
 Message = dict[str, str]
 
@@ -23,6 +23,23 @@ def kto_rows(votes: Iterable[Vote]) -> list[dict]:
     return [{"prompt": [dict(m) for m in v.prompt],
              "completion": [{"role": "assistant", "content": v.completion}],
              "label": v.label} for v in votes]
+
+
+def pick_rows(picks: Iterable[Pick]) -> list[dict]:
+    """Picks as unpaired rows: the chosen reply liked and the other disliked; "both bad" dislikes both."""
+    rows = []
+    for p in picks:
+        prompt = [dict(m) for m in p.prompt]
+        liked = {"a": (True, False), "b": (False, True)}.get(p.choice, (False, False))
+        rows += [{"prompt": prompt, "completion": [{"role": "assistant", "content": text}], "label": label}
+                 for text, label in zip((p.completion_a, p.completion_b), liked)]
+    return rows
+
+
+def pair_rows(picks: Iterable[Pick]) -> list[dict]:
+    """Picks of a better reply as TRL's conversational paired rows (prompt, chosen, rejected); "both bad" has none."""
+    return [{"prompt": [dict(m) for m in p.prompt], "chosen": [{"role": "assistant", "content": p.chosen}],
+             "rejected": [{"role": "assistant", "content": p.rejected}]} for p in picks if p.chosen is not None]
 
 
 def class_weights(n_desirable: int, n_undesirable: int, cap: float = float("inf")) -> tuple[float, float]:

@@ -1,9 +1,11 @@
-"""One round of learning from votes: choose the votes, train, judge, publish, serve.
+"""One round of learning from votes and picks: choose them, train, judge, publish, serve.
 
-    select_votes  the waiting votes, split into training votes and gate votes (kept out of
-                  training for good), a replay of already-trained ones, and seed anchors
+    select_votes  the waiting votes and picks, each split into training ones and gate ones (kept
+                  out of training for good), a replay of already-trained ones, and seed anchors
+    rows          what the round's loss reads: unpaired rows (thumbs; a pick as one liked and one
+                  disliked reply) for kto / aot_unpaired, pairs (picks only) for dpo / ipo / aot
     learn         rows -> train_round (the gate judges its adapter) -> serve it if it passed ->
-                  mark the training votes as trained by the new version
+                  mark the votes and picks it trained on as trained by the new version
 
 Anchors are seed training rows of both labels (SEED_ANCHORS, a new draw each round): a round on
 a handful of visitor votes keeps the persona it started from, and votes of one label alone can
@@ -15,20 +17,21 @@ then is the loop's policy (loop.py).
 
 from __future__ import annotations
 
+import random
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
 from .config import AppSettings
 from .contracts import GateReport, VersionMeta
-from .data import balanced_sample, conversational, kto_rows
-from .gate.holdout import split_gate_votes
+from .data import balanced_sample, conversational, kto_rows, pair_rows, paired_rows, pick_rows
+from .gate.holdout import is_gate_vote, split_gate_votes
 from .gate.judge import Gate
 from .serve.model import BaseModel
 from .serve.rollout import Rollout
 from .store.files import read_preferences
 from .store.versions import VersionStore
-from .store.votes import Vote, VoteStore
+from .store.votes import Pick, Vote, VoteStore
 from .train.reference import ReferenceCache
 from .train.round import RoundHooks, RoundResult, train_round
 
@@ -44,7 +47,10 @@ class RoundVotes:
     training: list[Vote]   # waiting votes it trains on
     replayed: list[Vote]   # already-trained votes it trains on again
     gate: list[Vote]       # waiting votes it keeps for the gate instead
-    anchors: list[dict] = field(default_factory=list)  # seed training rows, both labels
+    anchors: list[dict] = field(default_factory=list)  # seed training rows, both labels (pairs for a paired loss)
+    training_picks: list[Pick] = field(default_factory=list)
+    replayed_picks: list[Pick] = field(default_factory=list)
+    gate_picks: list[Pick] = field(default_factory=list)
 
 
 @dataclass
@@ -57,6 +63,10 @@ def vote_keys(votes: list[Vote]) -> list[str]:
     return [f"{v.reply_id}:{v.voter}" for v in votes]
 
 
+def pick_keys(picks: list[Pick]) -> list[str]:
+    return [f"{p.pair_id}:{p.voter}" for p in picks]
+
+
 class Learner:
     def __init__(self, settings: AppSettings, base: BaseModel, votes: VoteStore, versions: VersionStore,
                  rollout: Rollout, gate: Gate):
@@ -67,35 +77,76 @@ class Learner:
         self.reference_cache = ReferenceCache()  # the base's log-probs of rows, across rounds
         self._seed_training_rows: list[dict] | None = None
 
+    @property
+    def paired(self) -> bool:
+        return self.settings.training.paired
+
+    def waiting_counts(self) -> tuple[int, int]:
+        """(liked, disliked) waiting replies this round's loss would train on: thumbs, and each pick as a liked and a
+        disliked reply ("both bad": two disliked); for a paired loss, only picks of a better reply (one of each)."""
+        decided, neither = self.votes.waiting_pick_counts()
+        if self.paired:
+            return decided, decided
+        up, down = self.votes.waiting_counts()
+        return up + decided, down + decided + 2 * neither
+
     def select_votes(self) -> RoundVotes:
-        """Read the votes for a round; the gate's share of the waiting ones is marked as gate votes now."""
-        training, gate = split_gate_votes(self.votes.votes(waiting=True), self.settings.gate.holdout_share)
+        """Read the votes and picks for a round; the gate's share of the waiting ones is marked as gate ones now.
+        A paired loss reads no thumbs: they keep waiting for an unpaired round."""
+        share = self.settings.gate.holdout_share
+        training, gate = split_gate_votes(self.votes.votes(waiting=True), share)
         replayed = self.votes.votes(waiting=False, limit=self.settings.loop.replay_votes)
+        waiting_picks = self.votes.picks(waiting=True)
+        gate_picks = [p for p in waiting_picks if is_gate_vote(p.pair_id, share)]
+        training_picks = [p for p in waiting_picks if not is_gate_vote(p.pair_id, share)]
+        replayed_picks = self.votes.picks(waiting=False, limit=self.settings.loop.replay_votes)
+        if self.paired:
+            training, replayed = [], []
+            training_picks = [p for p in training_picks if p.chosen is not None]
+            replayed_picks = [p for p in replayed_picks if p.chosen is not None]
         self.votes.keep_for_gate(gate)
+        self.votes.keep_picks_for_gate(gate_picks)
         return RoundVotes(training=training, replayed=replayed, gate=gate,
-                          anchors=self.anchor_rows(draw=len(self.versions.names())))
+                          anchors=self.anchor_rows(draw=len(self.versions.names())),
+                          training_picks=training_picks, replayed_picks=replayed_picks, gate_picks=gate_picks)
 
     def anchor_rows(self, draw: int) -> list[dict]:
-        """SEED_ANCHORS seed training rows, half of each label, a different draw per `draw`."""
+        """SEED_ANCHORS seed training rows, half of each label, a different draw per `draw`; for a paired loss,
+        SEED_ANCHORS / 2 seed pairs (a liked and a disliked review of one paper)."""
         count, seed_file = self.settings.loop.seed_anchors, self.settings.gate.seed_file
         if count <= 0 or not seed_file.exists():
             return []
         if self._seed_training_rows is None:
             self._seed_training_rows = read_preferences(seed_file, split="train")
         persona = self.settings.persona.system_prompt
+        if self.paired:
+            pairs = paired_rows([conversational(r, persona) for r in self._seed_training_rows])
+            return random.Random(draw).sample(pairs, min(len(pairs), max(1, count // 2)))
         return [conversational(r, persona) for r in balanced_sample(self._seed_training_rows, count, seed=draw)]
 
-    def learn(self, chosen: RoundVotes, hooks: RoundHooks) -> Learned:
-        if not chosen.training:
+    def rows(self, chosen: RoundVotes) -> list[dict]:
+        """The round's training rows, in the form its loss reads; NotEnoughVotes if they cannot make a round."""
+        if self.paired:
+            if not chosen.training_picks:
+                raise NotEnoughVotes(f"LOSS={self.settings.training.loss} trains on picks: after keeping picks for "
+                                     "the gate, no waiting pick of a better reply is left to train on")
+            return pair_rows(chosen.training_picks + chosen.replayed_picks) + chosen.anchors
+        if not chosen.training and not chosen.training_picks:
             raise NotEnoughVotes("after keeping votes for the gate, no waiting vote is left to train on")
-        rows = kto_rows(chosen.training + chosen.replayed) + chosen.anchors
+        rows = kto_rows(chosen.training + chosen.replayed) + pick_rows(chosen.training_picks + chosen.replayed_picks)
+        rows += chosen.anchors
         if not any(r["label"] for r in rows) or all(r["label"] for r in rows):
             raise NotEnoughVotes("after keeping votes for the gate, the training rows lack a label "
                                  "(SEED_ANCHORS = 0: a round needs votes of both labels)")
+        return rows
+
+    def learn(self, chosen: RoundVotes, hooks: RoundHooks) -> Learned:
+        rows = self.rows(chosen)
         gate_rows = self.gate.rows()
         result = train_round(
             self.base, rows, self.versions.get(self.versions.current()), self.settings, self.versions,
             meta=VersionMeta(votes=vote_keys(chosen.training), replayed_votes=vote_keys(chosen.replayed),
+                             picks=pick_keys(chosen.training_picks), replayed_picks=pick_keys(chosen.replayed_picks),
                              anchor_rows=len(chosen.anchors),
                              gate_votes=len(gate_rows) - len(self.gate.seed_rows())),
             hooks=hooks, early_stop_rows=self.gate.early_stop_rows(gate_rows),
@@ -103,6 +154,7 @@ class Learner:
             reference_cache=self.reference_cache)
         swap = self.rollout.serve(result.version, reason="round") if result.passed else None
         self.votes.mark_trained(chosen.training, result.version)
+        self.votes.mark_picks_trained(chosen.training_picks, result.version)
         self.on_learned()
         return Learned(result=result, swap_seconds=swap)
 

@@ -42,7 +42,7 @@ class LearningLoop:
         self._stopping = threading.Event()
         self._requested = False
         self._round_lock = threading.Lock()
-        self._failed_waiting: int | None = None  # training votes of the last round, if it failed
+        self._failed_waiting: int | None = None  # what waited after the last round, if it failed
         self._paused = False
         self._thread: threading.Thread | None = None
 
@@ -65,7 +65,7 @@ class LearningLoop:
         held = self.hold()
         if held:
             raise RoundHeld(f"No round can start yet: {held}.")
-        up, down = self.votes.waiting_counts()
+        up, down = self.learner.waiting_counts()
         if not self.can_train(up, down):
             raise NotEnoughVotes(f"A round needs waiting votes{self._labels_needed()}; waiting: {up} up, {down} down.")
         self._requested = True
@@ -102,7 +102,7 @@ class LearningLoop:
         """Whether a round should start now."""
         if self._paused or self.hold():
             return False
-        up, down = self.votes.waiting_counts()
+        up, down = self.learner.waiting_counts()
         if not self.can_train(up, down):
             return False
         if self._requested:
@@ -137,7 +137,7 @@ class LearningLoop:
                 learned = self.learner.learn(chosen, hooks)
             except Exception as err:
                 log.exception("round failed")
-                self._failed_waiting = len(chosen.training)
+                self._failed_waiting = sum(self.learner.waiting_counts())
                 self._update(state=self._resting_state(), last_error=f"{type(err).__name__}: {err}",
                              last_round_seconds=time.time() - started)
                 return None

@@ -7,7 +7,10 @@ libraries, and tests/test_patches.py fails loudly on any of it, naming the patch
 
 - TRL's KTOTrainer (`ReferenceCachingKTOTrainer`, `kto_fast_paths`): reference log-probs from
   our cache, a cheap model fingerprint, the fused LM head on CPU over labelled positions only,
-  in 8k-column tiles, and a hook after the fused head is installed (the shared prompt prefix).
+  in 8k-column tiles, and a hook after the fused head is installed (the shared prompt prefix);
+  the unpaired AOT loss in place of KTO's (`unpaired_aot_margin`).
+- TRL's DPOTrainer (`ReferenceCachingDPOTrainer`): the same fast paths, and reference log-probs
+  of chosen and rejected replies from our cache.
 - transformers' checkpointed layers (`layers_keep_caches`, `checkpointing_keeps_caches`): let a
   layer keep a passed-in cache under checkpointing, and read which checkpointing it uses.
 - transformers' quantizer flag (`clear_quantized_flag`): a dequantized GGUF load may be saved.
@@ -24,11 +27,15 @@ from contextlib import contextmanager, nullcontext
 from typing import TYPE_CHECKING, Any, Callable, ContextManager, Iterator
 
 import torch
+import torch.nn.functional as F
 from datasets import Dataset
+from torch.utils.data import DataLoader
 from transformers.modeling_layers import GradientCheckpointingLayer
-from trl import KTOTrainer
-from trl.trainer import kto_trainer
+from trl import DPOTrainer, KTOTrainer
+from trl.trainer import dpo_trainer, kto_trainer
 from trl.trainer import utils as trl_utils
+
+from .train.losses import aot_unpaired_loss
 
 if TYPE_CHECKING:
     from .train.reference import ReferenceCache
@@ -45,6 +52,15 @@ RELIED_ON = {
     "trl.kernels.chunked_logprob._use_triton": "f0510984e05ac05c",
     # ReferenceCachingKTOTrainer overrides it and calls it on the rows it lacks.
     "trl.trainer.kto_trainer.KTOTrainer._precompute_ref_logps": "bb13017be7eeb8f2",
+    # unpaired_aot_margin: under loss_type apo_zero_unpaired, _compute_loss calls `F.sigmoid` (the module's
+    # torch.nn.functional) on beta * the liked rows' log-ratios, then on the disliked rows', each only if present.
+    "trl.trainer.kto_trainer.KTOTrainer._compute_loss": "70e5262bf7b4fc77",
+    # ReferenceCachingDPOTrainer: __init__ calls the module-level hash_module and add_fused_lm_head, and
+    # _precompute_ref_logps (overridden) returns the dataset with ref_chosen_logps / ref_rejected_logps added;
+    # compute_ref_log_probs(model, batch) gives them for one collated batch (the adapter off).
+    "trl.trainer.dpo_trainer.DPOTrainer.__init__": "632f447c71dcb043",
+    "trl.trainer.dpo_trainer.DPOTrainer._precompute_ref_logps": "f2c098c7da6ca701",
+    "trl.trainer.dpo_trainer.DPOTrainer.compute_ref_log_probs": "90611af9cbadb8ec",
     # layers_keep_caches / checkpointing_keeps_caches.
     "transformers.modeling_layers.GradientCheckpointingLayer.__call__": "b11681464e3ee0eb",
     "transformers.modeling_utils.PreTrainedModel._set_gradient_checkpointing": "0f3ae9682e2795f0",
@@ -113,36 +129,45 @@ def kto_fast_paths(extend_fused_head: Callable[[torch.nn.Module], None] | None =
     - The fused head projects onto VOCABULARY_TILE columns at a time, not 32k: each tile's bf16 copy
       of the head and its fp32 temporaries were over 100 MiB of a round's peak memory here.
     """
-    saved = (kto_trainer.hash_module, kto_trainer.add_fused_lm_head, trl_utils._use_triton,
+    trainers = (kto_trainer, dpo_trainer)  # the same swaps in both trainers' modules
+    saved = ([(m.hash_module, m.add_fused_lm_head) for m in trainers], trl_utils._use_triton,
              trl_utils._CHUNKED_LOGPROB_CHUNK_SIZE)
-    add_fused_lm_head, use_triton = saved[1], saved[2]
+    add_fused_lm_head, use_triton = trl_utils.add_fused_lm_head, saved[1]
 
     def add_fused_and_extend(model, **kwargs):
         add_fused_lm_head(model, **kwargs)
         if extend_fused_head is not None:
             extend_fused_head(model)
 
-    kto_trainer.hash_module = lambda module: hashlib.sha256(module.config.to_json_string().encode()).hexdigest()
-    kto_trainer.add_fused_lm_head = add_fused_and_extend
+    for module in trainers:
+        module.hash_module = lambda model: hashlib.sha256(model.config.to_json_string().encode()).hexdigest()
+        module.add_fused_lm_head = add_fused_and_extend
     trl_utils._use_triton = lambda device: device.type == "cpu" or use_triton(device)
     trl_utils._CHUNKED_LOGPROB_CHUNK_SIZE = VOCABULARY_TILE
     try:
         yield
     finally:
-        (kto_trainer.hash_module, kto_trainer.add_fused_lm_head, trl_utils._use_triton,
-         trl_utils._CHUNKED_LOGPROB_CHUNK_SIZE) = saved
+        for module, (hash_module, add_fused) in zip(trainers, saved[0]):
+            module.hash_module, module.add_fused_lm_head = hash_module, add_fused
+        trl_utils._use_triton, trl_utils._CHUNKED_LOGPROB_CHUNK_SIZE = saved[1], saved[2]
 
 
 class ReferenceCachingKTOTrainer(KTOTrainer):
     """TRL's KTOTrainer under `kto_fast_paths`, with reference log-probs from a `ReferenceCache` where it has them.
 
     `reference_scope(base_model)` wraps the reference pass over the rows the cache lacks (the base
-    with the adapter off; see prefix.fixed_model).
+    with the adapter off; see prefix.fixed_model). With `unpaired_aot_margin` set (and TRL's
+    loss_type apo_zero_unpaired, which has no KL pass) the loss is the AOT paper's unpaired loss on
+    the implicit rewards TRL computed (train/losses.py); TRL's metrics are logged as they are.
     """
 
     def __init__(self, *args, reference_cache: "ReferenceCache",
                  reference_scope: Callable[[torch.nn.Module], ContextManager] = lambda model: nullcontext(),
-                 extend_fused_head: Callable[[torch.nn.Module], None] | None = None, **kwargs):
+                 extend_fused_head: Callable[[torch.nn.Module], None] | None = None,
+                 unpaired_aot_margin: float | None = None, **kwargs):
+        self.unpaired_aot_margin = unpaired_aot_margin
+        if unpaired_aot_margin is not None and kwargs["args"].loss_type != "apo_zero_unpaired":
+            raise ValueError("the unpaired AOT loss reads the rewards of TRL's apo_zero_unpaired loss type")
         self.reference_cache = reference_cache
         self.reference_rows_computed = 0
         self._reference_scope = reference_scope
@@ -168,6 +193,74 @@ class ReferenceCachingKTOTrainer(KTOTrainer):
             for column in columns:
                 for i, logp in zip(missing, computed[column]):
                     cache.put(keys[column][i], float(logp))
+        self.reference_rows_computed += len(missing)
+        for column in columns:
+            dataset = dataset.add_column(column, [cache.get(k) for k in keys[column]])
+        return dataset
+
+    def _compute_loss(self, model, inputs, return_outputs):
+        if self.unpaired_aot_margin is None:
+            return super()._compute_loss(model, inputs, return_outputs)
+        recorder = _SigmoidInputs()
+        kto_trainer.F = recorder
+        try:
+            result = super()._compute_loss(model, inputs, return_outputs)
+        finally:
+            kto_trainer.F = F
+        labels = torch.as_tensor(inputs["label"]).bool()
+        recorded = iter(recorder.inputs)
+        empty = torch.zeros(0, device=labels.device)
+        liked = next(recorded) if labels.any() else empty
+        disliked = next(recorded) if not labels.all() else empty
+        loss = aot_unpaired_loss(liked, disliked, self.unpaired_aot_margin)
+        return (loss, result[1]) if return_outputs else loss
+
+
+class _SigmoidInputs:
+    """torch.nn.functional, as KTOTrainer's module sees it while one batch's loss is computed: it keeps what
+    `sigmoid` was called on (beta * log-ratios: the implicit rewards, with their gradients)."""
+
+    def __init__(self) -> None:
+        self.inputs: list[torch.Tensor] = []
+
+    def sigmoid(self, x: torch.Tensor) -> torch.Tensor:
+        self.inputs.append(x)
+        return F.sigmoid(x)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(F, name)
+
+
+class ReferenceCachingDPOTrainer(DPOTrainer):
+    """TRL's DPOTrainer (dpo, ipo, aot) under `kto_fast_paths`, with the reference log-probs of chosen and rejected
+    replies from a `ReferenceCache`: the reference is the fixed base, as in KTO rounds."""
+
+    def __init__(self, *args, reference_cache: "ReferenceCache", **kwargs):
+        self.reference_cache = reference_cache
+        self.reference_rows_computed = 0
+        with kto_fast_paths():
+            super().__init__(*args, **kwargs)
+
+    def train(self, *args, **kwargs):
+        with kto_fast_paths():
+            return super().train(*args, **kwargs)
+
+    def _precompute_ref_logps(self, dataset: Dataset, name: str, batch_size: int) -> Dataset:
+        cache = self.reference_cache
+        columns = {"ref_chosen_logps": "chosen_ids", "ref_rejected_logps": "rejected_ids"}
+        keys = {column: [cache.key(p, c) for p, c in zip(dataset["prompt_ids"], dataset[source])]
+                for column, source in columns.items()}
+        missing = [i for i in range(len(dataset)) if any(cache.get(k[i]) is None for k in keys.values())]
+        loader = DataLoader(dataset.select(missing), batch_size=batch_size, collate_fn=self.data_collator)
+        done = 0
+        for batch in loader:
+            batch = {k: v.to(self.accelerator.device) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
+            chosen, rejected = self.compute_ref_log_probs(self.model, batch)
+            for offset, (c, r) in enumerate(zip(chosen.tolist(), rejected.tolist())):
+                i = missing[done + offset]
+                cache.put(keys["ref_chosen_logps"][i], c)
+                cache.put(keys["ref_rejected_logps"][i], r)
+            done += len(chosen)
         self.reference_rows_computed += len(missing)
         for column in columns:
             dataset = dataset.add_column(column, [cache.get(k) for k in keys[column]])

@@ -19,6 +19,7 @@ from .gate.judge import Gate
 from .learning import Learner
 from .loop import LearningLoop
 from .serve.chat import Chat
+from .serve.compare import Comparisons
 from .serve.model import BaseModel, load_base
 from .serve.rollout import Rollout
 from .serve.server import ServedVersion, Server
@@ -48,6 +49,7 @@ class Runtime:
         self.learner.on_learned = self.hub.push_soon
         self.loop = LearningLoop(settings.loop, self.learner, self.votes, self.server, hold=self._round_held)
         self.chat = Chat(settings.chat, persona.system_prompt, persona.greeting, self.server, self.votes)
+        self.comparisons = Comparisons(self.server, self.versions)
         self.admin = Admin(settings.loop, self.loop, self.rollout, self.votes, settings.data_dir / "exports")
         # Before anything serves: on a fresh disk the Hub's votes and versions come back first.
         self.hub.start(on_restored=self._serve_restored)

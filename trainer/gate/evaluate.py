@@ -6,11 +6,18 @@ gives liked completions higher rewards than disliked ones: AUC is the chance tha
 row outscores a random disliked one (0.5 = no preference). KL is the mean per-token KL divergence
 KL(pi_theta || pi_ref) over the completion positions, from full next-token distributions.
 The base is its own reference: every reward is 0, AUC 0.5 and KL 0 by definition.
+
+Rows that share a prompt, one liked and one disliked (the seed eval split has two of each per paper;
+a pick gives one of each), also form held-out pairs: rewards/accuracy is the share of pairs whose
+liked reply gets the higher reward (DPO's metric), and the chosen-to-rejected log-likelihood ratio
+log pi(y_c|x) - log pi(y_r|x) of each pair, under the model and under the base, is the AOT paper's
+paired picture.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import time
 from dataclasses import dataclass, field
 from typing import Callable
@@ -34,6 +41,27 @@ class EvalResult:
     rewards_liked: list[float] = field(default_factory=list, repr=False)
     rewards_disliked: list[float] = field(default_factory=list, repr=False)
     scored_rows: int = 0  # rows run through the model in this call (the others were known)
+    pair_accuracy: float | None = None  # None: no pairs among the rows
+    pair_log_ratios: list[float] = field(default_factory=list, repr=False)       # log pi(y_c) - log pi(y_r)
+    base_pair_log_ratios: list[float] = field(default_factory=list, repr=False)  # the same under the base
+
+
+def pair_indices(rows: list[dict]) -> list[tuple[int, int]]:
+    """(liked row, disliked row) index pairs: rows of the same prompt, liked and disliked matched in order."""
+    liked: dict[str, list[int]] = {}
+    disliked: dict[str, list[int]] = {}
+    for i, row in enumerate(rows):
+        key = json.dumps(row["prompt"], sort_keys=True)
+        (liked if row["label"] else disliked).setdefault(key, []).append(i)
+    return [pair for key in liked for pair in zip(liked[key], disliked.get(key, []))]
+
+
+def pair_accuracy(rewards: list[float], pairs: list[tuple[int, int]]) -> float | None:
+    """Share of pairs whose liked reply outscores the disliked one, ties counting one half; None without pairs."""
+    if not pairs:
+        return None
+    return sum(1.0 if rewards[c] > rewards[r] else 0.5 if rewards[c] == rewards[r] else 0.0
+               for c, r in pairs) / len(pairs)
 
 
 def auc(positive: list[float], negative: list[float]) -> float:
@@ -71,8 +99,9 @@ def _completion_hidden(model: torch.nn.Module, input_ids: torch.Tensor, attentio
     return hidden[:, :-1][mask]
 
 
-# A row's score under one model: log-ratio to the base, KL summed over its completion positions, positions.
-RowScore = tuple[float, float, int]
+# A row's score under one model: log-ratio to the base, KL summed over its completion positions, positions,
+# and the completion's log-likelihood under the base.
+RowScore = tuple[float, float, int, float]
 
 
 def row_key(encoded: tuple[list[int], int]) -> bytes:
@@ -102,16 +131,19 @@ def _score_batch(model: torch.nn.Module, reference_model: torch.nn.Module, batch
     head, reference_head = model.get_output_embeddings(), reference_model.get_output_embeddings()
     log_ratios = torch.zeros(len(batch), dtype=torch.float32, device=device)
     kl_sums = torch.zeros(len(batch), dtype=torch.float32, device=device)
+    reference_logps = torch.zeros(len(batch), dtype=torch.float32, device=device)
     for start in range(0, targets.shape[0], POSITIONS_PER_CHUNK):
         chunk = slice(start, start + POSITIONS_PER_CHUNK)
         policy = torch.log_softmax(head(policy_hidden[chunk]).float(), -1)
         reference = torch.log_softmax(reference_head(reference_hidden[chunk]).float(), -1)
         target = targets[chunk, None]
-        log_ratios.index_add_(0, rows[chunk], (policy.gather(-1, target) - reference.gather(-1, target))[:, 0])
+        reference_target = reference.gather(-1, target)[:, 0]
+        log_ratios.index_add_(0, rows[chunk], policy.gather(-1, target)[:, 0] - reference_target)
+        reference_logps.index_add_(0, rows[chunk], reference_target)
         # KL = sum p * (log p - log q), in place: no third vocabulary-wide tensor.
         difference = reference.neg_().add_(policy)
         kl_sums.index_add_(0, rows[chunk], policy.exp_().mul_(difference).sum(-1))
-    return list(zip(log_ratios.tolist(), kl_sums.tolist(), mask.sum(1).tolist()))
+    return list(zip(log_ratios.tolist(), kl_sums.tolist(), mask.sum(1).tolist(), reference_logps.tolist()))
 
 
 def evaluate(base: BaseModel, model: torch.nn.Module | Callable[[], torch.nn.Module] | None, rows: list[dict],
@@ -126,10 +158,11 @@ def evaluate(base: BaseModel, model: torch.nn.Module | Callable[[], torch.nn.Mod
     """
     started = time.perf_counter()
     labels = [bool(r["label"]) for r in rows]
+    pairs = pair_indices(rows)
     if model is None:  # the base is its own reference: every reward is 0
         liked, disliked = [0.0] * sum(labels), [0.0] * (len(labels) - sum(labels))
         return EvalResult(version, len(rows), auc(liked, disliked), 0.0, 0.0, time.perf_counter() - started,
-                          liked, disliked)
+                          liked, disliked, pair_accuracy=pair_accuracy([0.0] * len(rows), pairs))
     known = {} if known is None else known
     encoded = [_encode(base.tokenizer, r, max_length) for r in rows]
     keys = [row_key(e) for e in encoded]
@@ -152,5 +185,10 @@ def evaluate(base: BaseModel, model: torch.nn.Module | Callable[[], torch.nn.Mod
     liked = [r for r, y in zip(rewards, labels) if y]
     disliked = [r for r, y in zip(rewards, labels) if not y]
     margin = sum(liked) / len(liked) - sum(disliked) / len(disliked)
+    base_logps = [known[key][3] for key in keys]
+    policy_logps = [base + known[key][0] for base, key in zip(base_logps, keys)]
     return EvalResult(version, len(rows), auc(liked, disliked), margin, kl_sum / max(kl_tokens, 1),
-                      time.perf_counter() - started, liked, disliked, scored_rows=len(missing))
+                      time.perf_counter() - started, liked, disliked, scored_rows=len(missing),
+                      pair_accuracy=pair_accuracy(rewards, pairs),
+                      pair_log_ratios=[policy_logps[c] - policy_logps[r] for c, r in pairs],
+                      base_pair_log_ratios=[base_logps[c] - base_logps[r] for c, r in pairs])

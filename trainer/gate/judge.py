@@ -17,7 +17,7 @@ import torch
 
 from ..config import AppSettings, GateSettings
 from ..contracts import GateReport, Scores
-from ..data import kto_rows
+from ..data import kto_rows, pick_rows
 from ..serve.model import BaseModel, twin, with_adapter
 from ..store.versions import BASE
 from ..store.votes import VoteStore
@@ -71,8 +71,9 @@ class Gate:
         return self._seed_rows
 
     def rows(self) -> list[dict]:
-        """The gate rows: the seed eval rows, then every gate vote."""
-        return self.seed_rows() + kto_rows(self.votes.gate_votes())
+        """The gate rows: the seed eval rows, then every gate vote, then every gate pick (as a liked and a
+        disliked row of one prompt: a held-out pair)."""
+        return self.seed_rows() + kto_rows(self.votes.gate_votes()) + pick_rows(self.votes.gate_picks())
 
     def early_stop_rows(self, rows: list[dict]) -> list[dict]:
         """The gate rows a round scores itself on every few steps (GATE_EARLY_STOP_ROWS, to keep rounds short):

@@ -2,7 +2,7 @@
 
 Visitors' votes are noisy and can be malicious, so a candidate is scored beside the serving
 version on the same gate rows (see holdout.py): AUC of implicit rewards liked vs disliked, mean
-margin, KL to the base. A few held-out prompts are answered greedily: the replies must pass the
+margin, KL to the base, and rewards/accuracy on the held-out pairs among them. A few held-out prompts are answered greedily: the replies must pass the
 reply checks (rubric.py: finished, about the prompt, in their own words, not looping) about as
 often as the serving version's do, and must not degenerate (few distinct bigrams, looping n-grams).
 The candidate serves only if every configured check passes; otherwise it is kept, marked
@@ -38,7 +38,8 @@ def scores_of(result: EvalResult, probe_replies: list[str], probe_messages: list
     return Scores(result.version, result.auc, result.margin, result.kl, distinct_n(probe_replies),
                   max((repetition(r) for r in probe_replies), default=0.0),
                   rubric_score(probe_replies, probe_messages) if probe_replies else None,
-                  quantiles(result.rewards_liked), quantiles(result.rewards_disliked))
+                  quantiles(result.rewards_liked), quantiles(result.rewards_disliked), result.pair_accuracy,
+                  quantiles(result.pair_log_ratios), quantiles(result.base_pair_log_ratios))
 
 
 def decide(candidate: Scores, serving: Scores, settings: GateSettings) -> tuple[bool, list[str]]:
@@ -47,6 +48,10 @@ def decide(candidate: Scores, serving: Scores, settings: GateSettings) -> tuple[
     if candidate.auc < serving.auc - settings.auc_tolerance:
         reasons.append(f"held-out AUC {candidate.auc:.3f} is below the serving {serving.version}'s "
                        f"{serving.auc:.3f} minus {settings.auc_tolerance}")
+    if candidate.pair_accuracy is not None and serving.pair_accuracy is not None and \
+            candidate.pair_accuracy < serving.pair_accuracy - settings.pair_tolerance:
+        reasons.append(f"rewards/accuracy on held-out pairs {candidate.pair_accuracy:.3f} is below the serving "
+                       f"{serving.version}'s {serving.pair_accuracy:.3f} minus {settings.pair_tolerance}")
     if candidate.rubric is not None and serving.rubric is not None and \
             candidate.rubric < serving.rubric - settings.rubric_tolerance:
         reasons.append(f"its replies to held-out prompts pass {candidate.rubric:.0%} of the reply checks, below the "

@@ -1,8 +1,10 @@
-"""A visitor's chat: message checks, the conversation kept server-side, streamed replies stored, votes by row.
+"""A visitor's chat: message checks, the conversation kept server-side, streamed replies stored, votes by row;
+and comparisons: two replies to one message, streamed side by side, and the visitor's pick.
 
 The conversation lives server-side in a `ChatSession` (a Gradio State): the model's prompt is
 built from it, and a vote's reply id is looked up in it by message index, never taken from text
-the client sends. Errors are `ChatError` / `VoteError` with messages fit to show a visitor.
+the client sends. A comparison's reply ids live in its `Comparison` state the same way: a pick
+names only "a", "b" or "neither". Errors are `ChatError` / `VoteError` with messages fit to show a visitor.
 """
 
 from __future__ import annotations
@@ -15,8 +17,8 @@ from typing import Iterator
 
 from ..config import ChatSettings
 from ..data import PromptTooLong, fit_history
-from ..store.votes import Reply, VoteError, VoteStore
-from .server import Completion, Server
+from ..store.votes import PICK_CHOICES, Reply, VoteError, VoteStore
+from .server import Completion, ServedVersion, Server
 
 # Shortest time between two updates of a streaming reply sent to the visitor (the first and last are always sent).
 STREAM_UPDATE_SECONDS = 0.1
@@ -41,6 +43,22 @@ class ChatSession:
 
     def row_of_last_turn(self) -> int:
         return len(self.turns) - 1 + (1 if self.greeting else 0)
+
+
+@dataclass
+class Comparison:
+    """Two replies to one message (A and B), as they stream and once stored: the state behind a pick."""
+
+    pair_id: str
+    reply_ids: tuple[str, str]
+    versions: tuple[str, str]
+    texts: list[str] = field(default_factory=lambda: ["", ""])
+    stored: list[bool] = field(default_factory=lambda: [False, False])
+    failed: str | None = None
+
+    @property
+    def done(self) -> bool:
+        return all(self.stored) or self.failed is not None
 
 
 def parse_liked(value: object) -> bool | None:
@@ -157,3 +175,76 @@ class Chat:
     def vote(self, session: ChatSession, index: object, liked: object, voter: str) -> str:
         outcome = self.votes.vote(self.reply_id_at(session, index), voter, parse_liked(liked))
         return f"Vote {outcome}."
+
+    # -- comparisons -------------------------------------------------------------------------------
+
+    def compare(self, message: str | None, session_key: str,
+                versions: tuple[ServedVersion, ServedVersion]) -> Iterator[Comparison]:
+        """Stream two replies to `message` (a first message: the persona's prompt and it) from `versions`, side by
+        side in the decode loop, and store both; yields the comparison as they grow. They count as this visitor's
+        one reply in flight."""
+        text = self.check_message(message)
+        prompt = [{"role": "system", "content": self.system_prompt}, {"role": "user", "content": text}]
+        if self.server.count_tokens(prompt) > self.settings.prompt_token_budget:
+            raise ChatError(f"The message is too long for the prompt budget of {self.settings.prompt_token_budget} "
+                            "tokens; please shorten it.")
+        comparison = Comparison(pair_id=uuid.uuid4().hex, reply_ids=(uuid.uuid4().hex, uuid.uuid4().hex),
+                                versions=(versions[0].name, versions[1].name))
+        stop = self._claim(session_key)
+
+        def store(side: int, completion: Completion) -> None:
+            try:
+                self.votes.add_reply(Reply(id=comparison.reply_ids[side], session=session_key, prompt=prompt,
+                                           completion=completion.text, version=completion.version,
+                                           stopped=completion.stopped))
+                comparison.texts[side] = completion.text
+                comparison.stored[side] = True
+            except Exception as err:
+                comparison.failed = f"reply {'AB'[side]} could not be stored: {err}"
+                raise
+
+        streams = []
+        try:
+            for side in (0, 1):
+                streams.append(self.server.stream(prompt, stop=stop, served=versions[side],
+                                                  on_done=lambda c, side=side: store(side, c)))
+        except BaseException:
+            stop.set()
+            threading.Thread(target=self._release_after, args=(session_key, stop, streams), daemon=True).start()
+            raise
+
+        def follow(side: int) -> None:
+            try:
+                for partial in streams[side]:
+                    comparison.texts[side] = partial
+            except Exception as err:
+                comparison.failed = str(err)
+
+        followers = [threading.Thread(target=follow, args=(side,), daemon=True) for side in (0, 1)]
+        for follower in followers:
+            follower.start()
+        try:
+            while any(f.is_alive() for f in followers):
+                followers[0].join(STREAM_UPDATE_SECONDS)
+                yield comparison
+        finally:
+            stop.set()  # ended, or the visitor stopped or left: end both replies
+            if all(stream.wait(timeout=0) for stream in streams):
+                self._release(session_key, stop)
+            else:
+                threading.Thread(target=self._release_after, args=(session_key, stop, streams), daemon=True).start()
+        yield comparison
+
+    def _release_after(self, session_key: str, stop: threading.Event, streams: list) -> None:
+        for stream in streams:
+            stream.wait()
+        self._release(session_key, stop)
+
+    def pick(self, comparison: Comparison | None, choice: str, voter: str) -> str:
+        """Record the visitor's pick (a, b or neither) on their last comparison; a change of mind replaces it."""
+        if comparison is None:
+            raise VoteError("Ask for two replies first, then pick the better one.")
+        if choice not in PICK_CHOICES:
+            raise VoteError(f"A pick is one of {', '.join(PICK_CHOICES)}; got {choice!r}.")
+        outcome = self.votes.pick(comparison.pair_id, *comparison.reply_ids, voter, choice)
+        return f"Pick {outcome}."

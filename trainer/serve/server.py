@@ -67,8 +67,8 @@ class ReplyStream:
     """
 
     def __init__(self, server: "Server", messages: list[dict], stop: threading.Event,
-                 on_done: Callable[[Completion], None] | None = None):
-        self.served = server.current
+                 on_done: Callable[[Completion], None] | None = None, served: ServedVersion | None = None):
+        self.served = served or server.current
         self.stop = stop
         self.completion: Completion | None = None
         self._server = server
@@ -228,8 +228,9 @@ class Server:
         return len(encoded["input_ids"])
 
     def stream(self, messages: list[dict], stop: threading.Event | None = None,
-               on_done: Callable[[Completion], None] | None = None) -> ReplyStream:
-        return ReplyStream(self, messages, stop or threading.Event(), on_done)
+               on_done: Callable[[Completion], None] | None = None, served: ServedVersion | None = None) -> ReplyStream:
+        """A reply to `messages` from the serving version (or `served`: another loaded version, as in a comparison)."""
+        return ReplyStream(self, messages, stop or threading.Event(), on_done, served)
 
     def _enter(self, version: str) -> None:
         with self._idle:

@@ -5,8 +5,11 @@ it. A vote is keyed by (reply id, voter); clicking the same thumb again retracts
 thumb changes it. A vote waits for training until a round that read it publishes; a vote changed
 after a round read it waits again (the round only marks the revision it saw).
 
+Picks are the paired form: of two replies to the same message (a comparison), the voter picks the
+better one, or neither ("both bad"); keyed by (comparison, voter), a change of mind replaces it.
+
 Every change is also written, in the same transaction, to the `events` table: an outbox of
-append-only events (a reply, a vote as it now stands, a retraction, the votes a round marked) from
+append-only events (a reply, a vote or a pick as it now stands, a retraction, what a round marked) from
 which `store/events.py` writes the files the Hub keeps, and from which `apply_events` rebuilds this
 store exactly on a fresh disk. An event exists if and only if its change was committed.
 """
@@ -43,10 +46,22 @@ CREATE TABLE IF NOT EXISTS votes (
     PRIMARY KEY (reply_id, voter)
 );
 CREATE INDEX IF NOT EXISTS votes_waiting ON votes (trained_in);
+CREATE TABLE IF NOT EXISTS picks (
+    pair_id    TEXT NOT NULL,      -- one comparison: two replies to the same message
+    voter      TEXT NOT NULL,
+    reply_a    TEXT NOT NULL REFERENCES replies(id),
+    reply_b    TEXT NOT NULL REFERENCES replies(id),
+    choice     TEXT NOT NULL,      -- a | b | neither ("both bad")
+    revision   INTEGER NOT NULL,   -- bumped on every change of mind; a round marks only what it read
+    trained_in TEXT,               -- as votes.trained_in
+    created_at REAL NOT NULL,
+    updated_at REAL NOT NULL,
+    PRIMARY KEY (pair_id, voter)
+);
 CREATE TABLE IF NOT EXISTS events (
     seq        INTEGER PRIMARY KEY AUTOINCREMENT,
     at         REAL NOT NULL,
-    kind       TEXT NOT NULL,      -- reply | vote | retract | mark
+    kind       TEXT NOT NULL,      -- reply | vote | retract | mark | pick | mark_picks
     body       TEXT NOT NULL       -- JSON: the row as written (see _log)
 );
 CREATE TABLE IF NOT EXISTS store_meta (
@@ -87,6 +102,33 @@ class Vote:
     completion: str
     version: str
     updated_at: float
+
+
+PICK_CHOICES = ("a", "b", "neither")
+
+
+@dataclass(frozen=True)
+class Pick:
+    """A paired preference joined with its two replies: which of two replies to one message was better."""
+
+    pair_id: str
+    voter: str
+    choice: str            # a | b | neither
+    revision: int
+    prompt: list[dict]
+    completion_a: str
+    completion_b: str
+    version_a: str
+    version_b: str
+    updated_at: float
+
+    @property
+    def chosen(self) -> str | None:
+        return {"a": self.completion_a, "b": self.completion_b}.get(self.choice)
+
+    @property
+    def rejected(self) -> str | None:
+        return {"a": self.completion_b, "b": self.completion_a}.get(self.choice)
 
 
 @dataclass(frozen=True)
@@ -166,6 +208,10 @@ class VoteStore:
         self._log(db, "vote", {"reply_id": reply_id, "voter": voter, "label": row[0], "revision": row[1],
                                "created_at": row[2], "updated_at": row[3]})
 
+    def _log_pick_row(self, db: sqlite3.Connection, row: tuple) -> None:
+        self._log(db, "pick", {"pair_id": row[0], "voter": row[1], "reply_a": row[2], "reply_b": row[3],
+                               "choice": row[4], "revision": row[5], "created_at": row[7], "updated_at": row[8]})
+
     def _log_existing_rows(self, db: sqlite3.Connection) -> None:
         """A store made before the outbox existed: its rows become events once, so they reach the Hub too."""
         for row in db.execute("SELECT * FROM replies ORDER BY created_at").fetchall():
@@ -177,6 +223,10 @@ class VoteStore:
                 revision = db.execute("SELECT revision FROM votes WHERE reply_id = ? AND voter = ?",
                                       (reply_id, voter)).fetchone()[0]
                 self._log(db, "mark", {"version": trained_in, "votes": [[reply_id, voter, revision]]})
+        for row in db.execute("SELECT * FROM picks ORDER BY updated_at").fetchall():
+            self._log_pick_row(db, row)
+            if row[6] is not None:
+                self._log(db, "mark_picks", {"version": row[6], "picks": [[row[0], row[1], row[5]]]})
 
     @staticmethod
     def _reply_body(row: tuple) -> dict:
@@ -220,6 +270,13 @@ class VoteStore:
                 elif event.kind == "mark":
                     db.executemany("UPDATE votes SET trained_in = ? WHERE reply_id = ? AND voter = ? AND revision = ?",
                                    [(b["version"], *key) for key in b["votes"]])
+                elif event.kind == "pick":
+                    db.execute("INSERT OR REPLACE INTO picks VALUES (?, ?, ?, ?, ?, ?, NULL, ?, ?)",
+                               (b["pair_id"], b["voter"], b["reply_a"], b["reply_b"], b["choice"], b["revision"],
+                                b["created_at"], b["updated_at"]))
+                elif event.kind == "mark_picks":
+                    db.executemany("UPDATE picks SET trained_in = ? WHERE pair_id = ? AND voter = ? AND revision = ?",
+                                   [(b["version"], *key) for key in b["picks"]])
                 else:
                     raise ValueError(f"unknown event kind {event.kind!r} (from store {event.origin})")
         return len(events)
@@ -335,4 +392,84 @@ class VoteStore:
                 (version, v.reply_id, v.voter, v.revision)).rowcount]
             if marked:
                 self._log(db, "mark", {"version": version, "votes": marked})
+        return len(marked)
+
+    # -- picks: two replies to one message, the better one chosen --------------------------------------
+
+    def pick(self, pair_id: str, reply_a: str, reply_b: str, voter: str, choice: str) -> str:
+        """Record or change `voter`'s pick between two stored replies to the same message; returns what happened.
+
+        A change of mind replaces the pick (and it waits for training again); the same pick again changes nothing.
+        """
+        if choice not in PICK_CHOICES:
+            raise VoteError(f"A pick is one of {', '.join(PICK_CHOICES)}; got {choice!r}.")
+        with self._write() as db:
+            rows = {row[0]: row for row in db.execute(
+                "SELECT id, session, prompt FROM replies WHERE id IN (?, ?)", (reply_a, reply_b)).fetchall()}
+            if reply_a == reply_b or len(rows) != 2:
+                raise VoteError("Both replies must have finished before you pick one; wait for them to end.")
+            if any(row[1] != voter for row in rows.values()):
+                raise VoteError("You can only pick between replies written in your own chat.")
+            if rows[reply_a][2] != rows[reply_b][2]:
+                raise VoteError("A pick compares two replies to the same message.")
+            row = db.execute("SELECT choice, reply_a, reply_b FROM picks WHERE pair_id = ? AND voter = ?",
+                             (pair_id, voter)).fetchone()
+            if row is not None and (row[1], row[2]) != (reply_a, reply_b):
+                raise VoteError("That comparison holds other replies.")
+            if row is not None and row[0] == choice:
+                return "unchanged"
+            now = time.time()
+            db.execute(
+                """INSERT INTO picks VALUES (?, ?, ?, ?, ?, 1, NULL, ?, ?)
+                   ON CONFLICT (pair_id, voter) DO UPDATE SET
+                     choice = excluded.choice, revision = picks.revision + 1, trained_in = NULL,
+                     updated_at = excluded.updated_at""",
+                (pair_id, voter, reply_a, reply_b, choice, now, now))
+            self._log_pick_row(db, db.execute("SELECT * FROM picks WHERE pair_id = ? AND voter = ?",
+                                              (pair_id, voter)).fetchone())
+            return "changed" if row is not None else "recorded"
+
+    def picks(self, waiting: bool, limit: int | None = None) -> list[Pick]:
+        """Waiting picks (oldest first), or already-trained ones (newest first) for replay."""
+        where = "p.trained_in IS NULL" if waiting else "p.trained_in IS NOT NULL AND p.trained_in != ?"
+        return self._select_picks(where, () if waiting else (KEPT_FOR_GATE,), "ASC" if waiting else "DESC", limit)
+
+    def gate_picks(self) -> list[Pick]:
+        return self._select_picks("p.trained_in = ?", (KEPT_FOR_GATE,), "ASC", None)
+
+    def all_picks(self) -> list[Pick]:
+        return self._select_picks("1", (), "ASC", None)
+
+    def waiting_pick_counts(self) -> tuple[int, int]:
+        """(picks of a better reply, "both bad" picks) that no published round has used yet."""
+        with self._connect() as db:
+            rows = dict(db.execute("SELECT choice = 'neither', COUNT(*) FROM picks WHERE trained_in IS NULL "
+                                   "GROUP BY 1").fetchall())
+        return rows.get(0, 0), rows.get(1, 0)
+
+    def _select_picks(self, where: str, params: tuple, order: str, limit: int | None) -> list[Pick]:
+        query = f"""SELECT p.pair_id, p.voter, p.choice, p.revision, a.prompt, a.completion, b.completion,
+                           a.version, b.version, p.updated_at
+                    FROM picks p JOIN replies a ON a.id = p.reply_a JOIN replies b ON b.id = p.reply_b
+                    WHERE {where} ORDER BY p.updated_at {order}"""
+        if limit is not None:
+            query += " LIMIT ?"
+            params = (*params, limit)
+        with self._connect() as db:
+            rows = db.execute(query, params).fetchall()
+        return [Pick(pair_id=r[0], voter=r[1], choice=r[2], revision=r[3], prompt=json.loads(r[4]),
+                     completion_a=r[5], completion_b=r[6], version_a=r[7], version_b=r[8], updated_at=r[9])
+                for r in rows]
+
+    def keep_picks_for_gate(self, picks: list[Pick]) -> int:
+        return self.mark_picks_trained(picks, KEPT_FOR_GATE)
+
+    def mark_picks_trained(self, picks: list[Pick], version: str) -> int:
+        """Mark the pick revisions a round read as used by `version`; returns how many still matched."""
+        with self._write() as db:
+            marked = [[p.pair_id, p.voter, p.revision] for p in picks if db.execute(
+                "UPDATE picks SET trained_in = ? WHERE pair_id = ? AND voter = ? AND revision = ?",
+                (version, p.pair_id, p.voter, p.revision)).rowcount]
+            if marked:
+                self._log(db, "mark_picks", {"version": version, "picks": marked})
         return len(marked)

@@ -1,7 +1,7 @@
 """Early stopping inside a round: score the adapter on gate rows every few steps, keep the best step.
 
-The DPO-in-practice notes found the best model at the peak of held-out reward accuracy; the score
-here is AUC. A round has a few dozen held-out rows, so an AUC within `tolerance` (the gate's
+The DPO-in-practice notes found the best model at the peak of held-out reward accuracy: that is the
+score of rounds on pairs (rewards/accuracy on the held-out pairs); rounds on unpaired rows score AUC. A round has a few dozen held-out rows, so an AUC within `tolerance` (the gate's
 GATE_AUC_TOLERANCE) of the best so far is as good as the best, and then the later step is kept:
 it has read more of the votes. (A reward-margin tiebreak used to keep the first scored step of
 most rounds: margins on the seed rows fall while a round learns from votes.)
@@ -19,15 +19,16 @@ from ..serve.model import BaseModel
 
 
 class EarlyStopping(TrainerCallback):
-    """Stops training once `patience` scorings in a row fell below the best AUC by more than `tolerance`;
+    """Stops training once `patience` scorings in a row fell below the best score by more than `tolerance`;
     remembers the weights of the latest step within it."""
 
     def __init__(self, base: BaseModel, rows: list[dict], every: int, patience: int, beta: float,
-                 tolerance: float = 0.0):
+                 tolerance: float = 0.0, on_pairs: bool = False):
         self.base, self.rows, self.every, self.patience, self.beta = base, rows, every, patience, beta
+        self.on_pairs = on_pairs  # score by rewards/accuracy on the rows' pairs, not AUC
         self.tolerance = tolerance
         self.history: list[EarlyStopScore] = []
-        self.best: float | None = None  # the best AUC so far
+        self.best: float | None = None  # the best score so far
         self.best_step = 0
         self.best_weights: dict[str, torch.Tensor] | None = None
         self.stale = 0
@@ -40,9 +41,11 @@ class EarlyStopping(TrainerCallback):
         model.eval()
         result = evaluate(self.base, model, self.rows, f"step {state.global_step}", beta=self.beta)
         model.train()
-        self.history.append(EarlyStopScore(state.global_step, result.auc, result.margin, result.kl))
-        if self.best is None or result.auc >= self.best - self.tolerance:
-            self.best = result.auc if self.best is None else max(self.best, result.auc)
+        self.history.append(EarlyStopScore(state.global_step, result.auc, result.margin, result.kl,
+                                           result.pair_accuracy))
+        score = result.pair_accuracy if self.on_pairs and result.pair_accuracy is not None else result.auc
+        if self.best is None or score >= self.best - self.tolerance:
+            self.best = score if self.best is None else max(self.best, score)
             self.best_step, self.stale = state.global_step, 0
             self.best_weights = {k: v.detach().clone() for k, v in get_peft_model_state_dict(model).items()}
         else:

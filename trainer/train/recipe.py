@@ -7,11 +7,11 @@ every field the recipe names is set here; the others were measured (bench/round_
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 from peft import LoraConfig
-from trl import KTOConfig
+from trl import DPOConfig, KTOConfig
 
 
 @dataclass
@@ -57,6 +57,24 @@ class RoundConfig(KTOConfig):
     max_class_weight: float = field(default=2.0, metadata={
         "help": "Cap on the weight that balances the minority label (desirable_weight / undesirable_weight are "
                 "set per round from the label counts, up to this)."})
+
+
+# Fields of a KTO round's config that mean something else (or nothing) in TRL's DPOConfig.
+NOT_SHARED_WITH_DPO = {"loss_type"}
+
+
+@dataclass
+class PairedRoundConfig(DPOConfig):
+    """TRL's DPOConfig for rounds on pairs (dpo, ipo, aot): every field a KTO round's RoundConfig shares with it is
+    copied from there (`from_round`), so the recipe, steps, precision and KTO_* settings are the same for every
+    loss; only `loss_type` is the pair loss's."""
+
+    @classmethod
+    def from_round(cls, round_config: RoundConfig, loss_type: str) -> "PairedRoundConfig":
+        names = {f.name for f in fields(cls) if f.init} & {f.name for f in fields(round_config) if f.init}
+        shared = {name: getattr(round_config, name) for name in names - NOT_SHARED_WITH_DPO}
+        shared["lr_scheduler_type"] = getattr(shared["lr_scheduler_type"], "value", shared["lr_scheduler_type"])
+        return cls(**shared, loss_type=[loss_type])
 
 
 @dataclass

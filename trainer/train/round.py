@@ -1,6 +1,7 @@
-"""One KTO round: rows in, a published adapter version out.
+"""One round: rows in, a published adapter version out.
 
-The round trains a LoRA adapter with TRL's KTOTrainer on a twin of the frozen base (same weight
+The round trains a LoRA adapter with TRL's KTOTrainer (LOSS kto, aot_unpaired: unpaired rows) or
+DPOTrainer (dpo, ipo, aot: paired rows) on a twin of the frozen base (same weight
 storage, its own module tree), so TRL may toggle adapters and train mode freely while chat keeps
 generating from the serving tree. The reference is the base with the adapter off, the same in
 every round. The adapter continues from the parent version's weights when the LoRA shape matches.
@@ -33,14 +34,15 @@ from transformers import TrainerCallback, TrainerState
 from ..config import AppSettings
 from ..contracts import ClassWeights, EarlyStopSummary, GateReport, LabelCounts, Recipe, RoundTimings, VersionMeta
 from ..data import class_weights
-from ..patches import ReferenceCachingKTOTrainer
+from ..patches import ReferenceCachingDPOTrainer, ReferenceCachingKTOTrainer
 from ..serve.model import BaseModel, twin
 from ..store.versions import VersionInfo, VersionStore
 from .early_stopping import EarlyStopping
 from .frozen import keep_no_weight_copies
 from .memory import release_free_memory
 from .prefix import fixed_model, share_prompt_prefix
-from .recipe import AdapterConfig, RoundConfig
+from .losses import DPO_LOSS_TYPES
+from .recipe import AdapterConfig, PairedRoundConfig, RoundConfig
 from .reference import ReferenceCache
 from .yielding import attached, waiting_with
 
@@ -106,6 +108,7 @@ class TrainedAdapter:
     args: RoundConfig
     adapter: AdapterConfig
     continued_from_parent: bool
+    loss: str
     reference_rows_computed: int
     early_stopping: EarlyStopSummary | None
     prepare_s: float
@@ -118,10 +121,14 @@ def round_steps(n_rows: int, batch_size: int, accumulation: int, epochs: float, 
 
 
 def plan_round(rows: list[dict], settings: AppSettings) -> RoundPlan:
-    desirable = sum(1 for r in rows if r["label"])
-    labels = LabelCounts(desirable=desirable, undesirable=len(rows) - desirable)
+    """Unpaired rows (prompt, completion, label), or paired rows (prompt, chosen, rejected) for a paired LOSS."""
     defaults = settings.round_config(output_dir=".")
-    weights = ClassWeights(*class_weights(labels.desirable, labels.undesirable, cap=defaults.max_class_weight))
+    if settings.training.paired:
+        labels, weights = LabelCounts(desirable=len(rows), undesirable=len(rows)), ClassWeights()
+    else:
+        desirable = sum(1 for r in rows if r["label"])
+        labels = LabelCounts(desirable=desirable, undesirable=len(rows) - desirable)
+        weights = ClassWeights(*class_weights(labels.desirable, labels.undesirable, cap=defaults.max_class_weight))
     steps = round_steps(len(rows), defaults.per_device_train_batch_size, defaults.gradient_accumulation_steps,
                         defaults.num_train_epochs, defaults.max_steps)
     return RoundPlan(rows=rows, labels=labels, weights=weights, steps=steps)
@@ -166,16 +173,16 @@ def train_adapter(base: BaseModel, plan: RoundPlan, parent: VersionInfo, setting
         args = settings.round_config(output_dir=scratch, max_steps=plan.steps,
                                      desirable_weight=plan.weights.desirable,
                                      undesirable_weight=plan.weights.undesirable)
+        if settings.training.loss == "aot_unpaired":  # TRL's loss type whose rewards the AOT loss reads; no KL pass
+            args.loss_type = "apo_zero_unpaired"
         callbacks: list[TrainerCallback] = [_HooksCallback(hooks)]
         early = None
         if early_stop_rows and settings.gate.early_stop_every > 0:
             early = EarlyStopping(base, early_stop_rows, settings.gate.early_stop_every,
-                                  settings.gate.early_stop_patience, args.beta, settings.gate.auc_tolerance)
+                                  settings.gate.early_stop_patience, args.beta, settings.gate.auc_tolerance,
+                                  on_pairs=settings.training.paired)
             callbacks.append(early)
-        trainer = ReferenceCachingKTOTrainer(
-            model=model, args=args, train_dataset=Dataset.from_list(plan.rows), processing_class=base.tokenizer,
-            peft_config=adapter, callbacks=callbacks, reference_cache=reference_cache,
-            reference_scope=fixed_model, extend_fused_head=share_prompt_prefix)
+        trainer = _trainer(settings, model, args, plan, base, adapter, callbacks, reference_cache)
         continued = _continue_from(parent, trainer.model)
         prepared = time.time()
         trainer.train()
@@ -185,6 +192,7 @@ def train_adapter(base: BaseModel, plan: RoundPlan, parent: VersionInfo, setting
         trainer.model.save_pretrained(staging)
         result = TrainedAdapter(
             state=trainer.state, args=args, adapter=adapter, continued_from_parent=continued,
+            loss=settings.training.loss,
             reference_rows_computed=trainer.reference_rows_computed,
             early_stopping=early.summary(trainer.state.global_step) if early is not None else None,
             prepare_s=prepared - started, train_s=trained - prepared)
@@ -194,6 +202,21 @@ def train_adapter(base: BaseModel, plan: RoundPlan, parent: VersionInfo, setting
     return result
 
 
+def _trainer(settings: AppSettings, model, args: RoundConfig, plan: RoundPlan, base: BaseModel,
+             adapter: AdapterConfig, callbacks: list[TrainerCallback], reference_cache: ReferenceCache):
+    """TRL's trainer for the round's loss, on the twin, with the reference (the base) log-probs from the cache."""
+    loss, dataset = settings.training.loss, Dataset.from_list(plan.rows)
+    if loss in DPO_LOSS_TYPES:
+        return ReferenceCachingDPOTrainer(
+            model=model, args=PairedRoundConfig.from_round(args, DPO_LOSS_TYPES[loss]), train_dataset=dataset,
+            processing_class=base.tokenizer, peft_config=adapter, callbacks=callbacks, reference_cache=reference_cache)
+    return ReferenceCachingKTOTrainer(
+        model=model, args=args, train_dataset=dataset, processing_class=base.tokenizer, peft_config=adapter,
+        callbacks=callbacks, reference_cache=reference_cache, reference_scope=fixed_model,
+        extend_fused_head=share_prompt_prefix,
+        unpaired_aot_margin=settings.training.aot_margin if loss == "aot_unpaired" else None)
+
+
 def round_meta(meta: VersionMeta, base: BaseModel, parent: VersionInfo, plan: RoundPlan, trained: TrainedAdapter,
                report: GateReport | None, gate_s: float) -> VersionMeta:
     """The version's metadata: what the caller knows (`meta`: its votes) and what the round did."""
@@ -201,6 +224,7 @@ def round_meta(meta: VersionMeta, base: BaseModel, parent: VersionInfo, plan: Ro
     summary = state.log_history[-1] if state.log_history else {}
     return dataclasses.replace(
         meta, parent=parent.name, continued_from_parent=trained.continued_from_parent, base_model=base.source,
+        loss=trained.loss,
         rows=len(plan.rows), label_counts=plan.labels, weights=plan.weights, steps=state.global_step,
         reference_rows_computed=trained.reference_rows_computed,
         recipe=Recipe(beta=args.beta, learning_rate=args.learning_rate,
@@ -220,7 +244,8 @@ def train_round(base: BaseModel, rows: list[dict], parent: VersionInfo, settings
                 hooks: RoundHooks | None = None, early_stop_rows: list[dict] | None = None,
                 gate: Callable[[Path], GateReport] | None = None,
                 reference_cache: ReferenceCache | None = None) -> RoundResult:
-    """Train one round on `rows` (prompt, completion, label) and publish it as a new version.
+    """Train one round on `rows` and publish it as a new version: (prompt, completion, label) rows, or
+    (prompt, chosen, rejected) rows when LOSS is a paired loss.
 
     With `early_stop_rows` and GATE_EARLY_STOP_EVERY > 0 the round stops early once its score on
     them stops improving, and keeps its best weights. `gate(adapter_dir)` judges the finished

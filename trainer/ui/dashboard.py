@@ -4,6 +4,8 @@ Functions of what a refresh read once: every figure here was recorded when it ha
 per-step metrics and gate scores live in its version's metadata; votes carry their times and the
 version that wrote their reply), so nothing is recomputed here. The learning curve is two
 figures per version: the share of votes liked on its replies, and its gate replies' check score.
+The AOT paper's picture is two panels: reward quantiles liked vs disliked, and the quantiles of the
+chosen-to-rejected log-likelihood ratio on held-out pairs against the base.
 """
 
 from __future__ import annotations
@@ -20,8 +22,8 @@ from .status import dashboard_summary
 
 STEP_SERIES = {"loss": "loss", "rewards/chosen": "reward liked", "rewards/rejected": "reward disliked",
                "rewards/margins": "margin"}
-VERSION_COLUMNS = ["version", "serving", "parent", "liked (votes on its replies)", "reply checks", "rows", "steps",
-                   "held-out AUC", "KL", "gate", "why not served", "early stop", "published"]
+VERSION_COLUMNS = ["version", "serving", "parent", "loss", "liked (votes on its replies)", "reply checks", "rows",
+                   "steps", "held-out AUC", "pair accuracy", "KL", "gate", "why not served", "early stop", "published"]
 
 
 @dataclass
@@ -36,6 +38,7 @@ class DashboardView:
     learning_curve: pd.DataFrame
     votes_per_hour: pd.DataFrame
     reward_quantiles: pd.DataFrame
+    pair_ratio_quantiles: pd.DataFrame
     versions: pd.DataFrame
     version_names: list[str]
 
@@ -50,6 +53,7 @@ def dashboard_view(status: AppStatus, infos: list[VersionInfo], current: str, vo
                          version_metrics=version_metrics(infos),
                          learning_curve=learning_curve(infos, status.votes_by_version, checks),
                          votes_per_hour=votes_per_hour(votes), reward_quantiles=reward_quantiles(latest),
+                         pair_ratio_quantiles=pair_ratio_quantiles(latest),
                          versions=version_table(infos, current, status.votes_by_version, checks),
                          version_names=[info.name for info in infos])
 
@@ -124,6 +128,20 @@ def reward_quantiles(info: VersionInfo | None) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["quantile", "reward", "series"])
 
 
+def pair_ratio_quantiles(info: VersionInfo | None) -> pd.DataFrame:
+    """Quantiles of the chosen-to-rejected log-likelihood ratio on the held-out pairs, under the base, the serving
+    version and the candidate, from a round's gate: the AOT paper's paired panel (aligned should dominate the base)."""
+    gate = info.meta.gate if info else None
+    rows = []
+    if gate:
+        for name, values in (("base", gate.candidate.base_pair_ratio_quantiles),
+                             (gate.serving.version, gate.serving.pair_ratio_quantiles),
+                             (info.name, gate.candidate.pair_ratio_quantiles)):
+            rows += [{"quantile": i / max(len(values) - 1, 1), "log ratio": v, "series": name}
+                     for i, v in enumerate(values)]
+    return pd.DataFrame(rows, columns=["quantile", "log ratio", "series"])
+
+
 def version_table(infos: list[VersionInfo], current: str, votes: dict[str, VoteCounts],
                   checks: dict[str, float]) -> pd.DataFrame:
     rows = []
@@ -138,12 +156,15 @@ def version_table(infos: list[VersionInfo], current: str, votes: dict[str, VoteC
             "version": info.name,
             "serving": "●" if info.name == current else "",
             "parent": meta.parent or "",
+            "loss": meta.loss or ("kto" if meta.steps else ""),
             "liked (votes on its replies)": f"{counts.liked_share:.0%} of {counts.up + counts.down}"
             if counts.liked_share is not None else "",
             "reply checks": f"{checks[info.name]:.0%}" if info.name in checks else "",
             "rows": "" if meta.rows is None else meta.rows,
             "steps": "" if meta.steps is None else meta.steps,
             "held-out AUC": round(gate.candidate.auc, 3) if gate else "",
+            "pair accuracy": round(gate.candidate.pair_accuracy, 3)
+            if gate and gate.candidate.pair_accuracy is not None else "",
             "KL": round(gate.candidate.kl, 4) if gate else "",
             "gate": verdict,
             "why not served": "; ".join(gate.reasons) if gate else "",

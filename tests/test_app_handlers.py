@@ -36,6 +36,9 @@ def test_status_and_dashboard_render_in_every_state(runtime, settings, vote_on_r
     assert set(board.reward_quantiles["series"]) == {"v0001 liked", "v0001 disliked", "v0002 liked",
                                                      "v0002 disliked"}
     assert set(board.version_metrics["metric"]) == {"held-out AUC", "KL to base"}
+    # The AOT paper's paired panel: the seed eval rows' pairs under the base, the serving version and the candidate.
+    assert set(board.pair_ratio_quantiles["series"]) == {"base", "v0001", "v0002"}
+    assert table.loc["v0002", "loss"] == "kto" and 0 <= table.loc["v0002", "pair accuracy"] <= 1
     # The second round was gated: the checks of its candidate's and of the serving v0001's replies are shown.
     curve = board.learning_curve.set_index("bar")["value"]
     gate = runtime.versions.get("v0002").meta.gate

@@ -84,3 +84,34 @@ def test_train_from_a_file_on_a_balanced_sample_of_its_rows(tmp_path, tiny_model
     metrics = {r.metric_type: r.metric_value for r in card.data.eval_results}
     assert set(metrics) == {"roc_auc", "reward_margin", "kl_to_base"}
     assert f"| my-persona-v1 | 8 | {metrics['roc_auc']:.3f} |" in card.text and "| base | 8 | 0.500 |" in card.text
+
+
+def test_paired_losses_train_from_picks_and_files_and_export_pairs(tmp_path, tiny_model_dir):
+    env = {"DATA_DIR": str(tmp_path), "MODEL_ID": str(tiny_model_dir), "KTO_MAX_STEPS": "1", "SHIPPED_ADAPTER": "",
+           "DEVICE": "cpu", "GATE_ENABLED": "false", "GATE_EARLY_STOP_EVERY": "0", "GATE_HOLDOUT_SHARE": "0",
+           "SEED_ANCHORS": "0"}
+    votes = VoteStore(tmp_path / "votes.sqlite3")
+    prompt = [{"role": "system", "content": "You are Reviewer #2."}, {"role": "user", "content": "My paper."}]
+    for i in range(3):
+        for side, text in (("a", "Weak baselines. Reject."), ("b", "Great work!")):
+            votes.add_reply(Reply(id=f"{side}{i}", session="s", prompt=prompt, version="base", completion=text))
+        votes.pick(f"c{i}", f"a{i}", f"b{i}", "s", "a" if i < 2 else "neither")
+    votes.vote("a0", "s", True)
+    votes.vote("b0", "s", False)
+
+    trained = run(env, "train", "--loss", "aot")
+    assert trained.returncode == 0, trained.stderr[-2000:]
+    meta = VersionStore(tmp_path / "versions").get("v0001").meta
+    assert meta.loss == "aot" and sorted(meta.picks) == ["c0:s", "c1:s"] and meta.votes == []
+    assert votes.waiting_pick_counts() == (0, 1) and votes.waiting_counts() == (1, 1), "thumbs wait for kto"
+
+    paired = run(env, "export", "--out", str(tmp_path / "pairs.jsonl"), "--paired")
+    assert paired.returncode == 0 and "wrote 3 paired rows" in paired.stdout  # 2 picks + 1 pair of thumbs
+    unpaired = run(env, "export", "--out", str(tmp_path / "rows.jsonl"))
+    assert "wrote 8 KTO rows" in unpaired.stdout  # 2 thumbs + 3 picks as 2 rows each
+
+    from_file = run(env, "train", "--loss", "ipo", "--data", str(SEED_FILE), "--split", "train", "--parent", "base",
+                    "--rows", "8")
+    assert from_file.returncode == 0, from_file.stderr[-2000:]
+    meta = VersionStore(tmp_path / "versions").get("v0002").meta
+    assert meta.loss == "ipo" and meta.rows == 4 and "--loss ipo" in meta.command  # 8 rows make 4 pairs

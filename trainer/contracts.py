@@ -248,5 +248,6 @@ class AppStatus:
     loop: LoopStatus
     generating: int
     hub: HubStatus = field(default_factory=HubStatus)
+    picks_waiting: int = 0  # picks (two replies, one chosen, or both bad) no round has used yet
     # Votes on the replies each version wrote: the learning curve as voters see it.
     votes_by_version: dict[str, VoteCounts] = field(default_factory=dict)

@@ -115,6 +115,7 @@ class Runtime:
         return AppStatus(serving=self.server.current.name, base_model=self.base.source,
                          votes_waiting=VoteCounts(*self.votes.waiting_counts()),
                          votes_total=VoteCounts(*self.votes.total_counts()),
+                         picks_waiting=sum(self.votes.waiting_pick_counts()),
                          min_votes=self.settings.loop.min_votes,
                          needs_both_labels=self.settings.loop.seed_anchors == 0, loop=self.loop.status(),
                          votes_by_version={name: VoteCounts(*counts)

@@ -41,8 +41,8 @@ def status_line(status: AppStatus) -> str:
     loop = status.loop
     lines = [
         f"**Serving:** `{status.serving}` &nbsp; **Votes waiting:** {status.votes_waiting.up} 👍 / "
-        f"{status.votes_waiting.down} 👎 (a round starts at {status.min_votes}"
-        f"{', both kinds' if status.needs_both_labels else ''}) "
+        f"{status.votes_waiting.down} 👎{f', {status.picks_waiting} picks' if status.picks_waiting else ''} "
+        f"(a round starts at {status.min_votes}{', both kinds' if status.needs_both_labels else ''}) "
         f"&nbsp; **Trainer:** {_loop_state(status)}",
     ]
     curve = learning_curve(status)

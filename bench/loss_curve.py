@@ -10,7 +10,10 @@ paired losses on the pairs where the voter prefers one (more of its checks passe
 families read the same replies and the same judgments. Each round adds the app's seed anchors,
 runs `train_round` as the app does (KTO_MAX_STEPS, the recipe, the cached base reference; the gate
 off, so that every round's version is measured) and continues from the last version. After each
-round the version answers --fresh papers no round saw (FRESH), greedily: the like-rate curve.
+round the version answers --fresh papers no round saw (FRESH), sampled as the app samples, from
+the same random seed for every loss and round: the like-rate curve, and the voter's mean score (the
+share of its checks a reply passes: like-rate moves in steps of a whole reply, and v1 is liked
+rarely in-process, so the score is the finer measure).
 """
 
 from __future__ import annotations
@@ -58,8 +61,12 @@ def replies(base, model, persona: str, prompts: list[str], tokens: int, sample: 
                                                       skip_special_tokens=True)]
 
 
-def like_rate(texts: list[str], prompts: list[str]) -> float:
-    return sum(verdict(t, p).liked for t, p in zip(texts, prompts)) / len(prompts)
+def judged(base, model, persona: str, prompts: list[str], tokens: int, sample: dict) -> tuple[float, float]:
+    """The voter's like-rate and mean score (share of its checks passed) on the version's sampled replies to
+    `prompts`, from a fixed seed."""
+    torch.manual_seed(1234)
+    verdicts = [verdict(t, p) for t, p in zip(replies(base, model, persona, prompts, tokens, sample), prompts)]
+    return sum(v.liked for v in verdicts) / len(verdicts), sum(v.score for v in verdicts) / len(verdicts)
 
 
 def voted_rows(persona: str, prompts: list[str], first: list[str], second: list[str]) -> tuple[list[dict], list[dict]]:
@@ -105,10 +112,10 @@ def main() -> None:
         versions = VersionStore(work / loss)
         parent = versions.get(versions.install(SHIPPED_ADAPTER, VersionMeta.read(SHIPPED_ADAPTER / "meta.json")))
         model = merged_with_adapter(base, parent.path)
-        curve = [like_rate(replies(base, model, persona, fresh, args.tokens, None), fresh)]
+        curve = [judged(base, model, persona, fresh, args.tokens, sample)]
         started = time.perf_counter()
-        torch.manual_seed(0)  # every loss's first round reads replies sampled alike from the same v1
         for round_number in range(args.rounds):
+            torch.manual_seed(round_number)  # every loss's first round reads the same replies of the same v1
             papers = [TRAIN[(round_number * args.papers + i) % len(TRAIN)] for i in range(args.papers)]
             prompts = [prompt_of(*paper) for paper in papers]
             first, second = (replies(base, model, persona, prompts, args.tokens, sample) for _ in range(2))
@@ -122,17 +129,20 @@ def main() -> None:
                                  reference_cache=caches["paired" if paired else "unpaired"])
             parent = versions.get(result.version)
             model = merged_with_adapter(base, parent.path)
-            curve.append(like_rate(replies(base, model, persona, fresh, args.tokens, None), fresh))
+            curve.append(judged(base, model, persona, fresh, args.tokens, sample))
             print(f"{loss} round {round_number + 1}: {sum(r['label'] for r in thumbs)}/{len(thumbs)} replies liked, "
-                  f"{len(pairs)} pairs -> {result.version}; fresh like-rate {curve[-1]:.0%}", flush=True)
+                  f"{len(pairs)} pairs -> {result.version}; fresh like-rate {curve[-1][0]:.0%}, voter score "
+                  f"{curve[-1][1]:.3f} (v1: {curve[0][0]:.0%}, {curve[0][1]:.3f})", flush=True)
         curves[loss], seconds[loss] = curve, time.perf_counter() - started
 
-    header = ("loss", "v1 (start)", *(f"round {i + 1}" for i in range(args.rounds)), "vs start", "seconds")
-    rows = [(loss, *(f"{v:.0%}" for v in curve), f"{(curve[-1] - curve[0]) * 100:+.0f} pts", f"{seconds[loss]:.0f}")
+    header = ("loss", "v1 (start)", *(f"round {i + 1}" for i in range(args.rounds)), "score vs start", "seconds")
+    rows = [(loss, *(f"{rate:.0%} / {score:.3f}" for rate, score in curve),
+             f"{(curve[-1][1] - curve[0][1]):+.3f} ({curve[-1][1] / curve[0][1]:.2f}x)", f"{seconds[loss]:.0f}")
             for loss, curve in curves.items()]
     command = "python bench/loss_curve.py " + " ".join(sys.argv[1:])
-    body = (table(header, rows) + f"\n\nLike-rate of the simulated voter on greedy {args.tokens}-token replies to "
-            f"{len(fresh)} fresh papers, after each round. A round: two sampled replies to each of {args.papers} "
+    body = (table(header, rows) + f"\n\nCells: like-rate / mean voter score (the share of its seven checks a reply "
+            f"passes: a reply is liked only if it passes all). The simulated voter on sampled {args.tokens}-token replies "
+            f"(the app's sampling, one fixed seed) to {len(fresh)} fresh papers, after each round. A round: two sampled replies to each of {args.papers} "
             f"training papers from the version serving, judged by the voter; kto / aot_unpaired train on all of "
             f"them as thumbs, dpo / ipo / aot on the pairs the voter prefers one of; {settings.loop.seed_anchors} seed "
             f"anchor rows ({settings.loop.seed_anchors // 2} pairs) beside them; beta {args.beta}; the gate off.")

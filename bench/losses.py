@@ -9,12 +9,15 @@ reviews each: the unpaired losses read the rows, the paired ones the pairs they 
 version is scored on the 264 seed eval rows (132 pairs, papers no round saw): AUC, rewards/accuracy on
 the pairs, reward margin, KL to the base, the share of quantile levels where liked rewards dominate
 disliked ones (the AOT paper's criterion), and the simulated voter's (bench/voter.py) like-rate on
-greedy replies to --fresh papers no round saw (bench/papers.py FRESH), against the base's.
+greedy replies to --fresh papers no round saw (bench/papers.py FRESH), against the base's (--fresh 0:
+not measured; bench/loss_curve.py measures it round by round). The table is republished after every
+round, so a run cut short leaves the rows it finished.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import random
 import sys
 import tempfile
@@ -74,9 +77,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--papers", type=int, default=16, help="seed train papers (4 rows, 2 pairs each)")
     parser.add_argument("--steps", type=int, default=12, help="optimizer steps of every round")
-    parser.add_argument("--betas", type=float, nargs="+", default=[0.01, 0.05, 0.1])
+    parser.add_argument("--betas", type=float, nargs="+", default=[0.1, 0.05, 0.01])
     parser.add_argument("--losses", nargs="+", default=list(LOSSES), choices=LOSSES)
-    parser.add_argument("--fresh", type=int, default=12, help="fresh papers the voter judges replies to")
+    parser.add_argument("--fresh", type=int, default=12, help="fresh papers the voter judges replies to (0: none)")
     parser.add_argument("--tokens", type=int, default=128, help="reply length cap for the voter's replies")
     parser.add_argument("--eval-rows", type=int, default=264, help="seed eval rows scored (264: all)")
     parser.add_argument("--name", default="losses")
@@ -92,12 +95,12 @@ def main() -> None:
     eval_rows = [conversational(r, persona)
                  for r in read_preferences(settings.gate.seed_file, split="eval")][:args.eval_rows]
     fresh = FRESH[:args.fresh]
-    base_like = like_rate(base, base.model, persona, fresh, args.tokens)
-    print(f"{len(rows)} rows / {len(pairs)} pairs; base like-rate {base_like:.0%}", flush=True)
+    base_like = like_rate(base, base.model, persona, fresh, args.tokens) if fresh else None
+    print(f"{len(rows)} rows / {len(pairs)} pairs; base like-rate {base_like}", flush=True)
     caches = {"unpaired": ReferenceCache(), "paired": ReferenceCache()}  # the reference pass once per row, as in the app
-    results = []
-    for loss in args.losses:
-        for beta in args.betas:
+    results: list[dict] = []
+    for beta in args.betas:  # every loss at the first beta first: a run cut short still compares the losses
+        for loss in args.losses:
             settings.training = TrainingSettings(loss=loss)
             settings.round_overrides = {"max_steps": args.steps, "num_train_epochs": 100.0, "beta": beta}
             versions = VersionStore(work / f"{loss}-{beta}")
@@ -107,26 +110,36 @@ def main() -> None:
             seconds = time.perf_counter() - started
             path = versions.get(result.version).path
             # Scored at the beta it trained with: AUC and accuracies do not depend on it, margins scale with it.
-            scored = evaluate(base, with_adapter(base, path), eval_rows, result.version, beta=beta)
-            liked = like_rate(base, merged_with_adapter(base, path), persona, fresh, args.tokens)
-            results.append((loss, beta, scored, liked, seconds))
-            print(f"{loss} beta {beta}: AUC {scored.auc:.3f}, pair acc {scored.pair_accuracy:.3f}, "
-                  f"KL {scored.kl:.3f}, like-rate {liked:.0%}, {seconds:.0f} s", flush=True)
+            s = evaluate(base, with_adapter(base, path), eval_rows, result.version, beta=beta)
+            liked = like_rate(base, merged_with_adapter(base, path), persona, fresh, args.tokens) if fresh else None
+            results.append({"loss": loss, "beta": beta, "auc": s.auc, "pair_accuracy": s.pair_accuracy,
+                            "margin": s.margin * 0.1 / beta, "kl": s.kl,
+                            "dominance": dominance(s.rewards_liked, s.rewards_disliked), "like_rate": liked,
+                            "seconds": seconds})
+            print(json.dumps(results[-1]), flush=True)
+            # Published after every round, so a run cut short still leaves the rows it finished.
+            report(args, results, len(rows), len(pairs), len(eval_rows), len(fresh), base_like)
 
-    header = ("loss", "beta", "held-out AUC", "pair accuracy", "margin (x 0.1/beta)", "KL to base",
-              "liked dominates (quantiles)", "like-rate (fresh)", "vs base", "round s")
-    body_rows = [(loss, beta, f"{s.auc:.3f}", f"{s.pair_accuracy:.3f}", f"{s.margin * 0.1 / beta:.2f}", f"{s.kl:.3f}",
-                  f"{dominance(s.rewards_liked, s.rewards_disliked):.0%}", f"{liked:.0%}",
-                  f"{(liked - base_like) * 100:+.0f} pts", f"{seconds:.0f}")
-                 for loss, beta, s, liked, seconds in results]
+
+def report(args, results: list[dict], n_rows: int, n_pairs: int, n_eval: int, n_fresh: int,
+           base_like: float | None) -> None:
+    header = ("loss", "beta", "held-out AUC", "pair accuracy", "margin (at beta 0.1)", "KL to base",
+              "liked dominates (quantiles)", "like-rate (fresh)", "round s")
+    body_rows = [(r["loss"], r["beta"], f"{r['auc']:.3f}", f"{r['pair_accuracy']:.3f}", f"{r['margin']:.2f}",
+                  f"{r['kl']:.3f}", f"{r['dominance']:.0%}",
+                  "-" if r["like_rate"] is None else f"{r['like_rate']:.0%} ({(r['like_rate'] - base_like) * 100:+.0f})",
+                  f"{r['seconds']:.0f}") for r in results]
+    like = (f"like-rate: the simulated voter on greedy {args.tokens}-token replies to {n_fresh} fresh papers, points "
+            f"against the base's {base_like:.0%} in brackets" if n_fresh else
+            "like-rate: not measured here (--fresh 0; bench/loss_curve.py measures it round by round)")
     command = "python bench/losses.py " + " ".join(sys.argv[1:])
     body = (table(header, body_rows) + f"\n\nEvery round: a fresh adapter on the base, {args.steps} steps of 4 "
-            f"(rows for kto / aot_unpaired, pairs for dpo / ipo / aot) from {len(rows)} seed train rows = {len(pairs)} "
-            f"pairs of {args.papers} papers; the gate and early stopping off. Scored on {len(eval_rows)} seed eval rows "
-            f"({len(eval_rows) // 2} pairs) of papers no round saw; margin in rewards at beta 0.1 (the margin divided "
-            f"by beta, times 0.1); like-rate: the simulated voter on greedy {args.tokens}-token replies to "
-            f"{len(fresh)} fresh papers (base: {base_like:.0%}). Round seconds include the reference pass, computed "
-            "once per row and cached across the betas of one kind of rows (the first beta of each loss kind pays it).")
+            f"(rows for kto / aot_unpaired, pairs for dpo / ipo / aot) from {n_rows} seed train rows = {n_pairs} "
+            f"pairs of {args.papers} papers; the gate and early stopping off. Scored on {n_eval} seed eval rows "
+            f"({n_eval // 2} pairs) of papers no round saw; margin: mean reward liked - disliked, divided by beta and "
+            f"times 0.1; {like}. Round seconds include the reference pass, computed once per row and cached across "
+            f"the betas (the first round of each kind of rows pays it). {len(results)} of "
+            f"{len(args.losses) * len(args.betas)} rounds done.")
     publish(args.name, "Losses: kto, aot_unpaired, dpo, ipo, aot at three betas, on the same seed rows and steps",
             command, body)
 

@@ -224,8 +224,8 @@ class Chat:
         for follower in followers:
             follower.start()
         try:
-            while any(f.is_alive() for f in followers):
-                followers[0].join(STREAM_UPDATE_SECONDS)
+            while alive := [f for f in followers if f.is_alive()]:
+                alive[0].join(STREAM_UPDATE_SECONDS)  # the other may still run: one update per interval
                 yield comparison
         finally:
             stop.set()  # ended, or the visitor stopped or left: end both replies

@@ -27,8 +27,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-import torch  # noqa: E402
-
+from bench.loss_curve import replies  # noqa: E402
 from bench.papers import FRESH  # noqa: E402
 from bench.report import publish, table  # noqa: E402
 from bench.voter import prompt_of, verdict  # noqa: E402
@@ -50,21 +49,11 @@ def seed_rows(settings: AppSettings, papers: int) -> list[dict]:
     return [conversational(r, settings.persona.system_prompt) for r in rows if r["paper_id"] in chosen]
 
 
-@torch.inference_mode()
 def like_rate(base, model, persona: str, papers: list[tuple[str, str]], tokens: int) -> float:
     """The simulated voter's like-rate on greedy replies to `papers`, generated in one padded batch."""
-    tokenizer = base.tokenizer
     prompts = [prompt_of(title, abstract) for title, abstract in papers]
-    texts = [tokenizer.apply_chat_template([{"role": "system", "content": persona}, {"role": "user", "content": p}],
-                                           add_generation_prompt=True, tokenize=False) for p in prompts]
-    side, tokenizer.padding_side = tokenizer.padding_side, "left"
-    try:
-        inputs = tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False)
-    finally:
-        tokenizer.padding_side = side
-    output = model.generate(**inputs, max_new_tokens=tokens, do_sample=False, pad_token_id=tokenizer.pad_token_id)
-    replies = tokenizer.batch_decode(output[:, inputs["input_ids"].shape[1]:], skip_special_tokens=True)
-    return sum(verdict(reply.strip(), prompt).liked for reply, prompt in zip(replies, prompts)) / len(prompts)
+    texts = replies(base, model, persona, prompts, tokens, sample=None)
+    return sum(verdict(reply, prompt).liked for reply, prompt in zip(texts, prompts)) / len(prompts)
 
 
 def dominance(liked: list[float], disliked: list[float]) -> float:

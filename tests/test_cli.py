@@ -69,7 +69,8 @@ def test_train_from_a_file_on_a_balanced_sample_of_its_rows(tmp_path, tiny_model
                   "--steps", "1")
     assert trained.returncode == 0, trained.stderr[-2000:]
     meta = VersionStore(tmp_path / "versions").get("v0001").meta
-    assert meta.rows == 6 and (meta.label_counts.desirable, meta.label_counts.undesirable) == (3, 3)
+    # 3 liked and 3 disliked rows, in batches of 4 with both labels; one step reads one batch: 2 of each.
+    assert meta.rows == 4 and (meta.label_counts.desirable, meta.label_counts.undesirable) == (2, 2)
     assert "--rows 6" in meta.command and meta.split == "train"
 
     # Shipped as a small folder with a model card, then scored into the card's eval table.

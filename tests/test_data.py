@@ -2,7 +2,7 @@
 
 import pytest
 
-from trainer.data import PromptTooLong, balanced_sample, class_weights, fit_history, kto_rows
+from trainer.data import PromptTooLong, balanced_sample, class_weights, fit_history, kto_rows, stratified_batches
 from trainer.store.votes import Vote
 
 
@@ -82,3 +82,29 @@ def test_history_budget_with_the_real_chat_template(tokenizer):
     messages = fit_history("You are Reviewer #2.", turns, "Review this.", count, budget=200)
     assert count(messages) <= 200 and messages[0]["role"] == "system" and messages[-1]["content"] == "Review this."
     assert messages[1] == turns[2 * (30 - (len(messages) - 2) // 2)], "the newest turns are the ones kept"
+
+
+def labelled(n_liked: int, n_disliked: int) -> list[dict]:
+    """Rows listed as a balanced sample lists them: every liked row, then every disliked one."""
+    return [{"id": i, "label": i < n_liked} for i in range(n_liked + n_disliked)]
+
+
+@pytest.mark.parametrize("liked,disliked,batch", [(128, 128, 8), (4, 36, 4), (2, 22, 4), (1, 7, 2), (20, 3, 4),
+                                                  (5, 5, 4), (1, 1, 8)])
+def test_stratified_batches_put_both_labels_in_every_batch(liked, disliked, batch):
+    ordered = stratified_batches(labelled(liked, disliked), batch, seed=3)
+    assert len(ordered) % batch == 0
+    assert {r["id"] for r in ordered} == set(range(liked + disliked)), "every row is read at least once"
+    for start in range(0, len(ordered), batch):
+        labels = {r["label"] for r in ordered[start:start + batch]}
+        assert labels == {True, False}, f"batch {start // batch} holds one label only"
+    assert stratified_batches(labelled(liked, disliked), batch, seed=3) == ordered
+    if liked == disliked and liked % (batch // 2) == 0:
+        assert len(ordered) == liked + disliked, "balanced rows are not repeated"
+        assert all(sum(r["label"] for r in ordered[i:i + batch]) == batch // 2 for i in range(0, len(ordered), batch))
+
+
+def test_stratified_batches_of_one_label_are_a_shuffle():
+    rows = labelled(0, 12)
+    ordered = stratified_batches(rows, 4, seed=1)
+    assert sorted(r["id"] for r in ordered) == list(range(12)) and ordered != rows

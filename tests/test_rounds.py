@@ -110,3 +110,15 @@ def test_training_tree_is_freed_before_the_gate_and_the_gate_still_pauses_for_ch
                 hooks=RoundHooks(yield_to_chat=lambda: pauses.append(1)), gate=gate)
     assert len(trees) == 1 and seen["alive"] == [False], "the trainer's tree must be gone when the gate builds its own"
     assert seen["pauses"] > 0 and seen["pauses_in_gate"] > 0
+
+
+def test_every_step_of_a_round_reads_both_labels(tiny_base, settings, tmp_path, rows):
+    """Rows listed liked first, then disliked (as anchors and balanced samples come): TRL's KTOTrainer reads them
+    in order, so only our ordering keeps a step from training on one label."""
+    versions = VersionStore(tmp_path / "versions")
+    listed = sorted(rows(16), key=lambda r: not r["label"])
+    settings.round_overrides.update(max_steps=4, num_train_epochs=1.0)
+    result = train_round(tiny_base, listed, versions.get("base"), settings, versions, seed=5)
+    assert [m["step"] for m in result.meta.metrics] == [1, 2, 3, 4]
+    for m in result.meta.metrics:
+        assert "rewards/chosen" in m and "rewards/rejected" in m, f"step {m['step']} read one label only: {m}"

@@ -6,6 +6,7 @@ Nothing here touches a model, a file or a clock; tests feed data in and check th
 from __future__ import annotations
 
 import json
+import math
 import random
 from typing import Callable, Iterable, Sequence
 
@@ -63,6 +64,43 @@ def balanced_sample(rows: Sequence[dict], count: int, seed: int) -> list[dict]:
     disliked = [r for r in rows if not r["label"]]
     n_liked = min(len(liked), (count + 1) // 2)
     return rng.sample(liked, n_liked) + rng.sample(disliked, min(len(disliked), count - n_liked))
+
+
+def stratified_batches(rows: Sequence[dict], batch_size: int, seed: int) -> list[dict]:
+    """`rows` reordered so that every batch of `batch_size` holds both labels, in a shuffle drawn by `seed`.
+
+    TRL's KTOTrainer reads rows in order (its KL term needs `train_sampling_strategy="sequential"`),
+    so the row order is the batch composition: rows listed liked first, then disliked, train whole
+    steps on one label (the KTO paper's loss then has nothing to contrast, and KL climbs). Here the
+    result is a whole number of batches (len % batch_size == 0); each label gets about its share of
+    the places, spread evenly over the batches, at least one place in every batch, and at least as
+    many places as it has rows. A label with fewer rows than places cycles through them again, so
+    every row is read at least once. With one label only (or batches of one) it is a plain shuffle.
+    The label counts of the result are what a round reads, so class weights come from it.
+    """
+    rng = random.Random(seed)
+    liked = [r for r in rows if r["label"]]
+    disliked = [r for r in rows if not r["label"]]
+    rng.shuffle(liked)
+    rng.shuffle(disliked)
+    if not liked or not disliked or batch_size < 2:
+        shuffled = list(rows)
+        rng.shuffle(shuffled)
+        return shuffled
+    major, minor = (liked, disliked) if len(liked) >= len(disliked) else (disliked, liked)
+    batches = max(math.ceil(len(rows) / batch_size), math.ceil(len(major) / (batch_size - 1)))
+    places = batches * batch_size
+    # The minority's places: its share, but at least one per batch and its row count, and room for the majority.
+    minor_places = min(max(round(places * len(minor) / len(rows)), len(minor), batches), places - len(major))
+    ordered: list[dict] = []
+    for b in range(batches):
+        n_minor = (b + 1) * minor_places // batches - b * minor_places // batches
+        first_minor, first_major = b * minor_places // batches, b * batch_size - b * minor_places // batches
+        batch = [minor[(first_minor + i) % len(minor)] for i in range(n_minor)]
+        batch += [major[(first_major + i) % len(major)] for i in range(batch_size - n_minor)]
+        rng.shuffle(batch)
+        ordered += batch
+    return ordered
 
 
 def fit_history(system_prompt: str, turns: Sequence[Message], new_message: str,

@@ -19,6 +19,7 @@ import dataclasses
 import gc
 import logging
 import math
+import random
 import tempfile
 import time
 from dataclasses import dataclass
@@ -33,7 +34,7 @@ from transformers import TrainerCallback, TrainerState
 
 from ..config import AppSettings
 from ..contracts import ClassWeights, EarlyStopSummary, GateReport, LabelCounts, Recipe, RoundTimings, VersionMeta
-from ..data import class_weights
+from ..data import class_weights, stratified_batches
 from ..patches import ReferenceCachingDPOTrainer, ReferenceCachingKTOTrainer
 from ..serve.model import BaseModel, twin
 from ..store.versions import VersionInfo, VersionStore
@@ -120,17 +121,28 @@ def round_steps(n_rows: int, batch_size: int, accumulation: int, epochs: float, 
     return max(1, min(max_steps, math.ceil(epochs * n_rows / (batch_size * accumulation))))
 
 
-def plan_round(rows: list[dict], settings: AppSettings) -> RoundPlan:
-    """Unpaired rows (prompt, completion, label), or paired rows (prompt, chosen, rejected) for a paired LOSS."""
+def plan_round(rows: list[dict], settings: AppSettings, seed: int = 0) -> RoundPlan:
+    """Unpaired rows (prompt, completion, label), or paired rows (prompt, chosen, rejected) for a paired LOSS.
+
+    Unpaired rows are put in an order in which every batch holds both labels (data.stratified_batches:
+    TRL's KTOTrainer reads them in order) and cut to what the round's steps read, so the label counts
+    and class weights are those of the rows trained on; pairs are shuffled by `seed`.
+    """
     defaults = settings.round_config(output_dir=".")
+    batch = defaults.per_device_train_batch_size
+    if settings.training.paired:
+        rows = random.Random(seed).sample(rows, len(rows))
+    else:
+        rows = stratified_batches(rows, batch, seed)
+    steps = round_steps(len(rows), batch, defaults.gradient_accumulation_steps, defaults.num_train_epochs,
+                        defaults.max_steps)
+    rows = rows[:steps * batch * defaults.gradient_accumulation_steps]
     if settings.training.paired:
         labels, weights = LabelCounts(desirable=len(rows), undesirable=len(rows)), ClassWeights()
     else:
         desirable = sum(1 for r in rows if r["label"])
         labels = LabelCounts(desirable=desirable, undesirable=len(rows) - desirable)
         weights = ClassWeights(*class_weights(labels.desirable, labels.undesirable, cap=defaults.max_class_weight))
-    steps = round_steps(len(rows), defaults.per_device_train_batch_size, defaults.gradient_accumulation_steps,
-                        defaults.num_train_epochs, defaults.max_steps)
     return RoundPlan(rows=rows, labels=labels, weights=weights, steps=steps)
 
 
@@ -243,18 +255,19 @@ def train_round(base: BaseModel, rows: list[dict], parent: VersionInfo, settings
                 versions: VersionStore, meta: VersionMeta | None = None,
                 hooks: RoundHooks | None = None, early_stop_rows: list[dict] | None = None,
                 gate: Callable[[Path], GateReport] | None = None,
-                reference_cache: ReferenceCache | None = None) -> RoundResult:
+                reference_cache: ReferenceCache | None = None, seed: int = 0) -> RoundResult:
     """Train one round on `rows` and publish it as a new version: (prompt, completion, label) rows, or
     (prompt, chosen, rejected) rows when LOSS is a paired loss.
 
     With `early_stop_rows` and GATE_EARLY_STOP_EVERY > 0 the round stops early once its score on
     them stops improving, and keeps its best weights. `gate(adapter_dir)` judges the finished
     adapter; its report goes into the version's metadata (the caller decides whether it serves).
-    `reference_cache` keeps the base's log-probs of rows across rounds (a fresh one when None).
+    `reference_cache` keeps the base's log-probs of rows across rounds (a fresh one when None); `seed`
+    draws the order of the rows (plan_round).
     Raises on any failure; then nothing is published and the serving pointer is untouched.
     """
     hooks = hooks or RoundHooks()
-    plan = plan_round(rows, settings)
+    plan = plan_round(rows, settings, seed)
     with versions.staging() as staging, waiting_with(hooks.yield_to_chat):
         trained = train_adapter(base, plan, parent, settings, staging, hooks, early_stop_rows,
                                 ReferenceCache() if reference_cache is None else reference_cache)

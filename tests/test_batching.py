@@ -192,3 +192,21 @@ def test_a_visitor_has_one_reply_in_flight(tiny_base, settings, tmp_path, long_s
         handle.remove()
     assert list(chat.reply(chat.new_session(), USER_MESSAGES[2], "carol"))[-1].turns[-1]["content"], \
         "a reply that failed does not lock its visitor out"
+
+
+def test_seeded_samples_are_the_same_alone_and_in_a_batch(tiny_base):
+    """The gate's probe replies: a (version, messages, seed) request samples the same reply whatever else the loop
+    decodes beside it, and another seed samples another reply."""
+    settings = ChatSettings(max_new_tokens=16, temperature=1.0, top_p=0.95, repetition_penalty=1.1, dtype="float32")
+    server = Server(tiny_base, settings, "You are Reviewer #2.")
+    try:
+        served = server.current
+        messages = [conversation("You are Reviewer #2.", text) for text in USER_MESSAGES]
+        alone = server.sample([(served, messages[0], 7)], max_new_tokens=12)[0]
+        batch = server.sample([(served, m, seed) for m, seed in zip(messages, (3, 7, 7, 9))] +
+                              [(served, messages[0], 7), (served, messages[0], 8)], max_new_tokens=12)
+        assert batch[4].token_ids == alone.token_ids and alone.new_tokens <= 12
+        assert batch[5].token_ids != alone.token_ids, "another seed, another sample"
+        assert all(c.new_tokens <= 12 for c in batch) and server.generating == 0
+    finally:
+        server.decoder.close()

@@ -5,19 +5,20 @@ import torch
 from peft import get_peft_model
 
 from trainer.config import AppSettings, ChatSettings, GateSettings, LoopSettings, ModelSettings
-from trainer.contracts import Scores
+from trainer.contracts import ProbeReply, Scores
 from trainer.data import conversational
 from trainer.gate.holdout import is_gate_vote
+from trainer.gate.probes import draw_probe_messages, probe_reply
 from trainer.gate.rubric import repetition
-from trainer.gate.rule import decide, distinct_n
+from trainer.gate.rule import decide, distinct_n, paired_excess
 from trainer.runtime import Runtime
 from trainer.serve.model import load_base, twin
 from trainer.store.files import read_preferences
 from trainer.train.round import train_round
 
 
-def scores(auc=0.8, kl=0.1, distinct2=0.9, rep=0.0, version="v", rubric=0.75):
-    return Scores(version, auc, 1.0, kl, distinct2, rep, rubric)
+def scores(auc=0.8, kl=0.1, distinct2=0.9, rep=0.0, version="v", replies=()):
+    return Scores(version, auc, 1.0, kl, distinct2, rep, None, probe_replies=list(replies))
 
 
 def test_degeneration_measures():
@@ -30,20 +31,75 @@ def test_degeneration_measures():
 def test_decide_names_every_failed_check():
     settings = GateSettings(auc_tolerance=0.02, max_kl=0.5, min_distinct2=0.3, max_repetition=0.5)
     assert decide(scores(auc=0.79), scores(auc=0.80), settings) == (True, [])
-    passed, reasons = decide(scores(auc=0.7, kl=0.9, distinct2=0.1, rep=0.8), scores(auc=0.8, version="v0001"),
-                             settings)
-    assert not passed and len(reasons) == 4
+    passed, reasons = decide(scores(auc=0.7, kl=0.9), scores(auc=0.8, version="v0001"), settings)
+    assert not passed and len(reasons) == 2
     assert "held-out AUC 0.700 is below the serving v0001's 0.800" in reasons[0]
     assert "KL to the base 0.900 is over the cap 0.5" in reasons[1]
 
 
-def test_decide_keeps_out_a_candidate_whose_replies_pass_fewer_checks():
-    settings = GateSettings(rubric_tolerance=0.1)
-    assert decide(scores(rubric=0.7), scores(rubric=0.75), settings) == (True, [])
-    passed, reasons = decide(scores(rubric=0.5), scores(rubric=0.75, version="v0001"), settings)
-    assert not passed and reasons == ["its replies to held-out prompts pass 50% of the reply checks, below the "
-                                      "serving v0001's 75% minus 10%"]
-    assert decide(scores(rubric=None), scores(rubric=0.75), settings)[0], "no replies scored: nothing to compare"
+PAPER = "Title: Sparse Widgets. Abstract: We train sparse widget networks on the Gizmo benchmark and beat dense ones."
+GOOD = "The Gizmo benchmark results lack seeds and the sparse widget baselines are untuned. Recommendation: reject."
+CUT = "The Gizmo benchmark results lack seeds and the sparse widget baselines are untuned and the ablations are"
+LOOP = "reject the widget " * 12
+
+
+def replies(texts: list[str], tokens: list[int] | None = None) -> list[ProbeReply]:
+    """Probe replies to one paper under seeds 0..n-1 (so two lists pair up); a reply ending in "." ended."""
+    tokens = tokens or [40] * len(texts)
+    return [probe_reply(PAPER, seed, text, n, text.endswith("."), max_repetition=0.3)
+            for seed, (text, n) in enumerate(zip(texts, tokens))]
+
+
+def decide_on(candidate: list[ProbeReply], serving: list[ProbeReply], **settings) -> tuple[bool, list[str]]:
+    return decide(scores(replies=candidate, distinct2=distinct_n([r.text for r in candidate])),
+                  scores(version="v0001", replies=serving, distinct2=distinct_n([r.text for r in serving])),
+                  GateSettings(**settings))
+
+
+def test_probe_reply_checks():
+    good, cut, loop = replies([GOOD, CUT, LOOP])
+    assert good.finished and not good.loops and good.checks == 1.0
+    assert not cut.finished and not cut.ended and not cut.loops
+    assert loop.loops and not loop.finished
+
+
+def test_the_gate_refuses_sampled_replies_worse_beyond_the_noise_and_passes_noise():
+    serving = replies([GOOD] * 16)
+    passed, reasons = decide_on(replies([CUT] * 8 + [GOOD] * 8), serving)
+    assert not passed and reasons[0].startswith("8 of its 16 sampled probe replies are unfinished, against 0")
+    assert decide_on(replies([CUT] * 1 + [GOOD] * 15), serving) == (True, []), "one cut reply in 16 is noise"
+    passed, reasons = decide_on(replies([LOOP] * 6 + [GOOD] * 10), serving)
+    assert not passed and any("6 of its 16 sampled probe replies loop, against 0" in r for r in reasons)
+
+
+def test_loops_and_cut_replies_refuse_only_what_is_worse_than_serving():
+    """The serving version loops in half its replies: a candidate that loops as often is not refused for it (an
+    absolute limit refused candidates for less than what was serving)."""
+    looping_half = replies([LOOP] * 8 + [GOOD] * 8)
+    assert decide_on(replies([GOOD] * 8 + [LOOP] * 8), looping_half, min_distinct2=0.9) == (True, [])
+    assert decide_on(replies([CUT] * 8 + [GOOD] * 8), replies([GOOD] * 8 + [CUT] * 8)) == (True, [])
+
+
+def test_length_drift_is_refused_beyond_the_noise():
+    serving = replies([GOOD] * 16, tokens=[40] * 16)
+    passed, reasons = decide_on(replies([GOOD] * 16, tokens=[80, 90] * 8), serving)
+    assert not passed and reasons == ["its sampled probe replies are 85 tokens long on average, over 1.3x the serving "
+                                      "v0001's 40 (beyond the noise)"]
+    assert decide_on(replies([GOOD] * 16, tokens=[48] * 16), serving) == (True, []), "1.2x is within 1.3x"
+    assert decide_on(replies([GOOD] * 16, tokens=[80, 90] * 8), serving, max_length_ratio=0)[0], "0 turns it off"
+
+
+def test_paired_excess_is_a_mean_with_a_lower_bound():
+    assert paired_excess([1, 1, 1, 1], [0, 0, 0, 0]) == (1.0, 1.0)
+    mean, lower = paired_excess([1, 0, 1, 0], [0, 0, 0, 0])
+    assert mean == 0.5 and lower < 0 < mean
+
+
+def test_probe_messages_are_a_fresh_draw_each_round():
+    pool = [f"paper {i}" for i in range(40)]
+    first, second = draw_probe_messages(pool, 8, draw=1), draw_probe_messages(pool, 8, draw=2)
+    assert len(set(first)) == 8 and first != second and draw_probe_messages(pool, 8, draw=1) == first
+    assert sorted(draw_probe_messages(pool[:3], 8, draw=1)) == pool[:3]
 
 
 def adapter_on_tiny_base(base, settings, path, looping: bool):
@@ -59,18 +115,21 @@ def adapter_on_tiny_base(base, settings, path, looping: bool):
     return path
 
 
-def test_the_gate_keeps_out_a_candidate_whose_generated_replies_score_worse(runtime, settings, tmp_path):
+def test_the_gate_keeps_out_a_candidate_whose_sampled_replies_loop(runtime, settings, tmp_path):
     gate = settings.gate
-    gate.enabled, gate.auc_tolerance, gate.max_kl, gate.min_distinct2, gate.max_repetition = True, 1.0, 1e9, 0.0, 1.0
-    gate.probe_prompts, gate.probe_tokens = 4, 32  # only the reply checks can keep a candidate out here
+    gate.enabled, gate.auc_tolerance, gate.max_kl, gate.min_distinct2 = True, 1.0, 1e9, 0.0
+    gate.probe_prompts, gate.probe_samples, gate.probe_tokens = 4, 2, 32  # only the probe replies can refuse here
     rows = runtime.gate.rows()
     same = runtime.gate.judge(adapter_on_tiny_base(runtime.base, settings, tmp_path / "same", looping=False),
                               "base", None, rows)
     assert same.passed and same.candidate.rubric == same.serving.rubric
+    assert len(same.candidate.probe_replies) == 8 and [r.text for r in same.candidate.probe_replies] == \
+        [r.text for r in same.serving.probe_replies], "a zero adapter samples what the base samples, seed for seed"
     looping = runtime.gate.judge(adapter_on_tiny_base(runtime.base, settings, tmp_path / "loop", looping=True),
                                  "base", None, rows)
-    assert not looping.passed and looping.candidate.rubric <= looping.serving.rubric - 0.25
-    assert len(looping.reasons) == 1 and "reply checks" in looping.reasons[0]
+    assert not looping.passed and all(r.loops for r in looping.candidate.probe_replies)
+    assert any("sampled probe replies loop" in reason for reason in looping.reasons)
+    assert runtime.server.generating == 0 and runtime.server.current.name == "base"
 
 
 def test_gate_vote_share_is_stable_and_about_right():

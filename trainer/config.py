@@ -188,23 +188,33 @@ class GateSettings:
     max_kl: float = field(default=2.0, metadata={
         "help": "Cap on the mean per-token KL to the base on the gate rows, in nats (the shipped v1 is at 1.4); a "
                 "candidate over it still serves if it is closer to the base than the serving version."})
-    min_distinct2: float = field(default=0.3, metadata={"help": "Least distinct-2 of the probe replies."})
-    max_repetition: float = field(default=0.5, metadata={
-        "help": "Most share of repeated 3-grams within any probe reply."})
+    min_distinct2: float = field(default=0.3, metadata={
+        "help": "Least distinct-2 of the probe replies (refused under it only when also under the serving version's)."})
+    max_repetition: float = field(default=0.3, metadata={
+        "help": "Share of repeated 3-grams over which a probe reply counts as looping; a candidate is refused when "
+                "more of its replies loop than the serving version's, beyond the noise."})
     seed_file: Path = field(default=SEED_FILE, metadata={"help": "Seed preference file whose eval split is held out."})
     seed_rows: int = field(default=48, metadata={"help": "Rows of the seed eval split used (0 = votes only)."})
     holdout_share: float = field(default=0.2, metadata={
         "help": "Share of voted replies held out from training for the gate (by a hash of the reply id)."})
-    probe_prompts: int = field(default=6, metadata={
-        "help": "Held-out prompts (seed eval split; the persona's examples without a seed file) each version "
-                "answers greedily: its replies are scored by the reply checks and for degeneration."})
-    probe_tokens: int = field(default=128, metadata={
-        "help": "Token cap of each probe reply; a reply that runs into it counts as unfinished."})
+    probe_prompts: int = field(default=8, metadata={
+        "help": "Held-out papers (seed eval split, a new draw each round; the persona's examples without a seed file) "
+                "both the candidate and the serving version answer, sampled as chat samples, from the copies that "
+                "would serve."})
+    probe_samples: int = field(default=2, metadata={
+        "help": "Sampled replies per probe paper and version (the same seeds for both versions)."})
+    probe_tokens: int = field(default=0, metadata={
+        "help": "Token cap of each probe reply (0 = the chat's CHAT_MAX_NEW_TOKENS); a reply that runs into it "
+                "counts as unfinished."})
+    max_length_ratio: float = field(default=1.3, metadata={
+        "help": "The candidate's probe replies may be at most this many times as long (tokens) as the serving "
+                "version's, beyond the noise (0 = no length rule)."})
     pair_tolerance: float = field(default=0.05, metadata={
         "help": "The candidate's rewards/accuracy on held-out pairs (two replies to one paper, one liked: the seed "
                 "eval split's, and gate picks) may be at most this much below the serving version's."})
     rubric_tolerance: float = field(default=0.08, metadata={
-        "help": "How far the candidate's mean reply-check score may fall below the serving version's."})
+        "help": "How far the candidate's mean reply-check score may fall below the serving version's (beyond the "
+                "noise of its probe replies)."})
     early_stop_every: int = field(default=2, metadata={
         "help": "Score the round on held-out rows every N steps and stop when it stops improving (0 = off)."})
     early_stop_patience: int = field(default=2, metadata={"help": "Scorings without improvement before stopping."})
@@ -215,7 +225,7 @@ class GateSettings:
         if not 0 <= self.holdout_share < 1:
             raise SettingError(f"GATE_HOLDOUT_SHARE must be in [0, 1), got {self.holdout_share}")
         for name in ("auc_tolerance", "pair_tolerance", "max_kl", "min_distinct2", "max_repetition", "rubric_tolerance", "seed_rows",
-                     "probe_prompts", "probe_tokens", "early_stop_every", "early_stop_patience", "early_stop_rows"):
+                     "probe_prompts", "probe_samples", "probe_tokens", "max_length_ratio", "early_stop_every", "early_stop_patience", "early_stop_rows"):
             if getattr(self, name) < 0:
                 raise SettingError(f"GATE_{name.upper()} must be >= 0, got {getattr(self, name)}")
 

@@ -51,6 +51,23 @@ def to_dict(record: Any) -> dict[str, Any]:
 
 
 @dataclass
+class ProbeReply:
+    """One sampled reply of a version to a held-out probe message, as the gate checked it.
+
+    Both versions of one gate answer the same messages under the same seeds, in the same order, so
+    their probe replies compare pair by pair."""
+
+    message: str
+    seed: int
+    text: str
+    tokens: int
+    ended: bool      # it ended with the end-of-turn token, within the token cap
+    finished: bool   # it ended, and its text ends a sentence (gate/rubric.py)
+    loops: bool      # over GATE_MAX_REPETITION of its 3-grams repeat, or it compresses like a loop (gate/rubric.py)
+    checks: float    # share of the reply checks passed (gate/rubric.py ReplyChecks.score)
+
+
+@dataclass
 class Scores:
     """One version's scores on the gate rows, with reward quantiles for the dashboard's quantile plot."""
 
@@ -68,6 +85,8 @@ class Scores:
     pair_accuracy: float | None = None
     pair_ratio_quantiles: list[float] = field(default_factory=list)
     base_pair_ratio_quantiles: list[float] = field(default_factory=list)
+    # Its sampled replies to the probe messages, from the copy that would serve (empty in older versions' meta).
+    probe_replies: list[ProbeReply] = field(default_factory=list)
 
 
 @dataclass

@@ -151,7 +151,7 @@ class Learner:
                              gate_votes=len(gate_rows) - len(self.gate.seed_rows())),
             hooks=hooks, early_stop_rows=self.gate.early_stop_rows(gate_rows),
             gate=(lambda adapter_dir: self._judge(adapter_dir, gate_rows)) if self.settings.gate.enabled else None,
-            reference_cache=self.reference_cache)
+            reference_cache=self.reference_cache, seed=len(self.versions.names()))
         swap = self.rollout.serve(result.version, reason="round") if result.passed else None
         self.votes.mark_trained(chosen.training, result.version)
         self.votes.mark_picks_trained(chosen.training_picks, result.version)
@@ -161,4 +161,5 @@ class Learner:
     def _judge(self, adapter_dir: Path, rows: list[dict]) -> GateReport:
         """The gate's verdict on a candidate beside whatever serves at this moment."""
         serving = self.rollout.server.current.name
-        return self.gate.judge(adapter_dir, serving, self.versions.get(serving).path, rows)
+        return self.gate.judge(adapter_dir, serving, self.versions.get(serving).path, rows,
+                               draw=len(self.versions.names()))

@@ -44,7 +44,7 @@ class Runtime:
         self.hub = HubSync(settings.hub, settings.data_dir, self.votes, self.versions)
         self.versions.on_change = self.hub.push_soon
         self.rollout = Rollout(self.server, self.versions, settings.loop.max_yield_seconds)
-        self.gate = Gate(settings, base, self.votes)
+        self.gate = Gate(settings, base, self.votes, self.server)
         self.learner = Learner(settings, base, self.votes, self.versions, self.rollout, self.gate)
         self.learner.on_learned = self.hub.push_soon
         self.loop = LearningLoop(settings.loop, self.learner, self.votes, self.server, hold=self._round_held)

@@ -3,7 +3,7 @@
 Gate rows are the first `GATE_SEED_ROWS` rows of the seed file's eval split (papers no training
 row has seen) plus every gate vote: the votes on a `GATE_HOLDOUT_SHARE` of replies, chosen by a
 stable hash of the reply id, which the store marks as kept for the gate instead of training.
-The probe messages every version answers are papers from the end of the same eval split.
+The probe messages both versions answer are drawn from the same eval split, afresh each round.
 """
 
 from __future__ import annotations
@@ -36,10 +36,8 @@ def seed_eval_rows(settings: GateSettings, system_prompt: str) -> list[dict]:
             for r in read_preferences(settings.seed_file, split="eval")[:settings.seed_rows]]
 
 
-def seed_probe_messages(settings: GateSettings, count: int) -> list[str]:
-    """`count` distinct messages (papers) of the seed eval split, from its end: never trained on, and
-    other papers than the gate's seed rows where the split is long enough."""
-    if count <= 0 or not settings.seed_file.exists():
+def seed_probe_messages(settings: GateSettings) -> list[str]:
+    """The distinct messages (papers) of the seed eval split: never trained on; each round's probes are a draw."""
+    if not settings.seed_file.exists():
         return []
-    messages = list(dict.fromkeys(r["prompt"] for r in read_preferences(settings.seed_file, split="eval")))
-    return messages[::-1][:count]
+    return list(dict.fromkeys(r["prompt"] for r in read_preferences(settings.seed_file, split="eval")))

@@ -1,68 +1,53 @@
 """The gate at work: a round's candidate and the serving version scored on the same gate rows.
 
-`Gate.judge` scores the candidate adapter beside the serving version (held-out preferences, and
-greedy replies to held-out probe prompts) and applies the rule (rule.py). Scores are remembered
-per adapter (memo.py), so the serving version is scored only on rows it has not been scored on. Models are
-built on trees private to the trainer's thread: the tree chat runs never gets pause hooks.
+`Gate.judge` samples both versions' replies to the round's probe messages through the decode loop,
+from the copies that would serve (probes.py), scores the candidate adapter beside the serving
+version on the held-out rows, and applies the rule (rule.py). Row scores are remembered per adapter
+(memo.py), so the serving version is scored only on rows it has not been scored on. The scoring
+models are built on trees private to the trainer's thread: the tree chat runs never gets pause hooks.
 """
 
 from __future__ import annotations
 
 import functools
-import json
 from pathlib import Path
 from typing import Callable
 
 import torch
 
-from ..config import AppSettings, GateSettings
-from ..contracts import GateReport, Scores
+from ..config import AppSettings
+from ..contracts import GateReport, ProbeReply, Scores
 from ..data import kto_rows, pick_rows
-from ..serve.model import BaseModel, twin, with_adapter
+from ..serve.model import BaseModel, with_adapter
+from ..serve.server import ServedVersion, Server
 from ..store.versions import BASE
 from ..store.votes import VoteStore
-from ..train.yielding import attached
+from ..train.memory import release_free_memory
 from .evaluate import evaluate
 from .holdout import seed_eval_rows, seed_probe_messages
 from .memo import ScoreMemo, adapter_digest
+from .probes import draw_probe_messages, sample_probe_replies
 from .rule import check, scores_of
 
 
-@torch.inference_mode()
-def probe_replies(base: BaseModel, model: torch.nn.Module, prompts: list[list[dict]], max_new_tokens: int) -> list[str]:
-    """Greedy replies to fixed prompts: deterministic, so two versions are compared like for like."""
-    replies = []
-    with attached(model):
-        for messages in prompts:
-            inputs = base.tokenizer.apply_chat_template(messages, add_generation_prompt=True, return_tensors="pt",
-                                                        return_dict=True).to(base.device)
-            output = model.generate(**inputs, max_new_tokens=max_new_tokens, do_sample=False,
-                                    pad_token_id=base.tokenizer.pad_token_id)
-            replies.append(base.tokenizer.decode(output[0, inputs["input_ids"].shape[1]:], skip_special_tokens=True))
-    return replies
-
-
 def score(base: BaseModel, make_model: Callable[[], torch.nn.Module] | None, version: str, rows: list[dict],
-          prompts: list[list[dict]], settings: GateSettings, beta: float, memo: ScoreMemo | None = None) -> Scores:
-    """A version's scores: `make_model()` builds it (None: the base itself), only if `memo` lacks a row
-    or the probe replies. The model must not be a tree chat runs."""
+          probe_replies: list[ProbeReply], beta: float, memo: ScoreMemo | None = None) -> Scores:
+    """A version's scores: `make_model()` builds it (None: the base itself), only if `memo` lacks a row.
+    The model must not be a tree chat runs."""
     memo = ScoreMemo() if memo is None else memo
     build = functools.cache(make_model) if make_model is not None else None  # built once, if at all
-    probes = json.dumps([prompts, settings.probe_tokens])
-    if probes not in memo.replies:
-        memo.replies[probes] = probe_replies(base, build() if build is not None else twin(base.model), prompts,
-                                             settings.probe_tokens)
     result = evaluate(base, build, rows, version, beta=beta, known=memo.rows)
-    return scores_of(result, memo.replies[probes], [messages[-1]["content"] for messages in prompts])
+    return scores_of(result, probe_replies)
 
 
 class Gate:
-    """Judges candidates for one app: knows its gate rows, probe prompts, and what each adapter scored."""
+    """Judges candidates for one app: knows its gate rows, probe messages, what each adapter scored, and the
+    server whose decode loop samples the probe replies."""
 
-    def __init__(self, settings: AppSettings, base: BaseModel, votes: VoteStore):
-        self.settings, self.base, self.votes = settings, base, votes
+    def __init__(self, settings: AppSettings, base: BaseModel, votes: VoteStore, server: Server):
+        self.settings, self.base, self.votes, self.server = settings, base, votes, server
         self._seed_rows: list[dict] | None = None
-        self._probe_messages: list[str] | None = None
+        self._probe_pool: list[str] | None = None
         self._memos: dict[str, ScoreMemo] = {}  # by adapter digest (BASE for the base)
 
     def seed_rows(self) -> list[dict]:
@@ -83,29 +68,53 @@ class Gate:
         votes = rows[seed:][-(count // 2):] if count >= 2 else []
         return rows[:min(seed, count - len(votes))] + votes
 
-    def probe_prompts(self) -> list[list[dict]]:
-        """Prompts no round trains on: the seed eval split's (one per paper), else the persona's examples."""
-        persona, count = self.settings.persona, self.settings.gate.probe_prompts
-        if self._probe_messages is None:
-            self._probe_messages = seed_probe_messages(self.settings.gate, count) or persona.examples[:count]
-        return [[{"role": "system", "content": persona.system_prompt}, {"role": "user", "content": m}]
-                for m in self._probe_messages]
+    def probe_messages(self, draw: int) -> list[str]:
+        """The round's probe messages, a new draw of GATE_PROBE_PROMPTS papers per `draw` from the seed eval
+        split (no round trains on it), else from the persona's examples."""
+        if self._probe_pool is None:
+            self._probe_pool = seed_probe_messages(self.settings.gate) or list(self.settings.persona.examples)
+        return draw_probe_messages(self._probe_pool, self.settings.gate.probe_prompts, draw)
 
-    def judge(self, candidate_dir: Path, serving: str, serving_dir: Path | None, rows: list[dict]) -> GateReport:
-        """Score the candidate adapter beside the serving version (`serving_dir` None: the base) on `rows`."""
-        gate, beta = self.settings.gate, self.settings.round_config(output_dir=".").beta
-        prompts, memos = self.probe_prompts(), {}
+    def probe_replies(self, candidate: ServedVersion, serving: ServedVersion, draw: int) -> list[list[ProbeReply]]:
+        """Both versions' sampled replies to the round's probe messages, in one batch: [candidate's, serving's]."""
+        gate = self.settings.gate
+        return sample_probe_replies(self.server, [candidate, serving], self.settings.persona.system_prompt,
+                                    self.probe_messages(draw), gate.probe_samples, draw, gate.probe_tokens or None,
+                                    gate.max_repetition)
+
+    def judge(self, candidate_dir: Path, serving: str, serving_dir: Path | None, rows: list[dict],
+              draw: int = 0) -> GateReport:
+        """Score the candidate adapter beside the serving version (`serving_dir` None: the base) on `rows`, and on
+        their sampled replies to the probe messages of `draw` (a round's number)."""
+        beta = self.settings.round_config(output_dir=".").beta
+        memos = {}
 
         def memo(path: Path | None) -> ScoreMemo:
             key = BASE if path is None else adapter_digest(path)
             memos[key] = self._memos.get(key) or ScoreMemo()
             return memos[key]
 
-        candidate = score(self.base, lambda: with_adapter(self.base, candidate_dir), "candidate", rows, prompts,
-                          gate, beta, memo(candidate_dir))
+        replies = self._sampled(candidate_dir, serving, serving_dir, draw)
+        candidate = score(self.base, lambda: with_adapter(self.base, candidate_dir), "candidate", rows, replies[0],
+                          beta, memo(candidate_dir))
         serving_scores = score(self.base, None if serving_dir is None else (lambda: with_adapter(self.base,
                                                                                                  serving_dir)),
-                               serving, rows, prompts, gate, beta, memo(serving_dir))
+                               serving, rows, replies[1], beta, memo(serving_dir))
         # Kept: the candidate's (the next gate's serving version if it passes) and the serving version's.
         self._memos = memos
-        return check(candidate, serving_scores, len(rows), gate)
+        return check(candidate, serving_scores, len(rows), self.settings.gate)
+
+    def _sampled(self, candidate_dir: Path, serving: str, serving_dir: Path | None,
+                 draw: int) -> list[list[ProbeReply]]:
+        """Probe replies of the candidate (a serving copy built for the gate, freed after) and of the serving
+        version (the very copy chat uses, when it still serves)."""
+        if self.settings.gate.probe_prompts <= 0 or self.settings.gate.probe_samples <= 0:
+            return [[], []]
+        current = self.server.current
+        serving_copy = current if current.name == serving else self.server.load(serving, serving_dir)
+        candidate_copy = self.server.load("candidate", candidate_dir)
+        try:
+            return self.probe_replies(candidate_copy, serving_copy, draw)
+        finally:
+            del candidate_copy, serving_copy
+            release_free_memory()

@@ -16,10 +16,9 @@ from .evaluate import RowScore
 
 @dataclass
 class ScoreMemo:
-    """One adapter's scores per gate row (see evaluate.row_key), and its probe replies."""
+    """One adapter's scores per gate row (see evaluate.row_key). Probe replies are sampled afresh each gate."""
 
     rows: dict[bytes, RowScore] = field(default_factory=dict)
-    replies: dict[str, list[str]] = field(default_factory=dict)  # by the probe prompts and length
 
 
 def adapter_digest(path: Path) -> str:

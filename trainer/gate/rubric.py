@@ -77,11 +77,11 @@ def repetition(text: str, n: int = 3) -> float:
     return sum(c for c in counts.values() if c > 1) / len(grams)
 
 
-def loops(text: str) -> bool:
-    """Whether a reply loops: over 30% of its word 3-grams repeat, or (for loops without spaces, such as
-    "oreoreore") it compresses to under 30% of its bytes; written replies compress to 50-60% with zlib."""
+def loops(text: str, max_repetition: float = 0.3) -> bool:
+    """Whether a reply loops: over `max_repetition` of its word 3-grams repeat, or (for loops without spaces,
+    such as "oreoreore") it compresses to under 30% of its bytes; written replies compress to 50-60% with zlib."""
     data = text.strip().encode()
-    return repetition(text) > 0.3 or (len(data) >= 80 and len(zlib.compress(data)) / len(data) < 0.3)
+    return repetition(text) > max_repetition or (len(data) >= 80 and len(zlib.compress(data)) / len(data) < 0.3)
 
 
 @dataclass(frozen=True)

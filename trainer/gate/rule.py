@@ -1,12 +1,16 @@
-"""The rule a round's candidate must pass to serve, and the degeneration measures it uses.
+"""The rule a round's candidate must pass to serve, and the measures it uses.
 
 Visitors' votes are noisy and can be malicious, so a candidate is scored beside the serving
 version on the same gate rows (see holdout.py): AUC of implicit rewards liked vs disliked, mean
-margin, KL to the base, and rewards/accuracy on the held-out pairs among them. A few held-out prompts are answered greedily: the replies must pass the
-reply checks (rubric.py: finished, about the prompt, in their own words, not looping) about as
-often as the serving version's do, and must not degenerate (few distinct bigrams, looping n-grams).
-The candidate serves only if every configured check passes; otherwise it is kept, marked
-rejected, with the reasons. Pure: scores in, verdict out.
+margin, KL to the base, and rewards/accuracy on the held-out pairs among them. Both versions also
+answer the same held-out probe messages under the same seeds, sampled as chat samples
+(probes.py). The candidate is refused for unfinished replies, looping replies, replies that pass
+fewer reply checks (rubric.py), or replies longer than GATE_MAX_LENGTH_RATIO times the serving
+version's, only when it is worse than the serving version beyond the noise of that many samples:
+the 95% interval of the paired differences (normal approximation) lies wholly on the worse side of
+the tolerance. An absolute limit never refuses a candidate for what the serving version does too.
+The candidate serves only if every check passes; otherwise it is kept, marked rejected, with the
+reasons. Pure: scores in, verdict out.
 """
 
 from __future__ import annotations
@@ -14,9 +18,9 @@ from __future__ import annotations
 import torch
 
 from ..config import GateSettings
-from ..contracts import GateReport, Scores
+from ..contracts import GateReport, ProbeReply, Scores
 from .evaluate import EvalResult
-from .rubric import repetition, rubric_score
+from .rubric import repetition
 
 
 def distinct_n(texts: list[str], n: int = 2) -> float:
@@ -32,14 +36,69 @@ def quantiles(values: list[float], points: int = 21) -> list[float]:
                           torch.linspace(0, 1, points, dtype=torch.float64)).tolist()
 
 
-def scores_of(result: EvalResult, probe_replies: list[str], probe_messages: list[str]) -> Scores:
-    """A version's scores: its evaluation on the gate rows, and its replies to the probe messages
-    (reply checks and degeneration)."""
-    return Scores(result.version, result.auc, result.margin, result.kl, distinct_n(probe_replies),
-                  max((repetition(r) for r in probe_replies), default=0.0),
-                  rubric_score(probe_replies, probe_messages) if probe_replies else None,
+def scores_of(result: EvalResult, probe_replies: list[ProbeReply]) -> Scores:
+    """A version's scores: its evaluation on the gate rows, and its sampled replies to the probe messages."""
+    texts = [r.text for r in probe_replies]
+    return Scores(result.version, result.auc, result.margin, result.kl, distinct_n(texts),
+                  max((repetition(t) for t in texts), default=0.0),
+                  mean_checks(probe_replies) if probe_replies else None,
                   quantiles(result.rewards_liked), quantiles(result.rewards_disliked), result.pair_accuracy,
-                  quantiles(result.pair_log_ratios), quantiles(result.base_pair_log_ratios))
+                  quantiles(result.pair_log_ratios), quantiles(result.base_pair_log_ratios), list(probe_replies))
+
+
+# Two-sided 95% interval of a mean, normal approximation: replies are few, and the rule errs towards serving.
+Z95 = 1.96
+
+
+def paired_excess(candidate: list[float], serving: list[float]) -> tuple[float, float]:
+    """Mean and lower 95% bound of (candidate - serving) over paired values; (0, 0) with no pairs."""
+    diffs = [c - s for c, s in zip(candidate, serving, strict=True)]
+    if not diffs:
+        return 0.0, 0.0
+    mean = sum(diffs) / len(diffs)
+    spread = (sum((d - mean) ** 2 for d in diffs) / (len(diffs) - 1)) ** 0.5 if len(diffs) > 1 else 0.0
+    return mean, mean - Z95 * spread / len(diffs) ** 0.5
+
+
+def worse_beyond_noise(candidate: list[float], serving: list[float], tolerance: float = 0.0) -> float | None:
+    """The candidate's mean excess (of something bad) over the serving version's, when its whole 95% interval
+    is above `tolerance`; None when the difference is within the tolerance or the noise."""
+    mean, lower = paired_excess(candidate, serving)
+    return mean if lower > tolerance else None
+
+
+def probe_reasons(candidate: Scores, serving: Scores, settings: GateSettings) -> list[str]:
+    """Reasons from the paired probe replies: unfinished, looping, failing checks, or drifting longer."""
+    ours, theirs = candidate.probe_replies, serving.probe_replies
+    if not ours or [(r.message, r.seed) for r in ours] != [(r.message, r.seed) for r in theirs]:
+        return []  # no replies, or not the same requests: nothing to compare pair by pair
+    n, reasons = len(ours), []
+    unfinished = worse_beyond_noise([not r.finished for r in ours], [not r.finished for r in theirs])
+    if unfinished is not None:
+        reasons.append(f"{sum(not r.finished for r in ours)} of its {n} sampled probe replies are unfinished, against "
+                       f"{sum(not r.finished for r in theirs)} of the serving {serving.version}'s (beyond the noise)")
+    looping = worse_beyond_noise([r.loops for r in ours], [r.loops for r in theirs])
+    if looping is not None:
+        reasons.append(f"{sum(r.loops for r in ours)} of its {n} sampled probe replies loop, against "
+                       f"{sum(r.loops for r in theirs)} of the serving {serving.version}'s (beyond the noise)")
+    checks = worse_beyond_noise([-r.checks for r in ours], [-r.checks for r in theirs], settings.rubric_tolerance)
+    if checks is not None:
+        reasons.append(f"its replies to held-out prompts pass {mean_checks(ours):.0%} of the reply checks, below the "
+                       f"serving {serving.version}'s {mean_checks(theirs):.0%} minus {settings.rubric_tolerance:.0%} "
+                       "(beyond the noise)")
+    ratio = settings.max_length_ratio
+    if ratio > 0 and worse_beyond_noise([r.tokens for r in ours], [ratio * r.tokens for r in theirs]) is not None:
+        reasons.append(f"its sampled probe replies are {mean_tokens(ours):.0f} tokens long on average, over "
+                       f"{ratio}x the serving {serving.version}'s {mean_tokens(theirs):.0f} (beyond the noise)")
+    return reasons
+
+
+def mean_tokens(replies: list[ProbeReply]) -> float:
+    return sum(r.tokens for r in replies) / len(replies) if replies else 0.0
+
+
+def mean_checks(replies: list[ProbeReply]) -> float:
+    return sum(r.checks for r in replies) / len(replies) if replies else 0.0
 
 
 def decide(candidate: Scores, serving: Scores, settings: GateSettings) -> tuple[bool, list[str]]:
@@ -52,18 +111,14 @@ def decide(candidate: Scores, serving: Scores, settings: GateSettings) -> tuple[
             candidate.pair_accuracy < serving.pair_accuracy - settings.pair_tolerance:
         reasons.append(f"rewards/accuracy on held-out pairs {candidate.pair_accuracy:.3f} is below the serving "
                        f"{serving.version}'s {serving.pair_accuracy:.3f} minus {settings.pair_tolerance}")
-    if candidate.rubric is not None and serving.rubric is not None and \
-            candidate.rubric < serving.rubric - settings.rubric_tolerance:
-        reasons.append(f"its replies to held-out prompts pass {candidate.rubric:.0%} of the reply checks, below the "
-                       f"serving {serving.version}'s {serving.rubric:.0%} minus {settings.rubric_tolerance:.0%}")
+    reasons += probe_reasons(candidate, serving, settings)
     if candidate.kl > settings.max_kl and candidate.kl > serving.kl:  # moving back towards the base is fine
         reasons.append(f"KL to the base {candidate.kl:.3f} is over the cap {settings.max_kl} (and above the serving "
                        f"{serving.version}'s {serving.kl:.3f})")
-    if candidate.distinct2 < settings.min_distinct2:
-        reasons.append(f"distinct-2 {candidate.distinct2:.2f} of probe replies is under {settings.min_distinct2}")
-    if candidate.repetition > settings.max_repetition:
-        reasons.append(f"a probe reply repeats {candidate.repetition:.0%} of its 3-grams "
-                       f"(limit {settings.max_repetition:.0%})")
+    if candidate.probe_replies and candidate.distinct2 < settings.min_distinct2 and \
+            candidate.distinct2 < serving.distinct2:
+        reasons.append(f"distinct-2 {candidate.distinct2:.2f} of its probe replies is under {settings.min_distinct2} "
+                       f"(and under the serving {serving.version}'s {serving.distinct2:.2f})")
     return not reasons, reasons
 
 

@@ -57,6 +57,9 @@ class Reply:
     stop: threading.Event
     streamer: TextIteratorStreamer
     finished: Callable[["Reply"], None]  # runs off the decode loop once the reply has ended
+    # Sampling draws from this generator where given (the gate's seeded probe replies), else torch's global one.
+    generator: torch.Generator | None = None
+    max_new_tokens: int | None = None  # None: the chat's CHAT_MAX_NEW_TOKENS
     tokens: list[int] = field(default_factory=list)
     started: float = field(default_factory=time.perf_counter)
     first_token_seconds: float | None = None
@@ -251,7 +254,7 @@ class DecodeLoop:
         for row, reply in enumerate(replies):
             scores = self.processors(reply.history(), logits[row:row + 1].float())
             if self.settings.temperature > 0:
-                token = int(torch.multinomial(torch.softmax(scores, dim=-1), 1))
+                token = int(torch.multinomial(torch.softmax(scores, dim=-1), 1, generator=reply.generator))
             else:
                 token = int(scores.argmax(dim=-1))
             chosen.append(token)
@@ -268,7 +271,7 @@ class DecodeLoop:
         for row, reply in enumerate(batch.replies):
             if reply.tokens and reply.tokens[-1] in self.end_ids:
                 self._end(reply)
-            elif len(reply.tokens) >= self.settings.max_new_tokens:
+            elif len(reply.tokens) >= (reply.max_new_tokens or self.settings.max_new_tokens):
                 self._end(reply)
             elif reply.stop.is_set():
                 self._end(reply, stopped=True)

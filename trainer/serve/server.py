@@ -57,6 +57,7 @@ class Completion:
     seconds: float
     first_token_seconds: float | None
     token_ids: tuple[int, ...] = ()
+    ended: bool = False  # it ended with the end-of-turn token (not cut at its token cap, nor stopped)
 
 
 class ReplyStream:
@@ -67,7 +68,8 @@ class ReplyStream:
     """
 
     def __init__(self, server: "Server", messages: list[dict], stop: threading.Event,
-                 on_done: Callable[[Completion], None] | None = None, served: ServedVersion | None = None):
+                 on_done: Callable[[Completion], None] | None = None, served: ServedVersion | None = None,
+                 seed: int | None = None, max_new_tokens: int | None = None):
         self.served = served or server.current
         self.stop = stop
         self.completion: Completion | None = None
@@ -81,7 +83,9 @@ class ReplyStream:
                                                    return_dict=True)["input_ids"][0].to(server.base.device)
         self._streamer = TextIteratorStreamer(tokenizer, skip_special_tokens=True)
         server._enter(self.served.name)
-        server.decoder.submit(Reply(self.served, prompt_ids, stop, self._streamer, self._finished))
+        generator = None if seed is None else torch.Generator(server.base.device).manual_seed(seed)
+        server.decoder.submit(Reply(self.served, prompt_ids, stop, self._streamer, self._finished,
+                                    generator=generator, max_new_tokens=max_new_tokens))
 
     def _finished(self, reply: Reply) -> None:
         try:
@@ -92,7 +96,8 @@ class ReplyStream:
             self.completion = Completion(text=text, version=self.served.name, stopped=reply.stopped,
                                          new_tokens=len(reply.tokens), seconds=time.perf_counter() - reply.started,
                                          first_token_seconds=reply.first_token_seconds,
-                                         token_ids=tuple(reply.tokens))
+                                         token_ids=tuple(reply.tokens),
+                                         ended=bool(reply.tokens) and reply.tokens[-1] in self._server.decoder.end_ids)
             if self._on_done is not None:
                 self._on_done(self.completion)
         except BaseException as err:
@@ -231,6 +236,24 @@ class Server:
                on_done: Callable[[Completion], None] | None = None, served: ServedVersion | None = None) -> ReplyStream:
         """A reply to `messages` from the serving version (or `served`: another loaded version, as in a comparison)."""
         return ReplyStream(self, messages, stop or threading.Event(), on_done, served)
+
+    def sample(self, requests: list[tuple[ServedVersion, list[dict], int]], max_new_tokens: int | None = None,
+               timeout: float = 3600.0) -> list[Completion]:
+        """Replies to (version, messages, seed) requests, all decoded in the one loop beside chat's replies, with
+        the chat's sampling settings; each is drawn from its own generator seeded by `seed`, so the same
+        request gets the same reply whatever else is in the batch (up to the batch's rounding). Blocks until
+        every reply has ended; raises RuntimeError if one failed or did not end within `timeout` seconds."""
+        streams = [ReplyStream(self, messages, threading.Event(), served=served, seed=seed,
+                               max_new_tokens=max_new_tokens) for served, messages, seed in requests]
+        deadline = time.monotonic() + timeout
+        for stream in streams:
+            if not stream.wait(max(0.0, deadline - time.monotonic())):
+                for other in streams:
+                    other.stop.set()
+                raise RuntimeError(f"sampled replies did not end within {timeout:.0f} s")
+            if stream.completion is None:
+                raise RuntimeError(f"a sampled reply failed: {stream._error}")
+        return [stream.completion for stream in streams]
 
     def _enter(self, version: str) -> None:
         with self._idle:

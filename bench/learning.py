@@ -1,31 +1,61 @@
-"""Does the bot learn its voters' taste? The simulated voter (bench/voter.py) votes through the real app.
+"""Does the bot learn its voters' taste? Simulated voters (bench/voters.py) vote through the real app.
 
-Run:  .venv/bin/python bench/learning.py [--rounds 3] [--votes 24] [--tokens 128] [--fresh 24] [--name NAME]
+Every voter judges the replies of every version that serves, with 95% intervals.
 
-Starts `app.py` as a visitor finds it (default settings but MIN_VOTES=--votes and replies of --tokens
-tokens) on a fresh DATA_DIR, and talks to it over HTTP with gradio_client only:
+Run:  .venv/bin/python bench/learning.py [--voter numbers] [--rounds 3] [--votes 24] [--tokens 128]
+                                         [--fresh 48] [--samples 2] [--concurrency 8] [--name NAME]
+
+Starts `app.py` as a visitor finds it (default settings, but MIN_VOTES=--votes, CHAT_MAX_NEW_TOKENS=--tokens
+and CHAT_CONCURRENCY=--concurrency) on a fresh DATA_DIR, and talks to it over HTTP with gradio_client only,
+--concurrency visitors at once (the app decodes their replies together in one batch):
 
     measure   the serving version answers --fresh papers no round ever sees (bench/papers.py FRESH),
-              each as the first message of a new chat; the voter judges each reply (not a vote)
-    vote      --votes replies to training papers (bench/papers.py TRAIN), each in a new chat, get
-              the voter's thumbs through /vote; MIN_VOTES makes the app start a round by itself
-    wait      until the round ends (or, if the app starts none within a minute, say it stalled)
+              --samples times each, every reply the first message of a new chat, sampled as the app
+              samples; every voter judges every reply (no vote is cast)
+    vote      --votes replies to training papers (bench/papers.py TRAIN, the next slice each round,
+              wrapping around) get --voter's thumbs through /vote, each from the visitor that asked
+              for it; `crowd` has the voters of bench/voters.py CROWD take turns, reply by reply;
+              MIN_VOTES makes the app start a round by itself
+    wait      until the round ends (if the app starts none within a minute, ask /train_now; if that
+              is refused, the round stalled)
 
-then measure again, --rounds times. The table gives, per round: the version serving, the votes,
-the like-rate on fresh papers, the voter's mean rubric score, mean reply words, the share of
-finished replies, distinct-2, and the KL to the base and gate verdict of the round's version (read
-from its meta.json). Every reply and vote goes to --dump as JSON for a closer look.
+The starting version is measured twice, "start" and "start (again)", before any vote: how far two
+measurements of one version land apart is the noise every later change is read against. Then vote,
+wait and measure, --rounds times.
+
+The tables (section --name of BENCHMARKS.md; learning-VOTER-TOKENS by default):
+
+    per voter  a row per measurement: the version serving; the round's votes (up / down, by --voter)
+               and what became of its version (served, rejected by the gate, failed, no round); the
+               voter's like-rate and mean score (share of its checks passed), each with its 95%
+               interval; the like-rate's change from "start" with the 95% interval of that change,
+               paired by paper; the share of finished replies; mean words; the KL to the base of the
+               round's version (from its meta.json)
+    summary    a row per voter: whether it voted, its like-rate at "start" and "start (again)" and
+               whether they agree (the interval of their difference holds 0), its like-rate at the
+               last measurement and the change from "start"
+    replies    what no voter decides: finished replies, replies that hit the token cap, mean words
+               and distinct-2 (with its ratio to "start")
+
+Intervals bootstrap over papers (bench/stats.py): the replies to one paper are correlated, so each
+paper counts once, by its mean over its samples. A reply "hit the cap" when it ends no sentence and
+has at least CAPPED_WORDS_PER_TOKEN x --tokens words. Every reply and vote goes to --dump as JSON.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import queue
 import sys
 import tempfile
+import threading
 import time
-from dataclasses import asdict
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import TypeVar
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -35,50 +65,143 @@ from gradio_client import Client  # noqa: E402
 from bench.app_process import reply_text, start_app  # noqa: E402
 from bench.papers import FRESH, TRAIN  # noqa: E402
 from bench.report import publish, table  # noqa: E402
-from bench.voter import prompt_of, verdict  # noqa: E402
-from trainer.gate.rubric import words  # noqa: E402
+from bench.stats import Estimate, bootstrap, paired_difference, paper_means  # noqa: E402
+from bench.voter import prompt_of  # noqa: E402
+from bench.voters import CROWD, VOTERS, Judgement, judge_all  # noqa: E402
+from trainer.gate.rubric import finished, words  # noqa: E402
 from trainer.gate.rule import distinct_n  # noqa: E402
 
 ADMIN_TOKEN = "bench-learning"
+# Replies cut at the 128-token cap ran 96-99 words (BENCHMARKS.md, learning-before): about 0.75 words a
+# token. An unfinished reply of at least 0.6 words a token is that long because it hit the cap.
+CAPPED_WORDS_PER_TOKEN = 0.6
+
+Item = TypeVar("Item")
+Result = TypeVar("Result")
 
 
-def start_learning_app(data_dir: Path, votes: int, tokens: int, extra_env: dict[str, str]):
-    return start_app(data_dir, {"MIN_VOTES": str(votes), "CHAT_MAX_NEW_TOKENS": str(tokens),
-                                "ADMIN_TOKEN": ADMIN_TOKEN, **extra_env})
+@dataclass
+class Reply:
+    """One sampled reply to a fresh paper, as every voter judged it."""
+
+    title: str
+    sample: int
+    text: str
+    judgements: dict[str, Judgement]
 
 
-def reply_to(client: Client, prompt: str) -> tuple[str, int]:
-    """A new chat's first reply to `prompt`, and its row in the chat (for a vote)."""
+@dataclass
+class Measurement:
+    """The replies of the version serving at one point of the run ("start", "round 2", ...)."""
+
+    label: str
+    serving: str
+    seconds: float
+    replies: list[Reply]
+
+
+@dataclass
+class Vote:
+    """One thumb cast through /vote, by `voter`, on a reply to a training paper; `note` is the app's answer."""
+
+    title: str
+    voter: str
+    text: str
+    liked: bool
+    note: str
+
+
+@dataclass
+class RoundResult:
+    """One round's votes and what became of the version it trained."""
+
+    number: int
+    votes: list[Vote]
+    seconds: float
+    version: str | None
+    outcome: str  # served, rejected by the gate, failed: ..., no round: ...
+    rejection: str | None
+    kl: float | None
+
+    @property
+    def up(self) -> int:
+        return sum(v.liked for v in self.votes)
+
+    @property
+    def down(self) -> int:
+        return len(self.votes) - self.up
+
+
+class Visitors:
+    """--concurrency gradio_client visitors, one per worker thread, so their replies are in flight together.
+
+    A task borrows an idle visitor for all its calls, so a vote goes out through the session that got the reply.
+    """
+
+    def __init__(self, url: str, count: int):
+        self.idle: queue.Queue[Client] = queue.Queue()
+        for _ in range(count):
+            self.idle.put(Client(url, verbose=False))
+        self.pool = ThreadPoolExecutor(count)
+        self.count = count
+
+    def map(self, task: Callable[[Client, Item], Result], items: list[Item], label: str) -> list[Result]:
+        done, lock, started = 0, threading.Lock(), time.time()
+
+        def run(item: Item) -> Result:
+            nonlocal done
+            client = self.idle.get()
+            try:
+                result = task(client, item)
+            finally:
+                self.idle.put(client)
+            with lock:
+                done += 1
+                if done % (2 * self.count) == 0 or done == len(items):
+                    print(f"  {label}: {done}/{len(items)} replies, {time.time() - started:.0f} s", flush=True)
+            return result
+
+        return list(self.pool.map(run, items))
+
+    def close(self) -> None:
+        self.pool.shutdown()
+
+
+def start_learning_app(data_dir: Path, args: argparse.Namespace, extra_env: dict[str, str]):
+    return start_app(data_dir, {"MIN_VOTES": str(args.votes), "CHAT_MAX_NEW_TOKENS": str(args.tokens),
+                                "CHAT_CONCURRENCY": str(args.concurrency), "ADMIN_TOKEN": ADMIN_TOKEN, **extra_env})
+
+
+def ask(client: Client, title: str, abstract: str) -> tuple[str, int]:
+    """A new chat's first reply to the paper, and its row in the chat (for a vote)."""
     client.reset_session()
-    history, _ = client.predict(prompt, api_name="/chat")
+    history, _ = client.predict(prompt_of(title, abstract), api_name="/chat")
     return reply_text(history), len(history) - 1
 
 
-def measure(client: Client, papers: list[tuple[str, str]]) -> dict:
-    replies = []
-    for title, abstract in papers:
-        prompt = prompt_of(title, abstract)
-        reply, _ = reply_to(client, prompt)
-        judged = verdict(reply, prompt)
-        replies.append({"title": title, "reply": reply, "liked": judged.liked, "score": judged.score,
-                        "checks": asdict(judged)})
-    texts = [r["reply"] for r in replies]
-    return {"like_rate": sum(r["liked"] for r in replies) / len(replies),
-            "score": sum(r["score"] for r in replies) / len(replies),
-            "words": sum(len(words(t)) for t in texts) / len(texts),
-            "finished": sum(r["checks"]["finished"] for r in replies) / len(replies),
-            "distinct2": distinct_n(texts), "replies": replies}
+def measure(visitors: Visitors, label: str, serving: str, papers: list[tuple[str, str]], samples: int) -> Measurement:
+    """Every paper answered `samples` times by the serving version, each reply judged by every voter."""
+    def one(client: Client, job: tuple[int, tuple[str, str]]) -> Reply:
+        sample, (title, abstract) = job
+        text, _ = ask(client, title, abstract)
+        return Reply(title, sample, text, judge_all(text, title, abstract))
+
+    started = time.time()
+    jobs = [(sample, paper) for sample in range(samples) for paper in papers]
+    replies = visitors.map(one, jobs, label)
+    return Measurement(label, serving, time.time() - started, replies)
 
 
-def vote(client: Client, papers: list[tuple[str, str]]) -> list[dict]:
-    cast = []
-    for title, abstract in papers:
-        prompt = prompt_of(title, abstract)
-        reply, row = reply_to(client, prompt)
-        liked = verdict(reply, prompt).liked
+def cast_votes(visitors: Visitors, papers: list[tuple[str, str]], voters: list[str]) -> list[Vote]:
+    """A reply to each paper, voted on by the paper's voter right after, from the same session."""
+    def one(client: Client, job: tuple[str, tuple[str, str]]) -> Vote:
+        voter, (title, abstract) = job
+        text, row = ask(client, title, abstract)
+        liked = VOTERS[voter](text, title, abstract).liked
         note = client.predict(row, "like" if liked else "dislike", api_name="/vote")
-        cast.append({"title": title, "reply": reply, "liked": liked, "note": note})
-    return cast
+        return Vote(title, voter, text, liked, note)
+
+    return visitors.map(one, list(zip(voters, papers, strict=True)), "votes")
 
 
 def round_marks(loop: dict) -> tuple:
@@ -109,77 +232,200 @@ def version_meta(data_dir: Path, name: str) -> dict:
     return json.loads(path.read_text()) if path.exists() else {}
 
 
-def main() -> None:
+def round_result(number: int, votes: list[Vote], status: dict, seconds: float, data_dir: Path) -> RoundResult:
+    """What became of a round, from the status once it ended and its version's meta.json."""
+    loop = status["loop"]
+    candidate = (version_meta(data_dir, loop["last_version"] or "").get("gate") or {}).get("candidate") or {}
+    if status.get("stalled"):
+        outcome = f"no round: {status['stalled']}"
+    elif loop["last_error"]:
+        outcome = f"failed: {loop['last_error']}"
+    else:
+        outcome = "rejected by the gate" if loop["last_rejection"] else "served"
+    return RoundResult(number, votes, seconds, loop["last_version"], outcome, loop["last_rejection"],
+                       candidate.get("kl"))
+
+
+# -- figures of a measurement -----------------------------------------------------------------------------
+
+def liked_by_paper(measurement: Measurement, voter: str) -> dict[str, float]:
+    return paper_means((r.title, r.judgements[voter].liked) for r in measurement.replies)
+
+
+def score_by_paper(measurement: Measurement, voter: str) -> dict[str, float]:
+    return paper_means((r.title, r.judgements[voter].score) for r in measurement.replies)
+
+
+def share(measurement: Measurement, test: Callable[[str], bool]) -> float:
+    return sum(test(r.text) for r in measurement.replies) / len(measurement.replies)
+
+
+def mean_words(measurement: Measurement) -> float:
+    return sum(len(words(r.text)) for r in measurement.replies) / len(measurement.replies)
+
+
+def like_rate(measurement: Measurement, voter: str) -> Estimate:
+    return bootstrap(list(liked_by_paper(measurement, voter).values()))
+
+
+def score(measurement: Measurement, voter: str) -> Estimate:
+    return bootstrap(list(score_by_paper(measurement, voter).values()))
+
+
+def percent(e: Estimate) -> str:
+    return f"{e.mean:.0%} [{e.lo * 100:.0f}, {e.hi * 100:.0f}]"
+
+
+def points(e: Estimate) -> str:
+    return f"{e.mean * 100:+.0f} [{e.lo * 100:+.0f}, {e.hi * 100:+.0f}] pts"
+
+
+def fraction(e: Estimate) -> str:
+    return f"{e.mean:.2f} [{e.lo:.2f}, {e.hi:.2f}]"
+
+
+def agreement(first: Measurement, again: Measurement, voter: str) -> tuple[Estimate, bool]:
+    """The like-rate difference between two measurements of one version, and whether its interval holds 0."""
+    difference = paired_difference(liked_by_paper(first, voter), liked_by_paper(again, voter))
+    return difference, difference.contains(0.0)
+
+
+# -- tables ----------------------------------------------------------------------------------------------
+
+def voter_table(voter: str, measurements: list[Measurement], rounds: dict[str, RoundResult]) -> str:
+    start = liked_by_paper(measurements[0], voter)
+    rows = []
+    for m in measurements:
+        result = rounds.get(m.label)
+        change = "" if m is measurements[0] else points(paired_difference(start, liked_by_paper(m, voter)))
+        rows.append((m.label, m.serving, f"{result.up} / {result.down}" if result else "",
+                     f"{result.version}, {result.outcome}" if result else "", percent(like_rate(m, voter)), change,
+                     fraction(score(m, voter)), f"{share(m, finished):.0%}", f"{mean_words(m):.0f}",
+                     "" if result is None or result.kl is None else f"{result.kl:.3f}"))
+    header = ("measured", "serving", "votes up / down", "round's version", "like-rate [95%]", "vs start [95%]",
+              "score [95%]", "finished", "words", "KL to base")
+    return table(header, rows)
+
+
+def summary_table(measurements: list[Measurement], voting: set[str]) -> str:
+    first, again, last = measurements[0], measurements[1], measurements[-1]
+    rows = []
+    for voter in VOTERS:
+        difference, agree = agreement(first, again, voter)
+        start = liked_by_paper(first, voter)
+        rows.append((voter, "yes" if voter in voting else "", percent(like_rate(first, voter)),
+                     percent(like_rate(again, voter)), f"{'yes' if agree else 'NO'} ({points(difference)})",
+                     f"{last.label}: {percent(like_rate(last, voter))}",
+                     points(paired_difference(start, liked_by_paper(last, voter)))))
+    header = ("voter", "voted", "start", "start (again)", "start agrees with itself", "last", "last vs start")
+    return table(header, rows)
+
+
+def replies_table(measurements: list[Measurement], tokens: int) -> str:
+    def capped(text: str) -> bool:
+        return not finished(text) and len(words(text)) >= CAPPED_WORDS_PER_TOKEN * tokens
+
+    start = distinct_n([r.text for r in measurements[0].replies])
+    rows = []
+    for m in measurements:
+        distinct = distinct_n([r.text for r in m.replies])
+        rows.append((m.label, m.serving, f"{share(m, finished):.0%}", f"{share(m, capped):.0%}",
+                     f"{mean_words(m):.0f}", f"{distinct:.2f} ({distinct / max(start, 1e-9):.2f}x)",
+                     f"{m.seconds:.0f} s"))
+    header = ("measured", "serving", "finished", "hit the cap", "words", "distinct-2 (vs start)", "measured in")
+    return table(header, rows)
+
+
+# -- the run ---------------------------------------------------------------------------------------------
+
+def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--voter", default="numbers", choices=[*VOTERS, "crowd"],
+                        help="who votes in the rounds (crowd: the voters of bench/voters.py CROWD take turns)")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--votes", type=int, default=24, help="votes per round (MIN_VOTES)")
     parser.add_argument("--tokens", type=int, default=128, help="reply length cap (CHAT_MAX_NEW_TOKENS)")
-    parser.add_argument("--fresh", type=int, default=len(FRESH), help="fresh papers measured after each round")
-    parser.add_argument("--name", default="learning", help="BENCHMARKS.md section (e.g. learning-before)")
+    parser.add_argument("--fresh", type=int, default=48, help=f"fresh papers per measurement (at most {len(FRESH)})")
+    parser.add_argument("--samples", type=int, default=2, help="sampled replies per fresh paper")
+    parser.add_argument("--concurrency", type=int, default=8, help="visitors at once (CHAT_CONCURRENCY)")
+    parser.add_argument("--name", help="BENCHMARKS.md section (default learning-VOTER-TOKENS)")
     parser.add_argument("--dump", type=Path, default=Path(tempfile.gettempdir()) / "bench-learning.json")
     parser.add_argument("--env", action="append", default=[], help="extra app setting NAME=VALUE")
     args = parser.parse_args()
+    if not 1 <= args.fresh <= len(FRESH):
+        parser.error(f"--fresh must be 1 to {len(FRESH)}, got {args.fresh}")
+    if args.rounds < 0:
+        parser.error(f"--rounds must be 0 or more, got {args.rounds}")
+    for flag in ("votes", "tokens", "samples", "concurrency"):
+        if getattr(args, flag) < 1:
+            parser.error(f"--{flag} must be 1 or more, got {getattr(args, flag)}")
+    args.name = args.name or f"learning-{args.voter}-{args.tokens}"
+    return args
+
+
+def print_measurement(m: Measurement) -> None:
+    likes = ", ".join(f"{voter} {percent(like_rate(m, voter))}" for voter in VOTERS)
+    print(f"{m.label} ({m.serving}, {len(m.replies)} replies in {m.seconds:.0f} s): like-rate {likes}", flush=True)
+
+
+def main() -> None:
+    args = parse_args()
     extra = dict(item.split("=", 1) for item in args.env)
+    voters = list(CROWD) if args.voter == "crowd" else [args.voter]
+    fresh = FRESH[:args.fresh]
 
     work = Path(tempfile.mkdtemp(prefix="bench-learning-"))
-    process, url = start_learning_app(work / "state", args.votes, args.tokens, extra)
-    client = Client(url, verbose=False)
-    fresh = FRESH[:args.fresh]
-    log: list[dict] = []
+    process, url = start_learning_app(work / "state", args, extra)
+    admin = Client(url, verbose=False)
+    visitors = Visitors(url, args.concurrency)
+    measurements: list[Measurement] = []
+    rounds: list[RoundResult] = []
+
+    def serving() -> str:
+        return admin.predict(api_name="/status")["serving"]
+
     try:
-        serving = client.predict(api_name="/status")["serving"]
-        log.append({"round": 0, "serving": serving, **measure(client, fresh)})
-        print(f"round 0 ({serving}): like-rate {log[-1]['like_rate']:.0%}", flush=True)
-        for round_number in range(1, args.rounds + 1):
-            before = round_marks(client.predict(api_name="/status")["loop"])
-            start = (round_number - 1) * args.votes
-            papers = [TRAIN[(start + i) % len(TRAIN)] for i in range(args.votes)]
-            cast = vote(client, papers)
-            round_started = time.time()
-            status = wait_for_round(client, before)
-            loop = status["loop"]
-            meta = version_meta(work / "state", loop["last_version"] or "")
-            entry = {"round": round_number, "votes_up": sum(v["liked"] for v in cast),
-                     "votes_down": sum(not v["liked"] for v in cast), "votes": cast,
-                     "round_s": time.time() - round_started, "stalled": status.get("stalled"),
-                     "version": loop["last_version"], "rejection": loop["last_rejection"],
-                     "error": loop["last_error"], "kl": ((meta.get("gate") or {}).get("candidate") or {}).get("kl"),
-                     "rubric": ((meta.get("gate") or {}).get("candidate") or {}).get("rubric")}
-            serving = status["serving"]
-            entry.update({"serving": serving, **measure(client, fresh)})
-            log.append(entry)
-            print(f"round {round_number}: {entry['votes_up']} up / {entry['votes_down']} down -> "
-                  f"{entry['version']} ({entry['stalled'] or entry['error'] or entry['rejection'] or 'served'}); "
-                  f"serving {serving}: like-rate {entry['like_rate']:.0%}", flush=True)
+        for label in ("start", "start (again)"):
+            measurements.append(measure(visitors, label, serving(), fresh, args.samples))
+            print_measurement(measurements[-1])
+        for voter in VOTERS:
+            difference, agree = agreement(measurements[0], measurements[1], voter)
+            print(f"start vs start (again), {voter}: {points(difference)}: "
+                  f"{'agree' if agree else 'DISAGREE'}", flush=True)
+        for number in range(1, args.rounds + 1):
+            before = round_marks(admin.predict(api_name="/status")["loop"])
+            first = (number - 1) * args.votes
+            papers = [TRAIN[(first + i) % len(TRAIN)] for i in range(args.votes)]
+            who = [voters[(first + i) % len(voters)] for i in range(args.votes)]
+            votes = cast_votes(visitors, papers, who)
+            started = time.time()
+            status = wait_for_round(admin, before)
+            rounds.append(round_result(number, votes, status, time.time() - started, work / "state"))
+            result = rounds[-1]
+            print(f"round {number}: {result.up} up / {result.down} down -> {result.version}, {result.outcome}"
+                  f"{f' ({result.rejection})' if result.rejection else ''}", flush=True)
+            measurements.append(measure(visitors, f"round {number}", status["serving"], fresh, args.samples))
+            print_measurement(measurements[-1])
     finally:
-        args.dump.write_text(json.dumps(log, indent=1))
+        args.dump.write_text(json.dumps({"settings": {k: str(v) for k, v in vars(args).items()},
+                                         "measurements": [asdict(m) for m in measurements],
+                                         "rounds": [asdict(r) for r in rounds]}, indent=1))
+        visitors.close()
         process.terminate()
         process.wait(30)
 
-    start = log[0]
-    rows = []
-    for entry in log:
-        if entry["round"] == 0:
-            trained = "(start)"
-        elif entry.get("stalled"):
-            trained = f"{entry['votes_up']} up / {entry['votes_down']} down: no round ({entry['stalled']})"
-        else:
-            verdict_text = "rejected by the gate" if entry["rejection"] else "served"
-            if entry["error"]:
-                verdict_text = f"failed: {entry['error']}"
-            trained = f"{entry['votes_up']} up / {entry['votes_down']} down -> {entry['version']}, {verdict_text}"
-        rows.append((entry["round"], trained, entry["serving"], f"{entry['like_rate']:.0%}",
-                     f"{(entry['like_rate'] - start['like_rate']) * 100:+.0f} pts", f"{entry['score']:.2f}",
-                     f"{entry['words']:.0f}", f"{entry['finished']:.0%}",
-                     f"{entry['distinct2']:.2f} ({entry['distinct2'] / max(start['distinct2'], 1e-9):.2f}x)",
-                     "" if entry.get("kl") is None else f"{entry['kl']:.3f}"))
-    header = ("round", "votes -> version", "serving", "like-rate (fresh)", "vs start", "rubric", "words",
-              "finished", "distinct-2 (vs start)", "KL to base")
+    by_label = {f"round {r.number}": r for r in rounds}
+    sections = [f"### {voter}{' (voted)' if voter in voters else ''}\n\n{voter_table(voter, measurements, by_label)}"
+                for voter in VOTERS]
+    body = ("\n\n".join([summary_table(measurements, set(voters)), *sections,
+                         "### replies\n\n" + replies_table(measurements, args.tokens)])
+            + f"\n\n{args.fresh} fresh papers x {args.samples} samples per measurement, {args.votes} votes per round "
+              f"by {args.voter}, {args.tokens}-token replies, {args.concurrency} visitors at once. Intervals: 95%, "
+              "bootstrap over papers (bench/stats.py). Goal: the voting voter's like-rate +30 pts within 3 rounds "
+              "with the interval of the change clear of 0 while start agrees with itself, distinct-2 >= 0.8x of "
+              "the start, KL within the gate's cap.")
     command = "python bench/learning.py " + " ".join(sys.argv[1:])
-    body = (table(header, rows) + f"\n\n{len(fresh)} fresh papers per measurement, {args.votes} votes per round, "
-            f"{args.tokens}-token replies. Goal: like-rate +30 pts within 3 rounds, distinct-2 >= 0.8x of the start, "
-            "KL within the gate's cap.")
-    publish(args.name, f"Learning: the simulated voter's like-rate, round by round ({args.name})", command, body)
+    publish(args.name, f"Learning: the simulated voters' like-rates, round by round ({args.name})", command, body)
 
 
 if __name__ == "__main__":

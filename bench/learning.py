@@ -4,6 +4,7 @@ Every voter judges the replies of every version that serves, with 95% intervals.
 
 Run:  .venv/bin/python bench/learning.py [--voter numbers] [--rounds 3] [--votes 24] [--tokens 128]
                                          [--fresh 48] [--samples 2] [--concurrency 8] [--name NAME]
+                                         [--app-root TREE]   (a `git worktree` of an earlier revision)
 
 Starts `app.py` as a visitor finds it (default settings, but MIN_VOTES=--votes, CHAT_MAX_NEW_TOKENS=--tokens
 and CHAT_CONCURRENCY=--concurrency) on a fresh DATA_DIR, and talks to it over HTTP with gradio_client only,
@@ -169,7 +170,8 @@ class Visitors:
 
 def start_learning_app(data_dir: Path, args: argparse.Namespace, extra_env: dict[str, str]):
     return start_app(data_dir, {"MIN_VOTES": str(args.votes), "CHAT_MAX_NEW_TOKENS": str(args.tokens),
-                                "CHAT_CONCURRENCY": str(args.concurrency), "ADMIN_TOKEN": ADMIN_TOKEN, **extra_env})
+                                "CHAT_CONCURRENCY": str(args.concurrency), "ADMIN_TOKEN": ADMIN_TOKEN, **extra_env},
+                     root=args.app_root)
 
 
 def ask(client: Client, title: str, abstract: str) -> tuple[str, int]:
@@ -351,6 +353,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--name", help="BENCHMARKS.md section (default learning-VOTER-TOKENS)")
     parser.add_argument("--dump", type=Path, default=Path(tempfile.gettempdir()) / "bench-learning.json")
     parser.add_argument("--env", action="append", default=[], help="extra app setting NAME=VALUE")
+    parser.add_argument("--app-root", type=Path, default=ROOT,
+                        help="source tree whose app.py runs (a `git worktree` of an earlier revision: a before figure)")
     args = parser.parse_args()
     if not 1 <= args.fresh <= len(FRESH):
         parser.error(f"--fresh must be 1 to {len(FRESH)}, got {args.fresh}")

@@ -2,7 +2,8 @@
 
 import pytest
 
-from trainer.data import PromptTooLong, balanced_sample, class_weights, fit_history, kto_rows, stratified_batches
+from trainer.data import (PromptTooLong, balanced_sample, class_weights, ends_turn, fit_history, kto_rows,
+                          stratified_batches)
 from trainer.store.votes import Vote
 
 
@@ -19,8 +20,10 @@ def test_kto_rows_are_trl_conversational_unpaired_rows():
     votes = [Vote("r1", "a", True, 1, prompt, "Reject.", "base", 0.0),
              Vote("r2", "a", False, 1, prompt, "Lovely!", "v0001", 0.0)]
     rows = kto_rows(votes)
-    assert rows == [{"prompt": prompt, "completion": [{"role": "assistant", "content": "Reject."}], "label": True},
-                    {"prompt": prompt, "completion": [{"role": "assistant", "content": "Lovely!"}], "label": False}]
+    assert rows == [{"prompt": prompt, "completion": [{"role": "assistant", "content": "Reject."}], "label": True,
+                     "ends_turn": False},
+                    {"prompt": prompt, "completion": [{"role": "assistant", "content": "Lovely!"}], "label": False,
+                     "ends_turn": False}]
     rows[0]["prompt"][0]["content"] = "changed"
     assert prompt[0]["content"] == "be harsh", "rows must not alias the votes' prompts"
 
@@ -108,3 +111,8 @@ def test_stratified_batches_of_one_label_are_a_shuffle():
     rows = labelled(0, 12)
     ordered = stratified_batches(rows, 4, seed=1)
     assert sorted(r["id"] for r in ordered) == list(range(12)) and ordered != rows
+
+
+def test_a_reply_ends_its_turn_when_it_ends_a_sentence():
+    assert ends_turn("The baselines are untuned and the seeds unreported. Recommendation: reject.")
+    assert not ends_turn("The baselines are untuned and the seeds unreported, and the ablations of the")

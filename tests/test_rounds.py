@@ -10,7 +10,9 @@ import trainer.train.round
 from trainer.contracts import VersionMeta
 from trainer.store.versions import VersionStore
 from trainer.train.reference import ReferenceCache
-from trainer.train.round import ADAPTER_WEIGHTS, RoundHooks, round_steps, train_round
+from trainer.patches import without_turn_end
+from trainer.serve.model import twin
+from trainer.train.round import ADAPTER_WEIGHTS, RoundHooks, _trainer, plan_round, round_steps, train_round
 from trainer.train.yielding import attached
 
 
@@ -122,3 +124,24 @@ def test_every_step_of_a_round_reads_both_labels(tiny_base, settings, tmp_path, 
     assert [m["step"] for m in result.meta.metrics] == [1, 2, 3, 4]
     for m in result.meta.metrics:
         assert "rewards/chosen" in m and "rewards/rejected" in m, f"step {m['step']} read one label only: {m}"
+
+
+def test_a_reply_the_model_never_ended_is_trained_without_the_end_of_turn(tiny_base, settings, tmp_path, rows):
+    """The chat template closes every completion with <|im_end|>; a reply cut at the token cap must not teach
+    the model where (not) to end. Ended replies keep it, and the KL completions are the same completions."""
+    listed = rows(8)
+    for i, row in enumerate(listed):
+        row["ends_turn"] = i % 4 < 2  # ended and cut replies of both labels
+    plan = plan_round(listed, settings, seed=1)
+    args = settings.round_config(output_dir=str(tmp_path), max_steps=plan.steps)
+    kto = _trainer(settings, twin(tiny_base.model), args, plan, tiny_base, settings.adapter_config(), [],
+                   ReferenceCache())
+    data, end = kto.train_dataset, tiny_base.tokenizer.eos_token_id
+    assert sorted(data["ends_turn"]) == [False] * 4 + [True] * 4
+    for ids, ended in zip(data["completion_ids"], data["ends_turn"]):
+        assert (end in ids[-3:]) is ended, tiny_base.tokenizer.decode(ids)
+    batch = args.per_device_train_batch_size
+    for start in range(0, len(data), batch):
+        completions, kl = data["completion_ids"][start:start + batch], data["KL_completion_ids"][start:start + batch]
+        assert kl == completions[-1:] + completions[:-1], "TRL's rotation, over the completions as trained"
+    assert without_turn_end([5, 6, end, 9], end) == [5, 6] and without_turn_end([5, 6], end) == [5, 6]

@@ -10,6 +10,7 @@ import math
 import random
 from typing import Callable, Iterable, Sequence
 
+from .gate.rubric import finished
 from .store.votes import Pick, Vote
 
 Message = dict[str, str]
@@ -19,11 +20,20 @@ class PromptTooLong(ValueError):
     """The system prompt and the new message alone exceed the prompt token budget."""
 
 
+def ends_turn(reply: str) -> bool:
+    """Whether a stored reply reads as one the model ended, rather than one cut at the token cap or stopped by
+    its visitor: it ends a sentence (gate/rubric.py `finished`). Such a reply is trained with the end-of-turn
+    token the chat template closes it with; any other is trained open, as the model wrote it (see
+    patches.ReferenceCachingKTOTrainer._prepare_dataset)."""
+    return finished(reply)
+
+
 def kto_rows(votes: Iterable[Vote]) -> list[dict]:
-    """TRL's conversational unpaired-preference rows: the prompt the model saw, its reply, the thumb."""
+    """TRL's conversational unpaired-preference rows: the prompt the model saw, its reply, the thumb, and
+    whether the reply ended its turn (`ends_turn`)."""
     return [{"prompt": [dict(m) for m in v.prompt],
              "completion": [{"role": "assistant", "content": v.completion}],
-             "label": v.label} for v in votes]
+             "label": v.label, "ends_turn": ends_turn(v.completion)} for v in votes]
 
 
 def pick_rows(picks: Iterable[Pick]) -> list[dict]:
@@ -32,7 +42,8 @@ def pick_rows(picks: Iterable[Pick]) -> list[dict]:
     for p in picks:
         prompt = [dict(m) for m in p.prompt]
         liked = {"a": (True, False), "b": (False, True)}.get(p.choice, (False, False))
-        rows += [{"prompt": prompt, "completion": [{"role": "assistant", "content": text}], "label": label}
+        rows += [{"prompt": prompt, "completion": [{"role": "assistant", "content": text}], "label": label,
+                  "ends_turn": ends_turn(text)}
                  for text, label in zip((p.completion_a, p.completion_b), liked)]
     return rows
 
@@ -139,7 +150,7 @@ def conversational(row: dict, system_prompt: str) -> dict:
     if isinstance(completion, str):
         completion = [{"role": "assistant", "content": completion}]
     return {"prompt": [dict(m) for m in prompt], "completion": [dict(m) for m in completion],
-            "label": bool(row["label"])}
+            "label": bool(row["label"]), "ends_turn": bool(row.get("ends_turn", True))}
 
 
 def paired_rows(rows: Iterable[dict]) -> list[dict]:

@@ -50,6 +50,11 @@ RELIED_ON = {
     # kto_fast_paths: the fused head reads _use_triton and _CHUNKED_LOGPROB_CHUNK_SIZE at call time.
     "trl.trainer.utils.add_fused_lm_head": "422d009f04b66659",
     "trl.kernels.chunked_logprob._use_triton": "f0510984e05ac05c",
+    # ReferenceCachingKTOTrainer._prepare_dataset: the parent tokenizes conversational rows through the chat
+    # template (every completion ends with the end-of-turn token and what follows it), keeps columns it does not
+    # know, and builds KL_completion_ids by rotating completion_ids by one within each batch of
+    # per_device_train_batch_size.
+    "trl.trainer.kto_trainer.KTOTrainer._prepare_dataset": "d22cf45470e637d6",
     # ReferenceCachingKTOTrainer overrides it and calls it on the rows it lacks.
     "trl.trainer.kto_trainer.KTOTrainer._precompute_ref_logps": "bb13017be7eeb8f2",
     # unpaired_aot_margin: under loss_type apo_zero_unpaired, _compute_loss calls `F.sigmoid` (the module's
@@ -198,6 +203,29 @@ class ReferenceCachingKTOTrainer(KTOTrainer):
             dataset = dataset.add_column(column, [cache.get(k) for k in keys[column]])
         return dataset
 
+    def _prepare_dataset(self, dataset: Dataset, processing_class, args, dataset_name: str) -> Dataset:
+        """TRL's, then the end of turn taken off the completions of rows whose `ends_turn` is False.
+
+        The chat template closes every completion with the end-of-turn token, also a reply the model
+        never ended (cut at the token cap, or stopped). Trained as written, a disliked cut reply
+        teaches the model not to end there: replies grow, and more of them are cut. Its completion
+        is trained as the model wrote it instead, open; the KL completions are rotated again from them.
+        """
+        dataset = super()._prepare_dataset(dataset, processing_class, args, dataset_name)
+        if "ends_turn" not in dataset.column_names or all(dataset["ends_turn"]):
+            return dataset
+        end = getattr(processing_class, "tokenizer", processing_class).eos_token_id
+        completions = [ids if ended else without_turn_end(ids, end)
+                       for ids, ended in zip(dataset["completion_ids"], dataset["ends_turn"])]
+        dataset = dataset.remove_columns("completion_ids").add_column("completion_ids", completions)
+        if "KL_completion_ids" in dataset.column_names:
+            batch = args.per_device_train_batch_size
+            rotated = [completions[start:start + batch][-1:] + completions[start:start + batch][:-1]
+                       for start in range(0, len(completions), batch)]
+            dataset = dataset.remove_columns("KL_completion_ids").add_column(
+                "KL_completion_ids", [ids for chunk in rotated for ids in chunk])
+        return dataset
+
     def _compute_loss(self, model, inputs, return_outputs):
         if self.unpaired_aot_margin is None:
             return super()._compute_loss(model, inputs, return_outputs)
@@ -214,6 +242,15 @@ class ReferenceCachingKTOTrainer(KTOTrainer):
         disliked = next(recorded) if not labels.all() else empty
         loss = aot_unpaired_loss(liked, disliked, self.unpaired_aot_margin)
         return (loss, result[1]) if return_outputs else loss
+
+
+def without_turn_end(completion_ids: list[int], end_of_turn: int, tail: int = 4) -> list[int]:
+    """`completion_ids` cut before the end-of-turn token among its last `tail` tokens (the template's closing);
+    unchanged without one."""
+    for position in range(len(completion_ids) - 1, max(-1, len(completion_ids) - 1 - tail), -1):
+        if completion_ids[position] == end_of_turn:
+            return completion_ids[:position]
+    return completion_ids
 
 
 class _SigmoidInputs:

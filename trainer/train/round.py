@@ -132,8 +132,8 @@ def plan_round(rows: list[dict], settings: AppSettings, seed: int = 0) -> RoundP
     batch = defaults.per_device_train_batch_size
     if settings.training.paired:
         rows = random.Random(seed).sample(rows, len(rows))
-    else:
-        rows = stratified_batches(rows, batch, seed)
+    else:  # every row says whether its reply ended its turn (a dataset's columns are the same for every row)
+        rows = stratified_batches([{**row, "ends_turn": row.get("ends_turn", True)} for row in rows], batch, seed)
     steps = round_steps(len(rows), batch, defaults.gradient_accumulation_steps, defaults.num_train_epochs,
                         defaults.max_steps)
     rows = rows[:steps * batch * defaults.gradient_accumulation_steps]

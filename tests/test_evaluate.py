@@ -94,3 +94,13 @@ def test_shipped_v1_beats_the_base_on_held_out_papers(tmp_path, embedded_dir):
     base_auc, v1_auc = float(table["base"][2]), float(table["v0001"][2])
     assert base_auc == 0.5 and v1_auc > 0.75, out.stdout
     assert float(table["v0001"][3]) > 0, "liked rows must get the larger mean reward"
+
+
+def test_a_reply_the_model_never_ended_is_scored_without_the_end_of_turn(tokenizer):
+    """The gate scores rows as rounds train them: a cut reply stays open, an ended one keeps <|im_end|>."""
+    row = {"prompt": [{"role": "system", "content": "Be harsh."}, {"role": "user", "content": "My paper."}],
+           "completion": [{"role": "assistant", "content": "The baselines are"}], "label": False}
+    ended, start = _encode(tokenizer, row, max_length=512)
+    cut, cut_start = _encode(tokenizer, {**row, "ends_turn": False}, max_length=512)
+    assert cut_start == start and tokenizer.eos_token_id in ended[start:]
+    assert tokenizer.eos_token_id not in cut[start:] and cut == ended[:len(cut)]

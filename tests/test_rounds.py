@@ -10,7 +10,7 @@ import trainer.train.round
 from trainer.contracts import VersionMeta
 from trainer.store.versions import VersionStore
 from trainer.train.reference import ReferenceCache
-from trainer.patches import without_turn_end
+from trainer.data import without_turn_end
 from trainer.serve.model import twin
 from trainer.train.round import ADAPTER_WEIGHTS, RoundHooks, _trainer, plan_round, round_steps, train_round
 from trainer.train.yielding import attached

@@ -28,6 +28,15 @@ def ends_turn(reply: str) -> bool:
     return finished(reply)
 
 
+def without_turn_end(completion_ids: list[int], end_of_turn: int, tail: int = 4) -> list[int]:
+    """`completion_ids` cut before the end-of-turn token among its last `tail` tokens (the template's closing);
+    unchanged without one."""
+    for position in range(len(completion_ids) - 1, max(-1, len(completion_ids) - 1 - tail), -1):
+        if completion_ids[position] == end_of_turn:
+            return completion_ids[:position]
+    return completion_ids
+
+
 def kto_rows(votes: Iterable[Vote]) -> list[dict]:
     """TRL's conversational unpaired-preference rows: the prompt the model saw, its reply, the thumb, and
     whether the reply ended its turn (`ends_turn`)."""

@@ -35,6 +35,7 @@ from trl import DPOTrainer, KTOTrainer
 from trl.trainer import dpo_trainer, kto_trainer
 from trl.trainer import utils as trl_utils
 
+from .data import without_turn_end
 from .train.losses import aot_unpaired_loss
 
 if TYPE_CHECKING:
@@ -242,15 +243,6 @@ class ReferenceCachingKTOTrainer(KTOTrainer):
         disliked = next(recorded) if not labels.all() else empty
         loss = aot_unpaired_loss(liked, disliked, self.unpaired_aot_margin)
         return (loss, result[1]) if return_outputs else loss
-
-
-def without_turn_end(completion_ids: list[int], end_of_turn: int, tail: int = 4) -> list[int]:
-    """`completion_ids` cut before the end-of-turn token among its last `tail` tokens (the template's closing);
-    unchanged without one."""
-    for position in range(len(completion_ids) - 1, max(-1, len(completion_ids) - 1 - tail), -1):
-        if completion_ids[position] == end_of_turn:
-            return completion_ids[:position]
-    return completion_ids
 
 
 class _SigmoidInputs:

@@ -25,6 +25,7 @@ from typing import Callable
 import torch
 from tqdm.auto import tqdm
 
+from ..data import without_turn_end
 from ..serve.model import BaseModel, twin
 from ..train.memory import release_free_memory
 from ..train.yielding import attached
@@ -79,6 +80,8 @@ def _encode(tokenizer, row: dict, max_length: int) -> tuple[list[int], int]:
     full = tokenizer.apply_chat_template(row["prompt"] + row["completion"], return_dict=True)["input_ids"]
     if full[:len(prompt)] != prompt:
         raise ValueError("the chat template does not render the prompt as a prefix of prompt + completion")
+    if not row.get("ends_turn", True):  # scored as trained: a reply the model never ended stays open
+        full = prompt + without_turn_end(full[len(prompt):], tokenizer.eos_token_id)
     return full[:max_length], min(len(prompt), max_length - 1)
 
 

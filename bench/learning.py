@@ -5,6 +5,7 @@ Every voter judges the replies of every version that serves, with 95% intervals.
 Run:  .venv/bin/python bench/learning.py [--voter numbers] [--rounds 3] [--votes 24] [--tokens 128]
                                          [--fresh 48] [--samples 2] [--concurrency 8] [--name NAME]
                                          [--app-root TREE]   (a `git worktree` of an earlier revision)
+      .venv/bin/python bench/learning.py --from-dump RUN.json   (the tables of a run again, one stopped early too)
 
 Starts `app.py` as a visitor finds it (default settings, but MIN_VOTES=--votes, CHAT_MAX_NEW_TOKENS=--tokens
 and CHAT_CONCURRENCY=--concurrency) on a fresh DATA_DIR, and talks to it over HTTP with gradio_client only,
@@ -46,6 +47,7 @@ has at least CAPPED_WORDS_PER_TOKEN x --tokens words. Every reply and vote goes 
 from __future__ import annotations
 
 import argparse
+import ast
 import json
 import queue
 import sys
@@ -373,6 +375,9 @@ def print_measurement(m: Measurement) -> None:
 
 
 def main() -> None:
+    if len(sys.argv) == 3 and sys.argv[1] == "--from-dump":
+        report_from_dump(Path(sys.argv[2]))
+        return
     args = parse_args()
     extra = dict(item.split("=", 1) for item in args.env)
     voters = list(CROWD) if args.voter == "crowd" else [args.voter]
@@ -418,6 +423,22 @@ def main() -> None:
         process.terminate()
         process.wait(30)
 
+    report(args, measurements, rounds)
+
+
+def run_command(args: argparse.Namespace) -> str:
+    """The command line that runs `args` (also for a run re-rendered from its dump)."""
+    flags = [f"--{name} {getattr(args, name)}" for name in ("voter", "rounds", "votes", "tokens", "fresh", "samples",
+                                                            "concurrency", "name")]
+    env = args.env if isinstance(args.env, list) else ast.literal_eval(args.env)  # a dump keeps the repr
+    return " ".join(["python bench/learning.py", *flags, *(f"--env {item}" for item in env)])
+
+
+def report(args: argparse.Namespace, measurements: list[Measurement], rounds: list[RoundResult],
+           note: str = "") -> None:
+    """The tables of a run into BENCHMARKS.md (section --name)."""
+    command = run_command(args)
+    voters = list(CROWD) if args.voter == "crowd" else [args.voter]
     by_label = {f"round {r.number}": r for r in rounds}
     sections = [f"### {voter}{' (voted)' if voter in voters else ''}\n\n{voter_table(voter, measurements, by_label)}"
                 for voter in VOTERS]
@@ -425,12 +446,26 @@ def main() -> None:
                          "### replies\n\n" + replies_table(measurements, args.tokens)])
             + f"\n\n{args.fresh} fresh papers x {args.samples} samples per measurement, {args.votes} votes per round "
               f"by {args.voter}, {args.tokens}-token replies, {args.concurrency} visitors at once. Intervals: 95%, "
-              "bootstrap over papers (bench/stats.py). Goal: the voting voter's like-rate +30 pts within 3 rounds "
-              "with the interval of the change clear of 0 while start agrees with itself, distinct-2 >= 0.8x of "
-              "the start, KL within the gate's cap.")
-    command = "python bench/learning.py " + " ".join(sys.argv[1:])
+              "bootstrap over papers (bench/stats.py). Goal: each voting voter's like-rate +30 pts within 3 rounds "
+              "with the interval of the change at least +15 while start agrees with itself, finished >= 90%, "
+              "words within 1.3x of the start, KL within the gate's cap." + note)
     publish(args.name, f"Learning: the simulated voters' like-rates, round by round ({args.name})", command, body)
 
+
+def report_from_dump(path: Path) -> None:
+    """Re-render the tables of a run from its --dump (one stopped early included)."""
+    dump = json.loads(path.read_text())
+    settings = dump["settings"]
+    args = argparse.Namespace(**{**settings, **{k: int(settings[k]) for k in
+                                                ("rounds", "votes", "tokens", "fresh", "samples", "concurrency")}})
+    measurements = [Measurement(m["label"], m["serving"], m["seconds"],
+                                [Reply(r["title"], r["sample"], r["text"],
+                                       {name: Judgement(**j) for name, j in r["judgements"].items()})
+                                 for r in m["replies"]]) for m in dump["measurements"]]
+    rounds = [RoundResult(**{**r, "votes": [Vote(**v) for v in r["votes"]]}) for r in dump["rounds"]]
+    done = len(rounds)
+    note = "" if done >= args.rounds else f" Stopped after {done} of {args.rounds} rounds (tables from the --dump)."
+    report(args, measurements, rounds, note)
 
 if __name__ == "__main__":
     main()

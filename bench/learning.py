@@ -50,6 +50,7 @@ import argparse
 import ast
 import json
 import queue
+import subprocess
 import sys
 import tempfile
 import threading
@@ -431,7 +432,18 @@ def run_command(args: argparse.Namespace) -> str:
     flags = [f"--{name} {getattr(args, name)}" for name in ("voter", "rounds", "votes", "tokens", "fresh", "samples",
                                                             "concurrency", "name")]
     env = args.env if isinstance(args.env, list) else ast.literal_eval(args.env)  # a dump keeps the repr
-    return " ".join(["python bench/learning.py", *flags, *(f"--env {item}" for item in env)])
+    root = Path(args.app_root)
+    tree = [] if root == ROOT else [f"--app-root {root} (a worktree of {git_revision(root)})"]
+    return " ".join(["python bench/learning.py", *flags, *(f"--env {item}" for item in env), *tree])
+
+
+def git_revision(tree: Path) -> str:
+    """The commit a source tree has checked out (short form), or "?" where git cannot tell."""
+    try:
+        return subprocess.run(["git", "-C", str(tree), "rev-parse", "--short", "HEAD"], capture_output=True,
+                              text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "?"
 
 
 def report(args: argparse.Namespace, measurements: list[Measurement], rounds: list[RoundResult],

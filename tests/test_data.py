@@ -21,9 +21,9 @@ def test_kto_rows_are_trl_conversational_unpaired_rows():
              Vote("r2", "a", False, 1, prompt, "Lovely!", "v0001", 0.0)]
     rows = kto_rows(votes)
     assert rows == [{"prompt": prompt, "completion": [{"role": "assistant", "content": "Reject."}], "label": True,
-                     "ends_turn": False},
+                     "ends_turn": True},
                     {"prompt": prompt, "completion": [{"role": "assistant", "content": "Lovely!"}], "label": False,
-                     "ends_turn": False}]
+                     "ends_turn": True}]
     rows[0]["prompt"][0]["content"] = "changed"
     assert prompt[0]["content"] == "be harsh", "rows must not alias the votes' prompts"
 
@@ -116,3 +116,4 @@ def test_stratified_batches_of_one_label_are_a_shuffle():
 def test_a_reply_ends_its_turn_when_it_ends_a_sentence():
     assert ends_turn("The baselines are untuned and the seeds unreported. Recommendation: reject.")
     assert not ends_turn("The baselines are untuned and the seeds unreported, and the ablations of the")
+    assert ends_turn("Reject.") and ends_turn(""), "a short reply, or none, ended too"

@@ -145,3 +145,4 @@ def test_a_reply_the_model_never_ended_is_trained_without_the_end_of_turn(tiny_b
         completions, kl = data["completion_ids"][start:start + batch], data["KL_completion_ids"][start:start + batch]
         assert kl == completions[-1:] + completions[:-1], "TRL's rotation, over the completions as trained"
     assert without_turn_end([5, 6, end, 9], end) == [5, 6] and without_turn_end([5, 6], end) == [5, 6]
+    assert without_turn_end([end, 9], end) == [end, 9], "never an empty completion"

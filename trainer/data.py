@@ -10,7 +10,7 @@ import math
 import random
 from typing import Callable, Iterable, Sequence
 
-from .gate.rubric import finished
+from .gate.rubric import FINISHED
 from .store.votes import Pick, Vote
 
 Message = dict[str, str]
@@ -22,16 +22,16 @@ class PromptTooLong(ValueError):
 
 def ends_turn(reply: str) -> bool:
     """Whether a stored reply reads as one the model ended, rather than one cut at the token cap or stopped by
-    its visitor: it ends a sentence (gate/rubric.py `finished`). Such a reply is trained with the end-of-turn
-    token the chat template closes it with; any other is trained open, as the model wrote it (see
-    patches.ReferenceCachingKTOTrainer._prepare_dataset)."""
-    return finished(reply)
+    its visitor: it ends a sentence (gate/rubric.py FINISHED), or it is empty (ended at once). Such a reply is
+    trained with the end-of-turn token the chat template closes it with; any other is trained open, as the
+    model wrote it (see patches.ReferenceCachingKTOTrainer._prepare_dataset)."""
+    return not reply.strip() or bool(FINISHED.search(reply.strip()))
 
 
 def without_turn_end(completion_ids: list[int], end_of_turn: int, tail: int = 4) -> list[int]:
     """`completion_ids` cut before the end-of-turn token among its last `tail` tokens (the template's closing);
-    unchanged without one."""
-    for position in range(len(completion_ids) - 1, max(-1, len(completion_ids) - 1 - tail), -1):
+    unchanged without one, or where nothing would be left to train on."""
+    for position in range(len(completion_ids) - 1, max(0, len(completion_ids) - 1 - tail), -1):
         if completion_ids[position] == end_of_turn:
             return completion_ids[:position]
     return completion_ids

@@ -90,7 +90,8 @@ def test_conversational_rows_use_the_persona_prompt():
     row = conversational({"prompt": "Title: T", "completion": "Reject.", "label": True}, "You are Reviewer #2.")
     assert row == {"prompt": [{"role": "system", "content": "You are Reviewer #2."},
                               {"role": "user", "content": "Title: T"}],
-                   "completion": [{"role": "assistant", "content": "Reject."}], "label": True}
+                   "completion": [{"role": "assistant", "content": "Reject."}], "label": True,
+                   "ends_turn": True}
 
 
 @pytest.mark.parametrize("suffix", ["jsonl", "parquet"])

@@ -477,6 +477,11 @@ def report_from_dump(path: Path) -> None:
     rounds = [RoundResult(**{**r, "votes": [Vote(**v) for v in r["votes"]]}) for r in dump["rounds"]]
     done = len(rounds)
     note = "" if done >= args.rounds else f" Stopped after {done} of {args.rounds} rounds (tables from the --dump)."
+    measured = {m.label for m in measurements}
+    for r in rounds:
+        if f"round {r.number}" not in measured:  # stopped before the round's measurement
+            note += (f" Round {r.number}: {r.up} up / {r.down} down -> {r.version}, {r.outcome}"
+                     f"{f' ({r.rejection})' if r.rejection else ''}; not measured.")
     report(args, measurements, rounds, note)
 
 if __name__ == "__main__":

@@ -225,7 +225,8 @@ class GateSettings:
         if not 0 <= self.holdout_share < 1:
             raise SettingError(f"GATE_HOLDOUT_SHARE must be in [0, 1), got {self.holdout_share}")
         for name in ("auc_tolerance", "pair_tolerance", "max_kl", "min_distinct2", "max_repetition", "rubric_tolerance", "seed_rows",
-                     "probe_prompts", "probe_samples", "probe_tokens", "max_length_ratio", "early_stop_every", "early_stop_patience", "early_stop_rows"):
+                     "probe_prompts", "probe_samples", "probe_tokens", "max_length_ratio", "early_stop_every",
+                     "early_stop_patience", "early_stop_rows"):
             if getattr(self, name) < 0:
                 raise SettingError(f"GATE_{name.upper()} must be >= 0, got {getattr(self, name)}")
 

@@ -60,11 +60,10 @@ def paired_excess(candidate: list[float], serving: list[float]) -> tuple[float, 
     return mean, mean - Z95 * spread / len(diffs) ** 0.5
 
 
-def worse_beyond_noise(candidate: list[float], serving: list[float], tolerance: float = 0.0) -> float | None:
-    """The candidate's mean excess (of something bad) over the serving version's, when its whole 95% interval
-    is above `tolerance`; None when the difference is within the tolerance or the noise."""
-    mean, lower = paired_excess(candidate, serving)
-    return mean if lower > tolerance else None
+def worse_beyond_noise(candidate: list[float], serving: list[float], tolerance: float = 0.0) -> bool:
+    """Whether the whole 95% interval of the candidate's excess (of something bad) over the serving version's
+    lies above `tolerance`: worse beyond the tolerance and the noise."""
+    return paired_excess(candidate, serving)[1] > tolerance
 
 
 def probe_reasons(candidate: Scores, serving: Scores, settings: GateSettings) -> list[str]:
@@ -73,21 +72,18 @@ def probe_reasons(candidate: Scores, serving: Scores, settings: GateSettings) ->
     if not ours or [(r.message, r.seed) for r in ours] != [(r.message, r.seed) for r in theirs]:
         return []  # no replies, or not the same requests: nothing to compare pair by pair
     n, reasons = len(ours), []
-    unfinished = worse_beyond_noise([not r.finished for r in ours], [not r.finished for r in theirs])
-    if unfinished is not None:
+    if worse_beyond_noise([not r.finished for r in ours], [not r.finished for r in theirs]):
         reasons.append(f"{sum(not r.finished for r in ours)} of its {n} sampled probe replies are unfinished, against "
                        f"{sum(not r.finished for r in theirs)} of the serving {serving.version}'s (beyond the noise)")
-    looping = worse_beyond_noise([r.loops for r in ours], [r.loops for r in theirs])
-    if looping is not None:
+    if worse_beyond_noise([r.loops for r in ours], [r.loops for r in theirs]):
         reasons.append(f"{sum(r.loops for r in ours)} of its {n} sampled probe replies loop, against "
                        f"{sum(r.loops for r in theirs)} of the serving {serving.version}'s (beyond the noise)")
-    checks = worse_beyond_noise([-r.checks for r in ours], [-r.checks for r in theirs], settings.rubric_tolerance)
-    if checks is not None:
+    if worse_beyond_noise([-r.checks for r in ours], [-r.checks for r in theirs], settings.rubric_tolerance):
         reasons.append(f"its replies to held-out prompts pass {mean_checks(ours):.0%} of the reply checks, below the "
                        f"serving {serving.version}'s {mean_checks(theirs):.0%} minus {settings.rubric_tolerance:.0%} "
                        "(beyond the noise)")
     ratio = settings.max_length_ratio
-    if ratio > 0 and worse_beyond_noise([r.tokens for r in ours], [ratio * r.tokens for r in theirs]) is not None:
+    if ratio > 0 and worse_beyond_noise([r.tokens for r in ours], [ratio * r.tokens for r in theirs]):
         reasons.append(f"its sampled probe replies are {mean_tokens(ours):.0f} tokens long on average, over "
                        f"{ratio}x the serving {serving.version}'s {mean_tokens(theirs):.0f} (beyond the noise)")
     return reasons

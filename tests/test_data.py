@@ -2,7 +2,7 @@
 
 import pytest
 
-from trainer.data import (PromptTooLong, balanced_sample, class_weights, ends_turn, fit_history, kto_rows,
+from trainer.data import (PromptTooLong, balanced_sample, class_weights, ends_turn, fit_history, fit_row, kto_rows,
                           stratified_batches)
 from trainer.store.votes import Vote
 
@@ -117,3 +117,20 @@ def test_a_reply_ends_its_turn_when_it_ends_a_sentence():
     assert ends_turn("The baselines are untuned and the seeds unreported. Recommendation: reject.")
     assert not ends_turn("The baselines are untuned and the seeds unreported, and the ablations of the")
     assert ends_turn("Reject.") and ends_turn(""), "a short reply, or none, ended too"
+
+
+def test_a_row_too_long_for_training_loses_its_oldest_turns_never_its_reply():
+    system = {"role": "system", "content": "be harsh"}
+    reply = [{"role": "assistant", "content": "word " * 30 + "Reject."}]
+    history = [m for i in range(4) for m in turn(i)]
+    row = {"prompt": [system, *history, {"role": "user", "content": "the new paper " * 3}], "completion": reply,
+           "label": True}
+    assert fit_row(row, words, 1000) is row, "a row that fits is unchanged"
+    fitted = fit_row(row, words, 82)  # system 2 + 4 turns of 20 words + message 9 + reply 31: two turns must go
+    assert fitted["completion"] == reply and fitted["prompt"][0] == system
+    assert fitted["prompt"][1:] == [*turn(2), *turn(3), row["prompt"][-1]] and words(fitted["prompt"] + reply) <= 82
+    alone = fit_row(row, words, 36)  # not even the new message fits whole: its start is kept
+    assert alone["completion"] == reply and [m["role"] for m in alone["prompt"]] == ["system", "user"]
+    assert words(alone["prompt"] + reply) <= 36 and alone["prompt"][1]["content"].startswith("the new")
+    pair = {"prompt": row["prompt"], "chosen": reply, "rejected": [{"role": "assistant", "content": "No."}]}
+    assert fit_row(pair, words, 82)["prompt"] == fitted["prompt"], "the longer reply of a pair decides"

@@ -126,9 +126,10 @@ def test_every_step_of_a_round_reads_both_labels(tiny_base, settings, tmp_path, 
         assert "rewards/chosen" in m and "rewards/rejected" in m, f"step {m['step']} read one label only: {m}"
 
 
-def test_a_reply_the_model_never_ended_is_trained_without_the_end_of_turn(tiny_base, settings, tmp_path, rows):
+def test_only_a_liked_reply_that_ended_trains_its_end_of_turn(tiny_base, settings, tmp_path, rows):
     """The chat template closes every completion with <|im_end|>; a reply cut at the token cap must not teach
-    the model where (not) to end. Ended replies keep it, and the KL completions are the same completions."""
+    the model where (not) to end, nor a disliked one that it should not end. Liked, ended replies keep it, and
+    the KL completions are the same completions."""
     listed = rows(8)
     for i, row in enumerate(listed):
         row["ends_turn"] = i % 4 < 2  # ended and cut replies of both labels
@@ -138,11 +139,32 @@ def test_a_reply_the_model_never_ended_is_trained_without_the_end_of_turn(tiny_b
                    ReferenceCache())
     data, end = kto.train_dataset, tiny_base.tokenizer.eos_token_id
     assert sorted(data["ends_turn"]) == [False] * 4 + [True] * 4
-    for ids, ended in zip(data["completion_ids"], data["ends_turn"]):
-        assert (end in ids[-3:]) is ended, tiny_base.tokenizer.decode(ids)
+    keeps = [ended and liked for ended, liked in zip(data["ends_turn"], data["label"])]
+    assert sorted(keeps) == [False] * 6 + [True] * 2, "one liked-and-ended row in each of four kinds"
+    for ids, keep in zip(data["completion_ids"], keeps):
+        assert (end in ids[-3:]) is keep, tiny_base.tokenizer.decode(ids)
     batch = args.per_device_train_batch_size
     for start in range(0, len(data), batch):
         completions, kl = data["completion_ids"][start:start + batch], data["KL_completion_ids"][start:start + batch]
         assert kl == completions[-1:] + completions[:-1], "TRL's rotation, over the completions as trained"
     assert without_turn_end([5, 6, end, 9], end) == [5, 6] and without_turn_end([5, 6], end) == [5, 6]
     assert without_turn_end([end, 9], end) == [end, 9], "never an empty completion"
+
+
+def test_a_long_conversation_is_cut_oldest_turn_first_and_never_dropped(tiny_base, settings, tmp_path, rows):
+    """TRL drops a row whose prompt alone reaches max_length, and cuts a long one's reply from the right;
+    the round cuts the prompt instead, so every row trains with its reply's ending."""
+    settings.round_overrides.update(max_length=96, max_steps=1, num_train_epochs=1.0)
+    listed = rows(4)
+    history = [{"role": "user", "content": "An earlier paper about graphs. " * 12},
+               {"role": "assistant", "content": "Reject. " * 20}]
+    listed[0] = {**listed[0], "prompt": listed[0]["prompt"][:1] + history * 3 + listed[0]["prompt"][1:]}
+    plan = plan_round(trainer.train.round.fitted_rows(listed, tiny_base, settings), settings)
+    args = settings.round_config(output_dir=str(tmp_path), max_steps=plan.steps)
+    kto = _trainer(settings, twin(tiny_base.model), args, plan, tiny_base, settings.adapter_config(), [],
+                   ReferenceCache())
+    data, end = kto.train_dataset, tiny_base.tokenizer.eos_token_id
+    assert len(data) == 4, "no row dropped"
+    for prompt, completion, label in zip(data["prompt_ids"], data["completion_ids"], data["label"]):
+        assert len(prompt) + len(completion) <= 96
+        assert (end in completion[-3:]) is label, "the reply kept whole, with its end of turn where it is trained"

@@ -176,6 +176,7 @@ def test_the_gate_scores_the_serving_version_only_on_rows_it_has_not_seen(runtim
 
 def test_gate_votes_never_train(runtime, settings, vote_on_replies):
     settings.gate.holdout_share = 0.3  # 16 votes: both labels stay in training but for a 1e-4 chance
+    settings.round_overrides.update(max_steps=4)  # room for every vote
     vote_on_replies(runtime, 16)
     waiting = runtime.votes.votes(waiting=True)
     result = runtime.loop.run_round()
@@ -260,3 +261,34 @@ def test_votes_of_one_label_train_with_seed_anchors_and_are_kept(runtime, settin
     assert len(meta.votes) == 4 and runtime.votes.waiting_counts() == (0, 0)
     assert {v.label for v in runtime.votes.votes(waiting=False)} == {False}
     assert len(runtime.votes.votes(waiting=False)) == 4
+
+
+def test_a_round_marks_only_the_votes_its_steps_read_and_the_rest_wait(runtime, settings, vote_on_replies):
+    """80 votes waiting (a paused trainer, a busy Space), 10 steps of 4 rows: the round takes what it reads."""
+    settings.gate.holdout_share, settings.loop.seed_anchors = 0.2, 8
+    settings.round_overrides.update(max_steps=10)
+    vote_on_replies(runtime, 80)
+    result = runtime.loop.run_round()
+    meta = result.meta
+    gate = runtime.votes.gate_votes()
+    trained = {f"{v.reply_id}:{v.voter}" for v in runtime.votes.votes(waiting=False)}
+    waiting = runtime.votes.votes(waiting=True)
+    assert meta.steps == 10 and meta.rows_read == meta.rows == 40, "a round takes no more rows than it reads"
+    assert meta.anchor_rows == 8 and len(meta.votes) == 32 and trained == set(meta.votes)
+    assert sorted(result.read) == sorted(f"vote:{k}" for k in meta.votes)
+    assert len(gate) + len(trained) + len(waiting) == 80 and len(waiting) == 80 - len(gate) - 32
+    labels = [r for r in meta.metrics if "rewards/chosen" in r and "rewards/rejected" in r]
+    assert len(labels) == 10, "anchors are mixed into every batch, not appended"
+
+    second = runtime.loop.run_round()  # the votes left waiting are the next round's, oldest first
+    taken = [f"{v.reply_id}:{v.voter}" for v in waiting][:32]
+    assert set(second.meta.votes) == set(taken) and sum(runtime.votes.waiting_counts()) == len(waiting) - len(taken)
+
+
+def test_a_round_stopped_early_leaves_the_votes_it_never_read_waiting(runtime, settings, vote_on_replies):
+    settings.gate.early_stop_every, settings.gate.early_stop_patience, settings.gate.auc_tolerance = 1, 1, -1.0
+    settings.round_overrides.update(max_steps=4, num_train_epochs=1.0)  # 16 rows, read once, 4 per step
+    vote_on_replies(runtime, 16)
+    meta = runtime.loop.run_round().meta
+    assert meta.early_stopping.stopped_early and meta.steps == 2 and meta.rows_read == 8
+    assert len(meta.votes) == 8 and sum(runtime.votes.waiting_counts()) == 8

@@ -166,6 +166,7 @@ class VersionMeta:
     base_model: str | None = None
     loss: str | None = None  # LOSS of its round: kto, aot_unpaired, dpo, ipo, aot (None: kto, before it was recorded)
     rows: int | None = None
+    rows_read: int | None = None  # of `rows`, those in a batch the round trained on (early stopping reads fewer)
     label_counts: LabelCounts | None = None
     weights: ClassWeights | None = None
     steps: int | None = None
@@ -176,7 +177,7 @@ class VersionMeta:
     early_stopping: EarlyStopSummary | None = None
     gate: GateReport | None = None
     timings: RoundTimings | None = None
-    # Votes as "reply_id:voter": trained on as new, and replayed from earlier rounds.
+    # Votes as "reply_id:voter": trained on as new, and replayed from earlier rounds (only those in a batch read).
     votes: list[str] = field(default_factory=list)
     replayed_votes: list[str] = field(default_factory=list)
     # Picks as "pair_id:voter": trained on as new, and replayed.

@@ -146,6 +146,46 @@ def fit_history(system_prompt: str, turns: Sequence[Message], new_message: str,
     return system + new
 
 
+def fit_row(row: dict, count_tokens: Callable[[list[Message]], int], max_length: int) -> dict:
+    """A conversational row (prompt with completion, or chosen and rejected) whose prompt is cut, as chat cuts a
+    history, until prompt plus its longest reply is at most `max_length` tokens by `count_tokens` (the chat
+    template's length of a message list).
+
+    TRL cuts prompt plus completion from the right, losing a reply's ending (its verdict and end-of-turn
+    token), and drops a row whose prompt alone reaches its max_length; here the reply is never touched.
+    Whole turns go oldest first (data.fit_history's rule), the system prompt stays; if the last message
+    with the reply still does not fit, that message is cut, keeping its start (a paper's title and opening).
+    Rows that fit, and rows with a plain-text prompt, come back unchanged.
+    """
+    prompt = row["prompt"]
+    replies = [row[key] for key in ("completion", "chosen", "rejected") if key in row]
+    if isinstance(prompt, str) or not replies or isinstance(replies[0], str):
+        return row
+
+    def fits(messages: list[Message]) -> bool:
+        return all(count_tokens(messages + reply) <= max_length for reply in replies)
+
+    if fits(prompt):
+        return row
+    head = prompt[:1] if prompt and prompt[0]["role"] == "system" else []
+    body = prompt[len(head):]
+    starts = [i for i, m in enumerate(body) if m["role"] == "user" and i > 0]
+    for start in starts:
+        if fits(head + body[start:]):
+            return {**row, "prompt": head + body[start:]}
+    last = body[starts[-1]:] if starts else body
+    if not last or last[-1]["role"] != "user":
+        return {**row, "prompt": head + last}
+    text, keep, cut = last[-1]["content"], 0, len(last[-1]["content"])
+    while keep < cut:  # the longest start of the message that fits
+        middle = (keep + cut + 1) // 2
+        if fits(head + last[:-1] + [{**last[-1], "content": text[:middle]}]):
+            keep = middle
+        else:
+            cut = middle - 1
+    return {**row, "prompt": head + last[:-1] + [{**last[-1], "content": text[:keep]}]}
+
+
 def conversational(row: dict, system_prompt: str) -> dict:
     """A (prompt, completion, label) row in TRL's conversational form.
 

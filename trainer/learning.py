@@ -7,6 +7,11 @@
     learn         rows -> train_round (the gate judges its adapter) -> serve it if it passed ->
                   mark the votes and picks it trained on as trained by the new version
 
+A round takes no more rows than its steps read (`row_budget`: new votes oldest first, then the anchors,
+then replays), and a vote or pick is marked trained only if a batch the round trained on held its row
+(train_round's `read`: early stopping, or labels cycled to fill batches, can leave some unread); any
+other stays waiting for the next round.
+
 Anchors are seed training rows of both labels (SEED_ANCHORS, a new draw each round): a round on
 a handful of visitor votes keeps the persona it started from, and votes of one label alone can
 train (a round on 24 dislikes would otherwise have nothing to contrast them with, and stall).
@@ -67,6 +72,11 @@ def pick_keys(picks: list[Pick]) -> list[str]:
     return [f"{p.pair_id}:{p.voter}" for p in picks]
 
 
+def _sourced(rows: list[dict], sources: list[str]) -> list[dict]:
+    """`rows` tagged with the vote or pick each came from (train_round reports the sources it read)."""
+    return [{**row, "source": source} for row, source in zip(rows, sources, strict=True)]
+
+
 class Learner:
     def __init__(self, settings: AppSettings, base: BaseModel, votes: VoteStore, versions: VersionStore,
                  rollout: Rollout, gate: Gate):
@@ -90,24 +100,43 @@ class Learner:
         up, down = self.votes.waiting_counts()
         return up + decided, down + decided + 2 * neither
 
+    def row_budget(self) -> int:
+        """Rows one round's steps read: ROUND_MAX_STEPS x batch x accumulation."""
+        args = self.settings.round_config(output_dir=".")
+        return args.max_steps * args.per_device_train_batch_size * args.gradient_accumulation_steps
+
     def select_votes(self) -> RoundVotes:
         """Read the votes and picks for a round; the gate's share of the waiting ones is marked as gate ones now.
-        A paired loss reads no thumbs: they keep waiting for an unpaired round."""
+
+        The round takes, oldest first, only as many waiting votes and picks as its steps read beside its anchors
+        (`row_budget`; a pick is two rows for an unpaired loss), then replays into what room is left; the rest
+        keep waiting for the next round. A paired loss reads no thumbs: they keep waiting for an unpaired round.
+        """
         share = self.settings.gate.holdout_share
         training, gate = split_gate_votes(self.votes.votes(waiting=True), share)
-        replayed = self.votes.votes(waiting=False, limit=self.settings.loop.replay_votes)
         waiting_picks = self.votes.picks(waiting=True)
         gate_picks = [p for p in waiting_picks if is_gate_vote(p.pair_id, share)]
         training_picks = [p for p in waiting_picks if not is_gate_vote(p.pair_id, share)]
-        replayed_picks = self.votes.picks(waiting=False, limit=self.settings.loop.replay_votes)
+        replay = self.settings.loop.replay_votes
+        replayed = self.votes.votes(waiting=False, limit=replay)
+        replayed_picks = self.votes.picks(waiting=False, limit=replay)
         if self.paired:
             training, replayed = [], []
             training_picks = [p for p in training_picks if p.chosen is not None]
             replayed_picks = [p for p in replayed_picks if p.chosen is not None]
+        anchors = self.anchor_rows(draw=len(self.versions.names()))
+        per_pick = 1 if self.paired else 2
+        room = max(0, self.row_budget() - len(anchors))
+        training_picks = training_picks[:room // per_pick]
+        room -= per_pick * len(training_picks)
+        training = training[:room]
+        room -= len(training)
+        replayed_picks = replayed_picks[:room // per_pick]
+        room -= per_pick * len(replayed_picks)
+        replayed = replayed[:room]
         self.votes.keep_for_gate(gate)
         self.votes.keep_picks_for_gate(gate_picks)
-        return RoundVotes(training=training, replayed=replayed, gate=gate,
-                          anchors=self.anchor_rows(draw=len(self.versions.names())),
+        return RoundVotes(training=training, replayed=replayed, gate=gate, anchors=anchors,
                           training_picks=training_picks, replayed_picks=replayed_picks, gate_picks=gate_picks)
 
     def anchor_rows(self, draw: int) -> list[dict]:
@@ -130,10 +159,13 @@ class Learner:
             if not chosen.training_picks:
                 raise NotEnoughVotes(f"LOSS={self.settings.training.loss} trains on picks: after keeping picks for "
                                      "the gate, no waiting pick of a better reply is left to train on")
-            return pair_rows(chosen.training_picks + chosen.replayed_picks) + chosen.anchors
+            picks = chosen.training_picks + chosen.replayed_picks
+            return _sourced(pair_rows(picks), [f"pick:{k}" for k in pick_keys(picks)]) + chosen.anchors
         if not chosen.training and not chosen.training_picks:
             raise NotEnoughVotes("after keeping votes for the gate, no waiting vote is left to train on")
-        rows = kto_rows(chosen.training + chosen.replayed) + pick_rows(chosen.training_picks + chosen.replayed_picks)
+        votes, picks = chosen.training + chosen.replayed, chosen.training_picks + chosen.replayed_picks
+        rows = _sourced(kto_rows(votes), [f"vote:{k}" for k in vote_keys(votes)])
+        rows += _sourced(pick_rows(picks), [f"pick:{k}" for k in pick_keys(picks) for _ in ("a", "b")])
         rows += chosen.anchors
         if not any(r["label"] for r in rows) or all(r["label"] for r in rows):
             raise NotEnoughVotes("after keeping votes for the gate, the training rows lack a label "
@@ -153,8 +185,10 @@ class Learner:
             gate=(lambda adapter_dir: self._judge(adapter_dir, gate_rows)) if self.settings.gate.enabled else None,
             reference_cache=self.reference_cache, seed=len(self.versions.names()))
         swap = self.rollout.serve(result.version, reason="round") if result.passed else None
-        self.votes.mark_trained(chosen.training, result.version)
-        self.votes.mark_picks_trained(chosen.training_picks, result.version)
+        self.votes.mark_trained([v for v, k in zip(chosen.training, vote_keys(chosen.training))
+                                 if f"vote:{k}" in result.read], result.version)
+        self.votes.mark_picks_trained([p for p, k in zip(chosen.training_picks, pick_keys(chosen.training_picks))
+                                       if f"pick:{k}" in result.read], result.version)
         self.on_learned()
         return Learned(result=result, swap_seconds=swap)
 

@@ -34,7 +34,7 @@ from transformers import TrainerCallback, TrainerState
 
 from ..config import AppSettings
 from ..contracts import ClassWeights, EarlyStopSummary, GateReport, LabelCounts, Recipe, RoundTimings, VersionMeta
-from ..data import class_weights, stratified_batches
+from ..data import class_weights, fit_row, stratified_batches
 from ..patches import ReferenceCachingDPOTrainer, ReferenceCachingKTOTrainer
 from ..serve.model import BaseModel, twin
 from ..store.versions import VersionInfo, VersionStore
@@ -85,6 +85,8 @@ class RoundResult:
     version: str
     meta: VersionMeta
     gate: GateReport | None = None
+    # The `source` of every row in a batch the round trained on (rows may carry one: see train_round).
+    read: frozenset[str] = frozenset()
 
     @property
     def passed(self) -> bool:
@@ -95,7 +97,7 @@ class RoundResult:
 class RoundPlan:
     """What a round will do, decided from its rows before any model is built."""
 
-    rows: list[dict]
+    rows: list[dict]  # in the order TRL reads them
     labels: LabelCounts
     weights: ClassWeights
     steps: int
@@ -144,6 +146,28 @@ def plan_round(rows: list[dict], settings: AppSettings, seed: int = 0) -> RoundP
         labels = LabelCounts(desirable=desirable, undesirable=len(rows) - desirable)
         weights = ClassWeights(*class_weights(labels.desirable, labels.undesirable, cap=defaults.max_class_weight))
     return RoundPlan(rows=rows, labels=labels, weights=weights, steps=steps)
+
+
+def fitted_rows(rows: list[dict], base: BaseModel, settings: AppSettings) -> list[dict]:
+    """`rows` with prompts cut to fit KTO_MAX_LENGTH with their replies (data.fit_row), so that TRL neither
+    cuts a reply's ending nor drops a row (a vote that was marked trained would then never have been read)."""
+    max_length = settings.round_config(output_dir=".").max_length
+    if max_length is None:
+        return rows
+    tokenizer = base.tokenizer
+
+    def count(messages: list[dict]) -> int:
+        return len(tokenizer.apply_chat_template(messages, return_dict=True)["input_ids"])
+
+    # A few tokens to spare: TRL encodes prompt and completion apart, so its count may differ by a token or two.
+    return [fit_row(row, count, max_length - 4) for row in rows]
+
+
+def rows_read(plan: RoundPlan, steps: int, settings: AppSettings) -> list[dict]:
+    """The rows in a batch of the first `steps` optimizer steps: TRL reads the plan's rows in order (a
+    sequential sampler), round after round of them if the steps outlast one pass."""
+    defaults = settings.round_config(output_dir=".")
+    return plan.rows[:steps * defaults.per_device_train_batch_size * defaults.gradient_accumulation_steps]
 
 
 def _parent_weights(parent: VersionInfo, model) -> dict[str, torch.Tensor] | None:
@@ -217,7 +241,8 @@ def train_adapter(base: BaseModel, plan: RoundPlan, parent: VersionInfo, setting
 def _trainer(settings: AppSettings, model, args: RoundConfig, plan: RoundPlan, base: BaseModel,
              adapter: AdapterConfig, callbacks: list[TrainerCallback], reference_cache: ReferenceCache):
     """TRL's trainer for the round's loss, on the twin, with the reference (the base) log-probs from the cache."""
-    loss, dataset = settings.training.loss, Dataset.from_list(plan.rows)
+    loss = settings.training.loss
+    dataset = Dataset.from_list([{k: v for k, v in row.items() if k != "source"} for row in plan.rows])
     if loss in DPO_LOSS_TYPES:
         return ReferenceCachingDPOTrainer(
             model=model, args=PairedRoundConfig.from_round(args, DPO_LOSS_TYPES[loss]), train_dataset=dataset,
@@ -230,12 +255,20 @@ def _trainer(settings: AppSettings, model, args: RoundConfig, plan: RoundPlan, b
 
 
 def round_meta(meta: VersionMeta, base: BaseModel, parent: VersionInfo, plan: RoundPlan, trained: TrainedAdapter,
-               report: GateReport | None, gate_s: float) -> VersionMeta:
-    """The version's metadata: what the caller knows (`meta`: its votes) and what the round did."""
+               report: GateReport | None, gate_s: float, settings: AppSettings) -> VersionMeta:
+    """The version's metadata: what the caller knows (`meta`: its votes, as "reply_id:voter" and
+    "pair_id:voter", less those whose rows, by their `source`, no batch read) and what the round did."""
     args, adapter, state = trained.args, trained.adapter, trained.state
     summary = state.log_history[-1] if state.log_history else {}
+    read = rows_read(plan, state.global_step, settings)
+    unread = {row.get("source") for row in plan.rows} - {row.get("source") for row in read}
     return dataclasses.replace(
-        meta, parent=parent.name, continued_from_parent=trained.continued_from_parent, base_model=base.source,
+        meta, parent=parent.name,
+        votes=[k for k in meta.votes if f"vote:{k}" not in unread],
+        replayed_votes=[k for k in meta.replayed_votes if f"vote:{k}" not in unread],
+        picks=[k for k in meta.picks if f"pick:{k}" not in unread],
+        replayed_picks=[k for k in meta.replayed_picks if f"pick:{k}" not in unread],
+        rows_read=len({id(row) for row in read}), continued_from_parent=trained.continued_from_parent, base_model=base.source,
         loss=trained.loss,
         rows=len(plan.rows), label_counts=plan.labels, weights=plan.weights, steps=state.global_step,
         reference_rows_computed=trained.reference_rows_computed,
@@ -257,7 +290,9 @@ def train_round(base: BaseModel, rows: list[dict], parent: VersionInfo, settings
                 gate: Callable[[Path], GateReport] | None = None,
                 reference_cache: ReferenceCache | None = None, seed: int = 0) -> RoundResult:
     """Train one round on `rows` and publish it as a new version: (prompt, completion, label) rows, or
-    (prompt, chosen, rejected) rows when LOSS is a paired loss.
+    (prompt, chosen, rejected) rows when LOSS is a paired loss. A row may carry a `source` (any string:
+    the vote or pick it came from); the result's `read` holds those of the rows a batch trained on, since a
+    round reads only what its steps reach (plan_round, and early stopping).
 
     With `early_stop_rows` and GATE_EARLY_STOP_EVERY > 0 the round stops early once its score on
     them stops improving, and keeps its best weights. `gate(adapter_dir)` judges the finished
@@ -267,14 +302,17 @@ def train_round(base: BaseModel, rows: list[dict], parent: VersionInfo, settings
     Raises on any failure; then nothing is published and the serving pointer is untouched.
     """
     hooks = hooks or RoundHooks()
-    plan = plan_round(rows, settings, seed)
+    plan = plan_round(fitted_rows(rows, base, settings), settings, seed)
     with versions.staging() as staging, waiting_with(hooks.yield_to_chat):
         trained = train_adapter(base, plan, parent, settings, staging, hooks, early_stop_rows,
                                 ReferenceCache() if reference_cache is None else reference_cache)
         gate_started = time.time()
         report = gate(staging) if gate is not None else None  # still inside waiting_with: it pauses for chat
-        record = round_meta(meta or VersionMeta(), base, parent, plan, trained, report, time.time() - gate_started)
+        record = round_meta(meta or VersionMeta(), base, parent, plan, trained, report, time.time() - gate_started,
+                            settings)
         name = versions.publish(staging, record)
     release_free_memory()
-    log.info("round published %s: %d rows, %d steps, %.1f s", name, len(rows), record.steps, record.timings.total_s)
-    return RoundResult(version=name, meta=versions.get(name).meta, gate=report)
+    log.info("round published %s: %d rows (%d read), %d steps, %.1f s", name, len(rows), record.rows_read,
+             record.steps, record.timings.total_s)
+    read = frozenset(row["source"] for row in rows_read(plan, trained.state.global_step, settings) if "source" in row)
+    return RoundResult(version=name, meta=versions.get(name).meta, gate=report, read=read)

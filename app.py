@@ -33,6 +33,19 @@ def session_key(request: gr.Request | None) -> str:
     return getattr(request, "session_hash", None) or "local"
 
 
+def row_index(value: object) -> int:
+    """A chatbot row index from the API's text field: "2", 2 or 2.0 -> 2; anything else is a VoteError that
+    says what is expected (Gradio's Number field answered a string with a generic error)."""
+    text = str(value if value is not None else "").strip()
+    try:
+        number = float(text)
+    except ValueError:
+        number = float("nan")
+    if not number.is_integer():
+        raise VoteError(f"A vote needs a message index, a whole number such as 2; got {value!r}.")
+    return int(number)
+
+
 class Handlers:
     """The UI's event handlers, bound to one runtime (Gradio reads their type hints, so no partials)."""
 
@@ -56,13 +69,15 @@ class Handlers:
         self.runtime.chat.stop(session_key(request))
 
     def on_like(self, session: ChatSession | None, like: gr.LikeData, request: gr.Request) -> str:
-        return self.vote(session, like.index, like.liked, request)
+        index = like.index[0] if isinstance(like.index, (list, tuple)) and like.index else like.index
+        return self.vote(session, index, like.liked, request)
 
-    def vote(self, session: ChatSession | None, index: int, liked: str, request: gr.Request) -> str:
-        """Vote on the reply at chatbot row `index`: liked = like / dislike / "" to retract."""
+    def vote(self, session: ChatSession | None, index: str, liked: str, request: gr.Request) -> str:
+        """Vote on the reply at chatbot row `index` (a whole number, sent as a number or as text): liked = like /
+        dislike / "" to retract."""
         chat = self.runtime.chat
         try:
-            return chat.vote(session or chat.new_session(), index, liked, session_key(request))
+            return chat.vote(session or chat.new_session(), row_index(index), liked, session_key(request))
         except VoteError as err:
             raise gr.Error(str(err)) from None
 
@@ -239,7 +254,7 @@ def build_app(runtime: Runtime) -> gr.Blocks:
         stop.click(handle.stop, None, None, cancels=[chat_event], api_name="stop", queue=False)
         chatbot.like(handle.on_like, [session], vote_note, api_visibility="private")
         # The same vote, addressable by row index for programmatic clients (gradio_client, tests).
-        hidden_index = gr.Number(visible=False, precision=0)
+        hidden_index = gr.Textbox(visible=False)  # text: a bad index gets our message, not the field's
         hidden_liked = gr.Textbox(visible=False)
         gr.Button(visible=False).click(handle.vote, [session, hidden_index, hidden_liked], vote_note,
                                        api_name="vote")
@@ -272,6 +287,12 @@ def build_app(runtime: Runtime) -> gr.Blocks:
     return demo
 
 
+def launch_options(runtime: Runtime) -> dict:
+    """Blocks.launch arguments the app needs wherever it runs: the export folder (under DATA_DIR, which may be
+    outside the working folder and the temp folder, where Gradio serves files from by default)."""
+    return {"allowed_paths": [str(runtime.admin.exports)]}
+
+
 def stop_serving(signum, frame) -> None:
     """SIGTERM (what a Space restart sends) stops the server the way Ctrl-C does, so `main` can flush."""
     raise KeyboardInterrupt
@@ -282,7 +303,7 @@ def main() -> None:
     runtime = Runtime.start(AppSettings.from_env())
     signal.signal(signal.SIGTERM, stop_serving)
     try:
-        build_app(runtime).queue(default_concurrency_limit=1).launch()
+        build_app(runtime).queue(default_concurrency_limit=1).launch(**launch_options(runtime))
     finally:
         runtime.close()  # pushes what the Hub does not have yet
 

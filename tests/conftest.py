@@ -224,7 +224,8 @@ def launch():
 
     def serve(runtime: Runtime) -> str:
         demo = app.build_app(runtime).queue()
-        _, url, _ = demo.launch(server_name="127.0.0.1", prevent_thread_lock=True, quiet=True)
+        _, url, _ = demo.launch(server_name="127.0.0.1", prevent_thread_lock=True, quiet=True,
+                                **app.launch_options(runtime))
         launched.append((runtime, demo))
         return url
 

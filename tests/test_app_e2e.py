@@ -4,6 +4,7 @@ Chat, vote on 8 replies, trigger a round as admin, and see the new version servi
 tagged with it, its LoRA weights moved away from their zero start, and the base weights did not move.
 """
 
+import tempfile
 
 import httpx
 import pytest
@@ -57,8 +58,11 @@ def test_chat_vote_round_swap(running_app, wait_for):
     assert len(reply_rows) == 8
 
     # Votes that point at anything but a stored reply of this chat are refused, and count for nothing.
-    for forged in (0, 1, 99):
+    for forged in (0, 1, 99, "1"):
         with pytest.raises(Exception, match="Only Reviewer #2's replies"):
+            client.predict(forged, "like", api_name="/vote")
+    for forged in ("two", "2.5", "", None):
+        with pytest.raises(Exception, match="a whole number such as 2"):
             client.predict(forged, "like", api_name="/vote")
     for n, row in enumerate(reply_rows):
         assert client.predict(row, "like" if n % 2 == 0 else "dislike", api_name="/vote") == "Vote recorded."
@@ -107,3 +111,20 @@ def test_chat_vote_round_swap(running_app, wait_for):
     assert lora_b and all(t.abs().sum() > 0 for t in lora_b), "LoRA B starts at zero; a round must move it"
     assert base_checksum(runtime.base.model) == base_before, "the shared base weights must not change"
     assert not runtime.base.model.training and not runtime.server.current.model.training
+
+
+def test_export_works_with_data_dir_outside_the_working_and_temp_folders(settings, tiny_base, launch, send,
+                                                                         tmp_path, monkeypatch):
+    """Gradio serves files from the working folder and the temp folder only, unless told; a Space's DATA_DIR
+    (say /data/state) is neither."""
+    for folder in ("work", "tmp"):
+        (tmp_path / folder).mkdir()
+    monkeypatch.chdir(tmp_path / "work")
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
+    settings.data_dir = tmp_path / "data"
+    runtime = Runtime(settings, tiny_base)
+    session = send(runtime, runtime.chat.new_session(), "A paper.")
+    runtime.chat.vote(session, 2, "like", "alice")
+    client = Client(launch(runtime), verbose=False)
+    exported = client.predict("sesame", api_name="/export_votes")
+    assert len(open(exported, encoding="utf-8").read().splitlines()) == 1

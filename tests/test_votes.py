@@ -154,3 +154,21 @@ def test_forged_picks_are_refused_and_change_nothing(tmp_path):
     with pytest.raises(VoteError, match="other replies"):
         store.pick("c1", "a4", "b4", "alice", "b")
     assert [(p.pair_id, p.choice) for p in store.all_picks()] == [("c1", "a")]
+
+
+def test_a_data_dir_that_cannot_lock_is_refused_before_anything_is_written(tmp_path, monkeypatch):
+    """A mounted bucket (no POSIX locks, no atomic rename) would corrupt SQLite's WAL: refused, with what to do."""
+    import errno
+    import fcntl
+
+    from trainer.store.disk import UnsafeDataDir
+
+    VoteStore(tmp_path / "local" / "votes.db")  # a local disk passes
+
+    def no_locks(handle, operation):
+        raise OSError(errno.ENOLCK, "No locks available")
+
+    monkeypatch.setattr(fcntl, "lockf", no_locks)
+    with pytest.raises(UnsafeDataDir, match="cannot hold the votes database.*No locks available.*HUB_REPO"):
+        VoteStore(tmp_path / "bucket" / "votes.db")
+    assert list((tmp_path / "bucket").iterdir()) == [], "no database, no probe left behind"

@@ -297,7 +297,9 @@ class AppSettings:
     hub: HubSettings = field(default_factory=HubSettings)
     training: TrainingSettings = field(default_factory=TrainingSettings)
     data_dir: Path = field(default=Path("state"), metadata={
-        "help": "Votes database and adapter versions. On a Space, a mounted bucket such as /data."})
+        "help": "Votes database and adapter versions: a local disk (SQLite needs file locks and atomic "
+                "renames, which a mounted bucket lacks, and the app refuses one). On a Space the disk is wiped "
+                "at restart: HUB_REPO keeps votes and versions."})
     shipped_adapter: Path | None = field(default=SHIPPED_ADAPTER, metadata={
         "help": "Adapter installed as the first version when DATA_DIR has none (if it fits the model); "
                 "empty to start from the bare base."})

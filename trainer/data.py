@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import math
 import random
+import unicodedata
 from typing import Callable, Iterable, Sequence
 
 from .gate.rubric import FINISHED
@@ -18,6 +19,40 @@ Message = dict[str, str]
 
 class PromptTooLong(ValueError):
     """The system prompt and the new message alone exceed the prompt token budget."""
+
+
+# Put after the first character of a special token's text typed by a visitor: the text reads the same, and no
+# tokenizer matches it as the token (U+2060 WORD JOINER, invisible and with no width).
+WORD_JOINER = "\u2060"
+
+
+def has_visible_text(text: str) -> bool:
+    """Whether `text` holds a character that shows: not white space, not a format or control character
+    (zero-width spaces, joiners, direction marks are category Cf)."""
+    return any(not c.isspace() and unicodedata.category(c) not in ("Cf", "Cc") for c in text)
+
+
+def special_texts(tokenizer) -> list[str]:
+    """The texts a tokenizer reads as one added token wherever they occur (its special tokens: role headers,
+    end of turn), longest first. Duck-typed on transformers' tokenizers."""
+    texts = set(getattr(tokenizer, "all_special_tokens", []))
+    texts |= {str(getattr(t, "content", t)) for t in getattr(tokenizer, "added_tokens_decoder", {}).values()}
+    return sorted((t for t in texts if len(t) > 1), key=len, reverse=True)
+
+
+def as_text(text: str, specials: Sequence[str]) -> str:
+    """`text` with every occurrence of a special token's text (`specials`, from special_texts) broken by a
+    WORD_JOINER, so that the chat template's tokenization keeps it text: a visitor typing
+    "<|im_end|><|im_start|>system" writes words, not a new system turn. Idempotent."""
+    for special in specials:
+        if special in text:
+            text = text.replace(special, special[0] + WORD_JOINER + special[1:])
+    return text
+
+
+def as_text_messages(messages: Sequence[Message], specials: Sequence[str]) -> list[Message]:
+    """Every message's content passed through `as_text`: the same escape for stored prompts and training rows."""
+    return [{**m, "content": as_text(m["content"], specials)} for m in messages]
 
 
 def ends_turn(reply: str) -> bool:

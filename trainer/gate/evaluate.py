@@ -25,7 +25,7 @@ from typing import Callable
 import torch
 from tqdm.auto import tqdm
 
-from ..data import without_turn_end
+from ..data import as_text_messages, special_texts, without_turn_end
 from ..serve.model import BaseModel, twin
 from ..train.memory import release_free_memory
 from ..train.yielding import attached
@@ -75,9 +75,12 @@ def auc(positive: list[float], negative: list[float]) -> float:
 
 
 def _encode(tokenizer, row: dict, max_length: int) -> tuple[list[int], int]:
-    """Token ids of prompt + completion, and where the completion starts."""
-    prompt = tokenizer.apply_chat_template(row["prompt"], add_generation_prompt=True, return_dict=True)["input_ids"]
-    full = tokenizer.apply_chat_template(row["prompt"] + row["completion"], return_dict=True)["input_ids"]
+    """Token ids of prompt + completion, and where the completion starts; typed special tokens stay text, as in
+    training (data.as_text_messages)."""
+    specials = special_texts(tokenizer)
+    messages, completion = as_text_messages(row["prompt"], specials), as_text_messages(row["completion"], specials)
+    prompt = tokenizer.apply_chat_template(messages, add_generation_prompt=True, return_dict=True)["input_ids"]
+    full = tokenizer.apply_chat_template(messages + completion, return_dict=True)["input_ids"]
     if full[:len(prompt)] != prompt:
         raise ValueError("the chat template does not render the prompt as a prefix of prompt + completion")
     if not row.get("ends_turn", True):  # scored as trained: a reply the model never ended stays open

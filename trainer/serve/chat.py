@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Iterator
 
 from ..config import ChatSettings
-from ..data import PromptTooLong, fit_history
+from ..data import PromptTooLong, as_text, fit_history, has_visible_text, special_texts
 from ..store.votes import PICK_CHOICES, Reply, VoteError, VoteStore
 from .server import Completion, ServedVersion, Server
 
@@ -81,6 +81,7 @@ class Chat:
     def __init__(self, settings: ChatSettings, system_prompt: str, greeting: str, server: Server, votes: VoteStore):
         self.settings, self.system_prompt, self.greeting = settings, system_prompt, greeting
         self.server, self.votes = server, votes
+        self._specials = special_texts(server.base.tokenizer)
         self._stops: dict[str, threading.Event] = {}  # the reply in flight of each visitor, by session key
         self._lock = threading.Lock()
 
@@ -88,14 +89,18 @@ class Chat:
         return ChatSession(greeting=self.greeting)
 
     def check_message(self, message: str | None) -> str:
+        """The message as the model and the store get it: stripped, and typed special tokens kept as text
+        (data.as_text); ChatError if nothing visible is left, or it is over CHAT_MAX_MESSAGE_CHARS."""
+        if message is not None and not isinstance(message, str):
+            raise ChatError("A message is text.")
         text = (message or "").strip()
-        if not text:
+        if not has_visible_text(text):
             raise ChatError("Please type a message first: even Reviewer #2 needs something to reject.")
         limit = self.settings.max_message_chars
         if len(text) > limit:
             raise ChatError(f"Your message has {len(text):,} characters; the limit is {limit:,}. "
                             "Send the title and abstract, not the whole paper.")
-        return text
+        return as_text(text, self._specials)
 
     def reply(self, session: ChatSession, message: str | None, session_key: str) -> Iterator[ChatSession]:
         """Stream a reply into `session` (yielded after every new piece of text) and store it."""

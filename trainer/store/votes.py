@@ -25,6 +25,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
+from .disk import check_local_disk
+
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS replies (
     id         TEXT PRIMARY KEY,
@@ -145,7 +147,7 @@ class Event:
 class VoteStore:
     def __init__(self, path: str | Path):
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        check_local_disk(self.path.parent)  # UnsafeDataDir on a bucket mount, before SQLite writes a byte there
         with self._connect() as db:
             db.execute("PRAGMA journal_mode=WAL")
             db.executescript(SCHEMA)

@@ -34,7 +34,7 @@ from transformers import TrainerCallback, TrainerState
 
 from ..config import AppSettings
 from ..contracts import ClassWeights, EarlyStopSummary, GateReport, LabelCounts, Recipe, RoundTimings, VersionMeta
-from ..data import class_weights, fit_row, stratified_batches
+from ..data import as_text_messages, class_weights, fit_row, special_texts, stratified_batches
 from ..patches import ReferenceCachingDPOTrainer, ReferenceCachingKTOTrainer
 from ..serve.model import BaseModel, twin
 from ..store.versions import VersionInfo, VersionStore
@@ -149,12 +149,18 @@ def plan_round(rows: list[dict], settings: AppSettings, seed: int = 0) -> RoundP
 
 
 def fitted_rows(rows: list[dict], base: BaseModel, settings: AppSettings) -> list[dict]:
-    """`rows` with prompts cut to fit KTO_MAX_LENGTH with their replies (data.fit_row), so that TRL neither
-    cuts a reply's ending nor drops a row (a vote that was marked trained would then never have been read)."""
+    """`rows` with every message's special-token texts escaped (data.as_text: a visitor's forged role header,
+    stored before chat escaped them, stays text), and prompts cut to fit KTO_MAX_LENGTH with their replies
+    (data.fit_row), so that TRL neither cuts a reply's ending nor drops a row (a vote marked trained would
+    then never have been read)."""
+    tokenizer = base.tokenizer
+    specials = special_texts(tokenizer)
+    rows = [{**row, **{key: as_text_messages(row[key], specials) for key in ("prompt", "completion", "chosen",
+                                                                            "rejected") if isinstance(row.get(key), list)}}
+            for row in rows]
     max_length = settings.round_config(output_dir=".").max_length
     if max_length is None:
         return rows
-    tokenizer = base.tokenizer
 
     def count(messages: list[dict]) -> int:
         return len(tokenizer.apply_chat_template(messages, return_dict=True)["input_ids"])

@@ -250,7 +250,7 @@ def build_app(runtime: Runtime) -> gr.Blocks:
 
         chat_event = gr.on([message.submit, send.click], handle.respond, [message, session],
                            [chatbot, session, message], api_name="chat",
-                           concurrency_limit=runtime.settings.chat.concurrency)
+                           concurrency_limit=runtime.settings.chat.concurrency, concurrency_id="decode")
         stop.click(handle.stop, None, None, cancels=[chat_event], api_name="stop", queue=False)
         chatbot.like(handle.on_like, [session], vote_note, api_visibility="private")
         # The same vote, addressable by row index for programmatic clients (gradio_client, tests).
@@ -260,7 +260,8 @@ def build_app(runtime: Runtime) -> gr.Blocks:
                                        api_name="vote")
         gr.on([compare_message.submit, compare_send.click], handle.compare, compare_message,
               [reply_a, reply_b, compare_source, comparison], api_name="compare",
-              concurrency_limit=runtime.settings.chat.concurrency)
+              # One limit for chat and comparisons together (CHAT_CONCURRENCY), not one each.
+              concurrency_limit=runtime.settings.chat.concurrency, concurrency_id="decode")
         pick_a.click(handle.pick_a, comparison, pick_note, api_visibility="private")
         pick_b.click(handle.pick_b, comparison, pick_note, api_visibility="private")
         pick_neither.click(handle.pick_neither, comparison, pick_note, api_visibility="private")

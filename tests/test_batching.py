@@ -210,3 +210,23 @@ def test_seeded_samples_are_the_same_alone_and_in_a_batch(tiny_base):
         assert all(c.new_tokens <= 12 for c in batch) and server.generating == 0
     finally:
         server.decoder.close()
+
+
+def test_the_decode_loop_holds_at_most_max_rows_and_the_rest_wait_their_turn(tiny_base, long_system_prompt):
+    """Every row counts, whoever sent it: 5 replies on 2 rows run 2 at a time, in arrival order, each the
+    reply it would be alone; a waiting reply stopped before its turn ends without taking a row."""
+    settings = ChatSettings(max_new_tokens=12, temperature=0.0, repetition_penalty=1.0, dtype="float32",
+                            max_rows=2)
+    server = Server(tiny_base, settings, long_system_prompt)
+    prompts = [conversation(long_system_prompt, text) for text in USER_MESSAGES + ["A fifth paper, on sorting."]]
+    expected = [alone(server, messages) for messages in prompts]
+    with slow_steps(tiny_base.model, 0.005):
+        streams = [server.stream(messages) for messages in prompts]
+        withdrawn = server.stream(prompts[0], stop=threading.Event())
+        withdrawn.stop.set()
+        replies = [finish(stream) for stream in streams]
+        assert finish(withdrawn).new_tokens == 0 and withdrawn.completion.stopped
+    assert server.decoder.largest_batch == 2
+    for reply, single in zip(replies, expected):
+        assert reply.token_ids == single.token_ids
+    assert server.generating == 0

@@ -49,6 +49,8 @@ def test_environment_sets_every_part(tmp_path):
     ({"TRAINER_ENABLED": "maybe"}, "TRAINER_ENABLED='maybe' is not a valid true/false"),
     ({"KTO_NOT_A_FIELD": "1"}, "KTO_NOT_A_FIELD names no field of RoundConfig"),
     ({"CHAT_TOP_P": "2"}, "CHAT_TOP_P must be in"),
+    ({"CHAT_CONCURRENCY": "64"}, "CHAT_CONCURRENCY is 64, above Gradio's 40 worker threads"),
+    ({"CHAT_MAX_ROWS": "0"}, "CHAT_MAX_ROWS must be"),
     ({"PERSONA_FILE": "/nonexistent.toml"}, "PERSONA_FILE '/nonexistent.toml' does not exist"),
 ])
 def test_bad_environment_names_the_setting(env, message):

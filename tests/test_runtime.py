@@ -1,11 +1,14 @@
 """The running bot on a tiny random Llama: message checks, votes by row, admin, and the trainer thread."""
 
+import time
 import weakref
 
 import pytest
+import torch
 
 import trainer.gate.judge
 import trainer.learning
+import trainer.serve.chat
 from trainer.admin import AdminError
 from trainer.config import SHIPPED_ADAPTER
 from trainer.learning import NotEnoughVotes
@@ -58,6 +61,25 @@ def test_a_visitor_cannot_write_role_headers(runtime, send, vote_on_replies):
     [row] = fitted_rows([forged], runtime.base, runtime.settings)
     ids = tokenizer.apply_chat_template(row["prompt"] + row["completion"], return_dict=True)["input_ids"]
     assert ids.count(start) == 3 and ids.count(end) == 3
+
+
+def test_a_stopped_reply_is_stored_as_the_visitor_saw_it(runtime, settings, wait_for, monkeypatch):
+    """Stop cancels the stream: tokens decoded after the last update reach neither the visitor nor the store."""
+    settings.chat.max_new_tokens, settings.chat.temperature = 1500, 1.0  # greedy, the tiny model writes "\n" only
+    torch.manual_seed(3)  # a draw of the tiny model's that samples no end of turn for a while
+    session = runtime.chat.new_session()
+    stream = runtime.chat.reply(session, "A paper.", "alice")
+    monkeypatch.setattr(trainer.serve.chat, "STREAM_UPDATE_SECONDS", 0.0)  # every piece sent, up to the stop
+    seen = ""
+    while not seen.strip():
+        seen = next(stream).turns[-1]["content"]
+    time.sleep(0.03)  # the decode loop runs on between updates
+    runtime.chat.stop("alice")  # the Stop button, then Gradio's cancel closes the generator
+    stream.close()
+    reply = wait_for(lambda: runtime.votes.get_reply(session.reply_ids[2]))
+    assert seen.strip() and reply.stopped and reply.completion == seen.strip()
+    assert session.turns[-1]["content"] == seen
+    assert runtime.server.generating == 0
 
 
 def test_long_history_is_cut_to_the_budget(runtime, send):

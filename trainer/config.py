@@ -100,6 +100,8 @@ class ModelSettings:
 
 
 CHAT_DTYPES = ("auto", "float32", "bfloat16", "float16")
+# Gradio's default thread pool (Blocks.launch max_threads): handlers, streaming ones included, run on it.
+GRADIO_WORKER_THREADS = 40
 
 
 @dataclass
@@ -117,8 +119,12 @@ class ChatSettings:
         "help": "Serve adapter versions with LoRA merged into a private copy of the adapted weights: as fast as "
                 "the bare base, for one extra copy of those weights (never on a 4-bit base)."})
     concurrency: int = field(default=8, metadata={
-        "help": "Replies generated at once, decoded together in one batch; visitors beyond it wait in the queue "
-                "and see their place in it. Each visitor has one reply in flight at most."})
+        "help": "Visitors served at once, chat replies and comparisons together (a comparison decodes two rows); "
+                "visitors beyond it wait in the queue and see their place in it. Each visitor has one reply in "
+                "flight at most. At most Gradio's 40 worker threads."})
+    max_rows: int = field(default=32, metadata={
+        "help": "Rows the decode loop holds in flight at once, whoever sent them (a chat reply, each side of a "
+                "comparison, the gate's probe replies); more wait for a free row, in arrival order."})
     dtype: str = field(default="auto", metadata={
         "help": "Dtype of the copies that serve (merged versions; the base when it serves): auto = bfloat16 on a CPU "
                 "with native bf16 (avx512_bf16: decoding 1.3x, prefill 2x faster here), else float32; on a GPU the "
@@ -129,7 +135,10 @@ class ChatSettings:
                 "from them, so time to first token pays only for the rest of the prompt."})
 
     def __post_init__(self) -> None:
-        _positive(self, "max_new_tokens", "prompt_token_budget", "max_message_chars", "concurrency")
+        _positive(self, "max_new_tokens", "prompt_token_budget", "max_message_chars", "concurrency", "max_rows")
+        if self.concurrency > GRADIO_WORKER_THREADS:
+            raise SettingError(f"CHAT_CONCURRENCY is {self.concurrency}, above Gradio's {GRADIO_WORKER_THREADS} "
+                               "worker threads: the visitors above it would hold a thread each and wait anyway")
         if self.temperature < 0:
             raise SettingError(f"CHAT_TEMPERATURE must be >= 0, got {self.temperature}")
         if not 0 < self.top_p <= 1:
@@ -413,9 +422,11 @@ def _native_bf16(use_cpu: bool) -> bool:
 
 
 def _positive(obj: Any, *names: str) -> None:
+    """SettingError naming the environment variable of the first of `names` that is not above 0."""
+    part = next(part for part, kind in SETTINGS_PARTS.items() if isinstance(obj, kind))
     for name in names:
         if getattr(obj, name) <= 0:
-            raise SettingError(f"{name} must be > 0, got {getattr(obj, name)}")
+            raise SettingError(f"{ENVIRONMENT[part][name]} must be > 0, got {getattr(obj, name)}")
 
 
 def _parse(text: str, like: Any, setting: str) -> Any:

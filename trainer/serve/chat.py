@@ -61,6 +61,33 @@ class Comparison:
         return all(self.stored) or self.failed is not None
 
 
+class _Shown:
+    """The text a visitor was last sent of a streaming reply. A reply stopped by its visitor is stored as
+    that text: the tokens decoded between the last update and the stop were never shown, and the next
+    update is lost to the cancel. The lock orders "stop, then no more updates" against the store."""
+
+    def __init__(self) -> None:
+        self.text = ""
+        self._lock = threading.Lock()
+        self._sent_at = 0.0
+
+    def due(self) -> bool:
+        return time.monotonic() - self._sent_at >= STREAM_UPDATE_SECONDS
+
+    def show(self, partial: str, stop: threading.Event) -> bool:
+        """Record `partial` as sent, unless the reply was stopped: then nothing more is sent."""
+        with self._lock:
+            if stop.is_set():
+                return False
+            self.text, self._sent_at = partial, time.monotonic()
+            return True
+
+    def final(self, completion: Completion) -> str:
+        """What the reply is: the whole text, or for a stopped one, what its visitor was shown."""
+        with self._lock:
+            return self.text.strip() if completion.stopped else completion.text
+
+
 def parse_liked(value: object) -> bool | None:
     """Gradio's feedback value (True / False / "" on retraction, or the option's label) -> vote."""
     if value is True or value is False:
@@ -112,11 +139,12 @@ class Chat:
             raise ChatError(str(err)) from None
         reply_id = uuid.uuid4().hex
         stop = self._claim(session_key)
+        shown = _Shown()
 
         def store(completion: Completion) -> None:
             try:
                 self.votes.add_reply(Reply(id=reply_id, session=session_key, prompt=prompt,
-                                           completion=completion.text, version=completion.version,
+                                           completion=shown.final(completion), version=completion.version,
                                            stopped=completion.stopped))
             finally:
                 self._release(session_key, stop)
@@ -129,22 +157,24 @@ class Chat:
         session.turns.append({"role": "user", "content": text})
         session.turns.append({"role": "assistant", "content": ""})
         session.reply_ids[session.row_of_last_turn()] = reply_id
-        shown = 0.0
+        ended = False
         try:
             for partial in stream:
-                session.turns[-1]["content"] = partial
                 # Every update re-renders the chat for the visitor's browser, on the cores that decode:
                 # with many visitors, a few updates a second each read as smoothly and cost far less.
-                if time.monotonic() - shown >= STREAM_UPDATE_SECONDS:
-                    shown = time.monotonic()
+                if shown.due() and shown.show(partial, stop):
+                    session.turns[-1]["content"] = partial
                     yield session
+            ended = True
         finally:
             # Reached when the visitor stops or leaves too: end generation rather than let it run on.
             stop.set()
+            if not ended:  # cancelled (Stop, a closed tab): the history keeps what the visitor saw
+                session.turns[-1]["content"] = shown.text
             if stream.wait(timeout=0):  # ended (a reply that failed is never stored): the visitor may send again
                 self._release(session_key, stop)
         if stream.completion is not None:
-            session.turns[-1]["content"] = stream.completion.text
+            session.turns[-1]["content"] = shown.final(stream.completion)
         yield session
 
     def _claim(self, session_key: str) -> threading.Event:

@@ -1,7 +1,9 @@
 """One decode loop for every visitor's reply: continuous batching over the model's own cache.
 
 Replies in flight are decoded together, one forward pass per step for each version serving them
-(almost always one). A new reply joins at the next step: the replies that arrived meanwhile are
+(almost always one). At most CHAT_MAX_ROWS rows are in flight, whoever sent them (each side of a
+comparison is a row, and so is each of the gate's probe replies); more wait, in arrival order, for
+a row to end. A new reply joins at the next step: the replies that arrived meanwhile are
 prefilled together, continuing from the version's cached system prompt, and their rows are added
 to the batch (kv.py). A reply that ends (end of turn, its token limit, or its visitor's stop)
 leaves at once; the others go on. Sampling (repetition penalty, temperature, top-p) is
@@ -18,6 +20,7 @@ the repetition penalty and cannot start from a cached system prompt (its prefix 
 from __future__ import annotations
 
 import atexit
+import collections
 import logging
 import queue
 import threading
@@ -114,6 +117,7 @@ class DecodeLoop:
         eos = tokenizer.eos_token_id
         self.end_ids = set(eos if isinstance(eos, list) else [eos])
         self._arrivals: queue.SimpleQueue[Reply] = queue.SimpleQueue()
+        self._waiting: collections.deque[Reply] = collections.deque()  # arrived, no free row yet
         self._wake = threading.Event()
         self._batches: list[VersionBatch] = []
         self._finisher = ThreadPoolExecutor(max_workers=1, thread_name_prefix="reply-finished")
@@ -165,12 +169,19 @@ class DecodeLoop:
             self._step(batch)
 
     def _take_arrivals(self) -> list[Reply]:
-        arrivals = []
+        """The replies to admit now: those waiting, in arrival order, as many as CHAT_MAX_ROWS leaves room for
+        (a stopped one is taken at once: admitting ends it without a row)."""
         while True:
             try:
-                arrivals.append(self._arrivals.get_nowait())
+                self._waiting.append(self._arrivals.get_nowait())
             except queue.Empty:
-                return arrivals
+                break
+        taken = [reply for reply in self._waiting if reply.stop.is_set()]
+        waiting = [reply for reply in self._waiting if not reply.stop.is_set()]
+        room = max(0, self.settings.max_rows - self.rows)
+        taken += waiting[:room]
+        self._waiting = collections.deque(waiting[room:])
+        return taken
 
     def _admit(self, arrivals: list[Reply]) -> None:
         """Prefill the replies that arrived, per version, and add their rows to that version's batch."""

@@ -19,6 +19,7 @@ from trainer.learning import NotEnoughVotes
 from trainer.loop import RoundHeld
 from trainer.runtime import Runtime
 from trainer.serve.chat import ChatError, ChatSession, Comparison
+from trainer.serve.voters import Identity, identify
 from trainer.store.versions import VersionError
 from trainer.store.votes import VoteError
 from trainer.ui.dashboard import DashboardView, dashboard_view
@@ -31,6 +32,15 @@ DASHBOARD_REFRESH_SECONDS = 5.0
 
 def session_key(request: gr.Request | None) -> str:
     return getattr(request, "session_hash", None) or "local"
+
+
+def identity(runtime: Runtime, request: gr.Request | None) -> Identity:
+    """The visitor behind `request`, for counting votes (serve/voters.py): the signed-in user, else the session
+    and the client's address (X-Forwarded-For on a Space), hashed."""
+    headers = getattr(request, "headers", None) or {}
+    client = getattr(request, "client", None)
+    return identify(runtime.votes.identity_key, session_key(request), getattr(request, "username", None),
+                    headers.get("x-forwarded-for"), getattr(client, "host", None))
 
 
 def row_index(value: object) -> int:
@@ -60,7 +70,7 @@ class Handlers:
         chat = self.runtime.chat
         session = session or chat.new_session()
         try:
-            for session in chat.reply(session, message, session_key(request)):
+            for session in chat.reply(session, message, session_key(request), identity(self.runtime, request)):
                 yield session.chatbot(), session, ""
         except ChatError as err:
             raise gr.Error(str(err)) from None
@@ -85,7 +95,8 @@ class Handlers:
         """Two replies to one message, streamed side by side: (reply A, reply B, which versions wrote them, state)."""
         runtime = self.runtime
         try:
-            for comparison in runtime.chat.compare(message, session_key(request), runtime.comparisons.pair()):
+            for comparison in runtime.chat.compare(message, session_key(request), runtime.comparisons.pair(),
+                                                   identity(runtime, request)):
                 yield comparison.texts[0], comparison.texts[1], comparison_note(comparison), comparison
         except ChatError as err:
             raise gr.Error(str(err)) from None

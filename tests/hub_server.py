@@ -4,6 +4,7 @@ paths-info) and download them (resolve) -- so tests run the real client code (HF
 against files in a temporary folder. Also an OpenID configuration, for a Space's OAuth sign-in.
 
     server = HubServer(root, token="hf_test").start()    # server.url; server.down = True answers 503
+    server.commit_limit = (2, 60.0)                       # a third commit within 60 s gets 429 + Retry-After
     python -m tests.hub_server ROOT [PORT]                # by hand
 
 Every repo is kept as plain files under root/<type>s/<owner>/<name>/ plus a commit counter; writes
@@ -15,10 +16,12 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import math
 import re
 import shutil
 import sys
 import threading
+import time
 import urllib.parse
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -49,7 +52,11 @@ class HubServer:
     def __init__(self, root: Path, token: str = "hf_test", user: str = "tester", port: int = 0):
         self.root, self.token, self.user = Path(root), token, user
         self.down = False          # True: every request gets 503, as when the Hub is unavailable
-        self.commits: list[dict] = []  # (repo, paths) of every commit, for tests to read
+        self.commits: list[dict] = []  # (repo, paths, at) of every commit, for tests to read
+        # (commits, seconds): the Hub's rate limit on a repo's commits; one more within the window is answered
+        # 429 with a Retry-After, as the Hub does (about 128 an hour there).
+        self.commit_limit: tuple[int, float] | None = None
+        self.refused: list[float] = []  # when commits were refused with 429
         self.lock = threading.Lock()
         handler = type("Handler", (_Handler,), {"hub": self})
         self.httpd = ThreadingHTTPServer(("127.0.0.1", port), handler)
@@ -194,6 +201,15 @@ class _Handler(BaseHTTPRequestHandler):
             return
         lines = [json.loads(line) for line in self.body.decode().splitlines() if line.strip()]
         with self.hub.lock:
+            now = time.time()
+            if self.hub.commit_limit is not None:
+                most, window = self.hub.commit_limit
+                recent = [c["at"] for c in self.hub.commits if c["repo"] == repo and now - c["at"] < window]
+                if len(recent) >= most:
+                    self.hub.refused.append(now)
+                    wait = math.ceil(window - (now - min(recent)))
+                    return self._json(429, {"error": "You have exceeded our commit rate limit."},
+                                      {"Retry-After": str(wait)})
             paths = []
             for line in lines:
                 key, value = line["key"], line["value"]
@@ -212,7 +228,7 @@ class _Handler(BaseHTTPRequestHandler):
             counter = folder / "commits"
             counter.write_text(str(int(counter.read_text()) + 1))
             sha = self.hub.sha(type, repo)
-            self.hub.commits.append({"repo": repo, "paths": paths})
+            self.hub.commits.append({"repo": repo, "paths": paths, "at": now})
         self._json(200, {"success": True, "commitOid": sha,
                          "commitUrl": f"{self.hub.url}/{type}s/{repo}/commit/{sha}"})
 

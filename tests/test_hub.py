@@ -4,9 +4,11 @@ token or no repo is local-only mode, said in the status; a fresh start the Hub c
 votes, holds rounds, and serves the Hub's version once it answers."""
 
 import json
+import time
 
 import pytest
 
+import trainer.store.hub
 from tests.test_events import busy_store, table
 from trainer.config import HubSettings
 from trainer.contracts import GateReport, Scores, VersionMeta
@@ -14,7 +16,7 @@ from trainer.loop import RoundHeld
 from trainer.runtime import Runtime
 from trainer.store.hub import PUSHED_KEY, HubSync
 from trainer.store.versions import VersionStore
-from trainer.store.votes import VoteStore
+from trainer.store.votes import Reply, VoteStore
 from trainer.ui.status import hub_line, status_line
 
 REPO = "tester/reviewer2-data"
@@ -170,3 +172,58 @@ def test_push_and_pull_from_the_command_line(hub_server, tmp_path):
     assert no_token.returncode == 2 and "HF_TOKEN" in no_token.stderr
     wrong = run({**env, "HF_TOKEN": "hf_wrong", "DATA_DIR": str(tmp_path / "other")}, "pull")
     assert wrong.returncode == 2 and "401" in wrong.stderr
+
+
+def test_pushes_keep_to_the_hours_budget_and_the_last_flush_takes_the_rest(hub_server, tmp_path, wait_for):
+    """Pushes due every 0.2 s with votes coming in: no more commits than HUB_MAX_COMMITS_PER_HOUR, the
+    status says why it waits, and the SIGTERM flush (outside the budget) takes everything."""
+    sync = synced(hub_server, tmp_path / "a", push_seconds=0.2, max_commits_per_hour=2)
+    for n in range(10):
+        sync.votes.add_reply(Reply(id=f"r{n}", session="alice", prompt=[{"role": "user", "content": "p"}],
+                                   completion="Reject.", version="base"))
+        sync.votes.vote(f"r{n}", "alice", n % 2 == 0)
+        time.sleep(0.3)
+    status = wait_for(lambda: (s := sync.status()).state == "waiting" and s, timeout=10)
+    assert len(hub_server.commits) == 2 and status.commits_last_hour == 2 and status.events_waiting > 0
+    assert "HUB_MAX_COMMITS_PER_HOUR" in status.detail and status.keeps_votes
+    assert sync.flush(timeout=10) and sync.status().events_waiting == 0 and len(hub_server.commits) == 3
+    restored = synced(hub_server, tmp_path / "b")
+    assert table(restored.votes.path, "votes") == table(sync.votes.path, "votes")
+    for each in (sync, restored):
+        each.close()
+
+
+def test_a_publish_its_serving_and_its_marks_go_up_in_one_commit(hub_server, tmp_path, monkeypatch, wait_for):
+    monkeypatch.setattr(trainer.store.hub, "PUSH_COALESCE_SECONDS", 1.0)
+    sync = synced(hub_server, tmp_path / "a")
+    wait_for(lambda: sync.connected.is_set(), timeout=10)
+    before = len(hub_server.commits)
+    name = publish(sync.versions, True, b"weights" * 100)  # each of these asks for a push
+    sync.versions.set_current(name, reason="round")
+    sync.push_soon()  # the round's marks
+    wait_for(lambda: len(hub_server.commits) > before, timeout=10)
+    time.sleep(1.5)
+    [commit] = hub_server.commits[before:]
+    assert "versions/CURRENT" in commit["paths"] and f"versions/{name}/meta.json" in commit["paths"]
+    sync.close()
+
+
+def test_a_429_puts_pushes_off_for_its_retry_after_and_loses_nothing(hub_server, tmp_path, wait_for):
+    hub_server.commit_limit = (1, 3.0)  # one commit per 3 s
+    sync = synced(hub_server, tmp_path / "a", push_seconds=0.2)
+    busy_store(tmp_path / "a" / "votes.sqlite3")
+    wait_for(lambda: len(hub_server.commits) == 1, timeout=10)
+    sync.votes.vote("r5", "bob", False)
+    status = wait_for(lambda: (s := sync.status()).state == "retrying" and s, timeout=10)
+    assert "429" in status.detail and "asked to wait" in status.detail
+    assert len(hub_server.refused) == 1, "pushes due every 0.2 s wait out the Retry-After instead of hammering"
+    wait_for(lambda: sync.status().state == "synced" and sync.status().events_waiting == 0, timeout=15)
+    assert len(hub_server.refused) == 1 and len(hub_server.commits) == 2
+
+    sync.votes.vote("r5", "bob", True)  # then SIGTERM within the next window: the flush waits it out
+    hub_server.commit_limit = (1, 2.0)
+    assert sync.flush(timeout=10) and sync.status().events_waiting == 0
+    restored = synced(hub_server, tmp_path / "b")
+    assert table(restored.votes.path, "votes") == table(sync.votes.path, "votes")
+    for each in (sync, restored):
+        each.close()

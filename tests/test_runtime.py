@@ -322,6 +322,7 @@ def test_votes_of_one_label_train_with_seed_anchors_and_are_kept(runtime, settin
 def test_a_round_marks_only_the_votes_its_steps_read_and_the_rest_wait(runtime, settings, vote_on_replies):
     """80 votes waiting (a paused trainer, a busy Space), 10 steps of 4 rows: the round takes what it reads."""
     settings.gate.holdout_share, settings.loop.seed_anchors = 0.2, 8
+    settings.loop.voter_round_cap = settings.loop.voter_hour_cap = 0  # one voter here; caps are tested below
     settings.round_overrides.update(max_steps=10)
     vote_on_replies(runtime, 80)
     result = runtime.loop.run_round()
@@ -348,3 +349,42 @@ def test_a_round_stopped_early_leaves_the_votes_it_never_read_waiting(runtime, s
     meta = runtime.loop.run_round().meta
     assert meta.early_stopping.stopped_early and meta.steps == 2 and meta.rows_read == 8
     assert len(meta.votes) == 8 and sum(runtime.votes.waiting_counts()) == 8
+
+
+def test_no_voter_or_address_is_louder_than_the_caps_and_nothing_is_lost(runtime, settings, send):
+    """One address opens 6 sessions and votes 4 replies in each (24 votes), beside two visitors from other
+    addresses with 4 votes each: a round takes at most ADDRESS_ROUND_CAP of the flood, the rest wait."""
+    from trainer.serve.voters import identify
+    settings.loop.address_round_cap, settings.loop.voter_round_cap, settings.loop.address_hour_cap = 6, 3, 9
+    settings.round_overrides.update(max_steps=8)
+    key = runtime.votes.identity_key
+
+    def visitor(session_key, address, label):
+        session = runtime.chat.new_session()
+        who = identify(key, session_key, forwarded_for=f"{address}, 10.0.0.1", peer="10.0.0.1")
+        for i in range(4):
+            for session in runtime.chat.reply(session, f"Paper {i}.", session_key, who):
+                pass
+        for row in sorted(session.reply_ids):
+            runtime.chat.vote(session, row, label, session_key)
+
+    for n in range(6):
+        visitor(f"flood{n}", "203.0.113.7", False)
+    visitor("fan1", "198.51.100.1", True)
+    visitor("fan2", "198.51.100.2", True)
+    reply = runtime.votes.get_reply(runtime.votes.votes(waiting=True)[0].reply_id)
+    assert reply.address.startswith("addr:") and "203.0.113.7" not in reply.address + reply.voter_id
+    assert runtime.learner.waiting_counts() == (6, 6), "the fans' 8 capped at 3 each, the flood's 24 at 6"
+
+    result = runtime.loop.run_round()
+    meta = result.meta
+    assert len(meta.votes) == 12 and meta.deferred_votes == 20 and meta.voters == 4
+    assert meta.largest_voter_share == 3 / 12
+    from trainer.ui.dashboard import version_table
+    table = version_table([runtime.versions.get(result.version)], result.version, {}, {})
+    assert table["voters (largest share)"].tolist() == ["4 (25%)"]
+    assert runtime.votes.waiting_counts() == (2, 18), "every vote over a cap still waits"
+    # The next round: the fans' last two votes, and the flood's 3 left of its hour (9).
+    assert runtime.learner.waiting_counts() == (2, 3)
+    meta = runtime.loop.run_round().meta
+    assert len(meta.votes) == 5 and meta.deferred_votes == 15

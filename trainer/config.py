@@ -160,6 +160,16 @@ class LoopSettings:
     replay_votes: int = field(default=16, metadata={
         "help": "Older, already-trained votes replayed in each round beside the new ones (with the anchors, few "
                 "enough that a round's steps still read every new vote about once)."})
+    voter_round_cap: int = field(default=24, metadata={
+        "help": "Most votes and picks of one voter (a signed-in user, else a session at an address) a round "
+                "takes; the rest wait for later rounds, never lost (0 = no cap)."})
+    address_round_cap: int = field(default=24, metadata={
+        "help": "Most votes and picks from one client address a round takes, all its sessions together: a "
+                "script opening sessions without limit counts as one voter (0 = no cap)."})
+    voter_hour_cap: int = field(default=48, metadata={
+        "help": "Most votes and picks of one voter the rounds of the last hour take together (0 = no cap)."})
+    address_hour_cap: int = field(default=48, metadata={
+        "help": "Most votes and picks from one address the rounds of the last hour take together (0 = no cap)."})
     poll_seconds: float = field(default=5.0, metadata={"help": "How often the trainer checks for waiting votes."})
     max_yield_seconds: float = field(default=30.0, metadata={
         "help": "Seconds of chat the trainer waits out before chat and training take turns (TRAINING_SHARE); "
@@ -177,6 +187,9 @@ class LoopSettings:
         _positive(self, "min_votes", "poll_seconds")
         if self.min_votes < 2:
             raise SettingError(f"MIN_VOTES must be >= 2 (a round needs both labels), got {self.min_votes}")
+        for name in ("voter_round_cap", "address_round_cap", "voter_hour_cap", "address_hour_cap"):
+            if getattr(self, name) < 0:
+                raise SettingError(f"{name.upper()} must be >= 0 (0 = no cap), got {getattr(self, name)}")
         if self.replay_votes < 0 or self.max_yield_seconds < 0 or self.seed_anchors < 0:
             raise SettingError("REPLAY_VOTES, SEED_ANCHORS and MAX_YIELD_SECONDS must be >= 0")
         if not 0 < self.training_share < 1:
@@ -281,9 +294,13 @@ class HubSettings:
                 "created private if missing. On a Space with HF_TOKEN set: <the Space's id>-data. Empty: local only."})
     token: str = field(default="", repr=False, metadata={
         "help": "Hugging Face token with write access to HUB_REPO (a Space secret). Without it: local only."})
-    push_seconds: float = field(default=60.0, metadata={
-        "help": "Seconds between pushes of new events (a round's version is pushed as soon as it is published); "
-                "the most a kill -9 can lose is the votes of one interval."})
+    push_seconds: float = field(default=300.0, metadata={
+        "help": "Seconds between pushes of new events (a round's version, serving and marks go up together "
+                "seconds after the round); the most a kill -9 can lose is the votes of one interval. SIGTERM "
+                "(a Space restart) flushes."})
+    max_commits_per_hour: int = field(default=30, metadata={
+        "help": "Most commits this app makes to HUB_REPO in an hour (the Hub allows a repo about 128): a push "
+                "beyond it is put off to the next, losing nothing. The SIGTERM flush is outside it."})
     private: bool = field(default=True, metadata={"help": "Create HUB_REPO private (visitors' messages are in it)."})
     endpoint: str = field(default="", metadata={"help": "Hub address (HF_ENDPOINT); empty: huggingface.co."})
 
@@ -292,6 +309,8 @@ class HubSettings:
             raise SettingError(f"HUB_REPO must be a repo id like owner/name, got {self.repo!r}")
         if self.push_seconds <= 0:
             raise SettingError(f"HUB_PUSH_SECONDS must be > 0, got {self.push_seconds}")
+        if self.max_commits_per_hour < 1:
+            raise SettingError(f"HUB_MAX_COMMITS_PER_HOUR must be >= 1, got {self.max_commits_per_hour}")
 
 
 @dataclass
@@ -373,12 +392,14 @@ ENVIRONMENT: dict[str, dict[str, str]] = {
     "model": {"model_id": "MODEL_ID", "cache_dir": "MODEL_CACHE_DIR", "device": "DEVICE"},
     "chat": {f.name: "CHAT_" + f.name.upper() for f in dataclasses.fields(ChatSettings)},
     "loop": {"min_votes": "MIN_VOTES", "seed_anchors": "SEED_ANCHORS", "replay_votes": "REPLAY_VOTES",
+             "voter_round_cap": "VOTER_ROUND_CAP", "address_round_cap": "ADDRESS_ROUND_CAP",
+             "voter_hour_cap": "VOTER_HOUR_CAP", "address_hour_cap": "ADDRESS_HOUR_CAP",
              "poll_seconds": "TRAINER_POLL_SECONDS",
              "max_yield_seconds": "MAX_YIELD_SECONDS", "training_share": "TRAINING_SHARE",
              "admin_token": "ADMIN_TOKEN", "enabled": "TRAINER_ENABLED", "admin_user": "ADMIN_USER"},
     "gate": {f.name: "GATE_" + f.name.upper() for f in dataclasses.fields(GateSettings)},
     "hub": {"repo": "HUB_REPO", "token": "HF_TOKEN", "push_seconds": "HUB_PUSH_SECONDS", "private": "HUB_PRIVATE",
-            "endpoint": "HF_ENDPOINT"},
+            "endpoint": "HF_ENDPOINT", "max_commits_per_hour": "HUB_MAX_COMMITS_PER_HOUR"},
     "training": {"loss": "LOSS", "aot_margin": "AOT_MARGIN"},
 }
 ENVIRONMENT_PREFIXES = {"KTO_": "any trl.KTOConfig field, seed recipe defaults (e.g. KTO_MAX_STEPS=12, KTO_BETA=0.1)",

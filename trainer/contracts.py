@@ -184,6 +184,9 @@ class VersionMeta:
     picks: list[str] = field(default_factory=list)
     replayed_picks: list[str] = field(default_factory=list)
     anchor_rows: int | None = None  # seed training rows replayed as anchors (both labels)
+    voters: int | None = None  # distinct voters (serve/voters.py) of the new votes and picks
+    largest_voter_share: float | None = None  # the largest share of them one voter had (0-1)
+    deferred_votes: int | None = None  # waiting votes and picks over a voter's or an address's cap, left waiting
     gate_votes: int | None = None  # votes among the gate rows this round was judged on
     # A round from a file (the command line) records where its rows came from.
     command: str | None = None
@@ -231,18 +234,19 @@ class LoopStatus:
 class HubStatus:
     """Where the votes and versions are kept beyond this disk (store/hub.py)."""
 
-    state: str = "off"       # off | local-only | restoring | connecting | synced | retrying | stopped
+    state: str = "off"       # off | local-only | restoring | connecting | synced | waiting | retrying | stopped
     repo: str = ""
     detail: str = ""         # why local-only, or the last error
     events_waiting: int = 0  # changes in the local store not yet on the Hub
     last_push_at: float | None = None
+    commits_last_hour: int = 0  # this process's commits to the repo in the last hour (HUB_MAX_COMMITS_PER_HOUR)
     restored_events: int = 0  # events replayed from the Hub at start
     restored_versions: int = 0
 
     @property
     def keeps_votes(self) -> bool:
         """Whether votes reach (or will reach, once it answers) a place that outlives this disk."""
-        return self.state in ("restoring", "connecting", "synced", "retrying")
+        return self.state in ("restoring", "connecting", "synced", "waiting", "retrying")
 
 
 @dataclass

@@ -7,6 +7,11 @@
     learn         rows -> train_round (the gate judges its adapter) -> serve it if it passed ->
                   mark the votes and picks it trained on as trained by the new version
 
+No voter is louder than the rest: a round takes at most VOTER_ROUND_CAP votes and picks of one voter
+(serve/voters.py: a signed-in user, else a session at an address) and ADDRESS_ROUND_CAP from one address,
+and the rounds of an hour VOTER_HOUR_CAP / ADDRESS_HOUR_CAP, oldest first; the rest wait for later
+rounds, never lost, and a round does not start for votes that would all wait.
+
 A round takes no more rows than its steps read (`row_budget`: new votes oldest first, then the anchors,
 then replays), and a vote or pick is marked trained only if a batch the round trained on held its row
 (train_round's `read`: early stopping, or labels cycled to fill batches, can leave some unread); any
@@ -23,9 +28,13 @@ then is the loop's policy (loop.py).
 from __future__ import annotations
 
 import random
+import time
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Sequence, TypeVar
+
+from .config import LoopSettings
 
 from .config import AppSettings
 from .contracts import GateReport, VersionMeta
@@ -39,6 +48,47 @@ from .store.versions import VersionStore
 from .store.votes import Pick, Vote, VoteStore
 from .train.reference import ReferenceCache
 from .train.round import RoundHooks, RoundResult, train_round
+
+
+HOUR = 3600.0
+T = TypeVar("T")
+
+
+@dataclass
+class VoterTally:
+    """What voters and addresses have put in (for caps): the rounds of the last hour, and the round at hand."""
+
+    hour_voters: Counter = field(default_factory=Counter)
+    hour_addresses: Counter = field(default_factory=Counter)
+    round_voters: Counter = field(default_factory=Counter)
+    round_addresses: Counter = field(default_factory=Counter)
+
+
+def within_caps(items: Sequence[T], voter_of: Callable[[T], str], address_of: Callable[[T], str],
+                caps: LoopSettings, tally: VoterTally) -> tuple[list[T], list[T]]:
+    """`items` (oldest first) split into those the voter and address caps let into this round, and those that
+    wait; `tally` is updated with what was let in. An unknown address ("") is capped by voter alone."""
+    def fits(count: int, cap: int) -> bool:
+        return cap == 0 or count + 1 <= cap
+
+    kept, waiting = [], []
+    for item in items:
+        voter, address = voter_of(item), address_of(item)
+        ok = fits(tally.round_voters[voter], caps.voter_round_cap) and fits(tally.hour_voters[voter],
+                                                                              caps.voter_hour_cap)
+        if address:
+            ok = ok and fits(tally.round_addresses[address], caps.address_round_cap) and fits(
+                tally.hour_addresses[address], caps.address_hour_cap)
+        if not ok:
+            waiting.append(item)
+            continue
+        kept.append(item)
+        tally.round_voters[voter] += 1
+        tally.hour_voters[voter] += 1
+        if address:
+            tally.round_addresses[address] += 1
+            tally.hour_addresses[address] += 1
+    return kept, waiting
 
 
 class NotEnoughVotes(ValueError):
@@ -56,6 +106,11 @@ class RoundVotes:
     training_picks: list[Pick] = field(default_factory=list)
     replayed_picks: list[Pick] = field(default_factory=list)
     gate_picks: list[Pick] = field(default_factory=list)
+    deferred: int = 0  # waiting votes and picks over a voter's or an address's cap: left for later rounds
+
+    def voter_shares(self) -> Counter:
+        """Votes and picks this round trains on as new, per voter."""
+        return Counter([v.identity for v in self.training] + [p.identity for p in self.training_picks])
 
 
 @dataclass
@@ -70,6 +125,11 @@ def vote_keys(votes: list[Vote]) -> list[str]:
 
 def pick_keys(picks: list[Pick]) -> list[str]:
     return [f"{p.pair_id}:{p.voter}" for p in picks]
+
+
+def _largest_share(counts: Counter) -> float | None:
+    total = sum(counts.values())
+    return max(counts.values()) / total if total else None
 
 
 def _sourced(rows: list[dict], sources: list[str]) -> list[dict]:
@@ -92,13 +152,31 @@ class Learner:
         return self.settings.training.paired
 
     def waiting_counts(self) -> tuple[int, int]:
-        """(liked, disliked) waiting replies this round's loss would train on: thumbs, and each pick as a liked and a
-        disliked reply ("both bad": two disliked); for a paired loss, only picks of a better reply (one of each)."""
+        """(liked, disliked) waiting replies this round's loss would train on: thumbs within the voter caps, and
+        each pick as a liked and a disliked reply ("both bad": two disliked); for a paired loss, only picks of a
+        better reply (one of each)."""
         decided, neither = self.votes.waiting_pick_counts()
         if self.paired:
             return decided, decided
-        up, down = self.votes.waiting_counts()
-        return up + decided, down + decided + 2 * neither
+        kept, _ = within_caps(self.votes.waiting_voters(), lambda v: v[1], lambda v: v[2], self.settings.loop,
+                              self.tally_last_hour())
+        up = sum(1 for label, _, _ in kept if label)
+        return up + decided, len(kept) - up + decided + 2 * neither
+
+    def tally_last_hour(self) -> VoterTally:
+        """What each voter and address put into the rounds published in the last hour."""
+        since, recent = time.time() - HOUR, []
+        for name in reversed(self.versions.names()):
+            published = self.versions.get(name).meta.published_at
+            if published is not None and published < since:
+                break
+            recent.append(name)
+        tally = VoterTally()
+        for voter, address, count in self.votes.trained_by_voter(recent):
+            tally.hour_voters[voter] += count
+            if address:
+                tally.hour_addresses[address] += count
+        return tally
 
     def row_budget(self) -> int:
         """Rows one round's steps read: ROUND_MAX_STEPS x batch x accumulation."""
@@ -113,8 +191,12 @@ class Learner:
         keep waiting for the next round. A paired loss reads no thumbs: they keep waiting for an unpaired round.
         """
         share = self.settings.gate.holdout_share
-        training, gate = split_gate_votes(self.votes.votes(waiting=True), share)
-        waiting_picks = self.votes.picks(waiting=True)
+        tally = self.tally_last_hour()
+        waiting, deferred = within_caps(self.votes.votes(waiting=True), lambda v: v.identity, lambda v: v.address,
+                                        self.settings.loop, tally)
+        waiting_picks, deferred_picks = within_caps(self.votes.picks(waiting=True), lambda p: p.identity,
+                                                    lambda p: p.address, self.settings.loop, tally)
+        training, gate = split_gate_votes(waiting, share)
         gate_picks = [p for p in waiting_picks if is_gate_vote(p.pair_id, share)]
         training_picks = [p for p in waiting_picks if not is_gate_vote(p.pair_id, share)]
         replay = self.settings.loop.replay_votes
@@ -137,7 +219,8 @@ class Learner:
         self.votes.keep_for_gate(gate)
         self.votes.keep_picks_for_gate(gate_picks)
         return RoundVotes(training=training, replayed=replayed, gate=gate, anchors=anchors,
-                          training_picks=training_picks, replayed_picks=replayed_picks, gate_picks=gate_picks)
+                          training_picks=training_picks, replayed_picks=replayed_picks, gate_picks=gate_picks,
+                          deferred=len(deferred) + len(deferred_picks))
 
     def anchor_rows(self, draw: int) -> list[dict]:
         """SEED_ANCHORS seed training rows, half of each label, a different draw per `draw`; for a paired loss,
@@ -179,7 +262,9 @@ class Learner:
             self.base, rows, self.versions.get(self.versions.current()), self.settings, self.versions,
             meta=VersionMeta(votes=vote_keys(chosen.training), replayed_votes=vote_keys(chosen.replayed),
                              picks=pick_keys(chosen.training_picks), replayed_picks=pick_keys(chosen.replayed_picks),
-                             anchor_rows=len(chosen.anchors),
+                             anchor_rows=len(chosen.anchors), voters=len(chosen.voter_shares()),
+                             largest_voter_share=_largest_share(chosen.voter_shares()),
+                             deferred_votes=chosen.deferred,
                              gate_votes=len(gate_rows) - len(self.gate.seed_rows())),
             hooks=hooks, early_stop_rows=self.gate.early_stop_rows(gate_rows),
             gate=(lambda adapter_dir: self._judge(adapter_dir, gate_rows)) if self.settings.gate.enabled else None,

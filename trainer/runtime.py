@@ -32,6 +32,11 @@ from .train.memory import limit_arenas
 log = logging.getLogger(__name__)
 
 
+# Seconds a reply in flight at shutdown gets to end before it is stopped: a Space kills the process about 30 s
+# after SIGTERM, and the final push to the Hub needs what is left.
+CLOSE_GRACE_SECONDS = 5.0
+
+
 class Runtime:
     def __init__(self, settings: AppSettings, base: BaseModel):
         self.settings = settings
@@ -105,9 +110,13 @@ class Runtime:
                  time.perf_counter() - started)
         return runtime
 
-    def close(self) -> None:
-        """Stop training, push what the Hub lacks (a Space restart sends SIGTERM first), stop decoding."""
+    def close(self, grace: float = CLOSE_GRACE_SECONDS) -> None:
+        """A Space restart sends SIGTERM first: take no new message, let the replies in flight end (or stop
+        them after `grace` s) and store them, stop training, then push what the Hub lacks, once; stop decoding."""
+        self.chat.close(grace)
         self.loop.stop()
+        if not self.server.wait_idle(grace):
+            log.warning("replies still in flight after %.0f s at shutdown", 2 * grace)
         self.hub.close()
         self.server.decoder.close()
 

@@ -19,6 +19,7 @@ from ..config import ChatSettings
 from ..data import PromptTooLong, as_text, fit_history, has_visible_text, special_texts
 from ..store.votes import PICK_CHOICES, Reply, VoteError, VoteStore
 from .server import Completion, ServedVersion, Server
+from .voters import Identity
 
 # Shortest time between two updates of a streaming reply sent to the visitor (the first and last are always sent).
 STREAM_UPDATE_SECONDS = 0.1
@@ -111,6 +112,7 @@ class Chat:
         self._specials = special_texts(server.base.tokenizer)
         self._stops: dict[str, threading.Event] = {}  # the reply in flight of each visitor, by session key
         self._lock = threading.Lock()
+        self._closing = False
 
     def new_session(self) -> ChatSession:
         return ChatSession(greeting=self.greeting)
@@ -129,8 +131,11 @@ class Chat:
                             "Send the title and abstract, not the whole paper.")
         return as_text(text, self._specials)
 
-    def reply(self, session: ChatSession, message: str | None, session_key: str) -> Iterator[ChatSession]:
-        """Stream a reply into `session` (yielded after every new piece of text) and store it."""
+    def reply(self, session: ChatSession, message: str | None, session_key: str,
+              identity: Identity | None = None) -> Iterator[ChatSession]:
+        """Stream a reply into `session` (yielded after every new piece of text) and store it, with the
+        visitor's `identity` (serve/voters.py; None: the session alone) for counting votes on it."""
+        identity = identity or Identity(voter="", address="")
         text = self.check_message(message)
         try:
             prompt = fit_history(self.system_prompt, session.turns, text, self.server.count_tokens,
@@ -145,7 +150,8 @@ class Chat:
             try:
                 self.votes.add_reply(Reply(id=reply_id, session=session_key, prompt=prompt,
                                            completion=shown.final(completion), version=completion.version,
-                                           stopped=completion.stopped))
+                                           stopped=completion.stopped, voter_id=identity.voter,
+                                           address=identity.address))
             finally:
                 self._release(session_key, stop)
 
@@ -177,9 +183,23 @@ class Chat:
             session.turns[-1]["content"] = shown.final(stream.completion)
         yield session
 
-    def _claim(self, session_key: str) -> threading.Event:
-        """The stop event of a new reply for this visitor; refuses a second reply while one is in flight."""
+    def close(self, grace: float) -> None:
+        """Take no new message; give the replies in flight `grace` seconds to end, then stop them (each is stored
+        as its visitor saw it). A restart calls this before its last push to the Hub."""
         with self._lock:
+            self._closing = True
+        if not self.server.wait_idle(grace):
+            with self._lock:
+                stops = list(self._stops.values())
+            for stop in stops:
+                stop.set()
+
+    def _claim(self, session_key: str) -> threading.Event:
+        """The stop event of a new reply for this visitor; refuses a second reply while one is in flight, and
+        any once the chat is closing."""
+        with self._lock:
+            if self._closing:
+                raise ChatError("Reviewer #2 is restarting and takes no new message; send it again in a minute.")
             if session_key in self._stops:
                 raise ChatError("Reviewer #2 is still writing his reply to your last message: wait for it to end, "
                                 "or press Stop, then send this one.")
@@ -213,11 +233,12 @@ class Chat:
 
     # -- comparisons -------------------------------------------------------------------------------
 
-    def compare(self, message: str | None, session_key: str,
-                versions: tuple[ServedVersion, ServedVersion]) -> Iterator[Comparison]:
+    def compare(self, message: str | None, session_key: str, versions: tuple[ServedVersion, ServedVersion],
+                identity: Identity | None = None) -> Iterator[Comparison]:
         """Stream two replies to `message` (a first message: the persona's prompt and it) from `versions`, side by
         side in the decode loop, and store both; yields the comparison as they grow. They count as this visitor's
-        one reply in flight."""
+        one reply in flight. `identity` as for `reply`."""
+        identity = identity or Identity(voter="", address="")
         text = self.check_message(message)
         prompt = [{"role": "system", "content": self.system_prompt}, {"role": "user", "content": text}]
         if self.server.count_tokens(prompt) > self.settings.prompt_token_budget:
@@ -231,7 +252,8 @@ class Chat:
             try:
                 self.votes.add_reply(Reply(id=comparison.reply_ids[side], session=session_key, prompt=prompt,
                                            completion=completion.text, version=completion.version,
-                                           stopped=completion.stopped))
+                                           stopped=completion.stopped, voter_id=identity.voter,
+                                           address=identity.address))
                 comparison.texts[side] = completion.text
                 comparison.stored[side] = True
             except Exception as err:

@@ -7,10 +7,16 @@ every restart, rebuild and settings change).
       versions/CURRENT, history.jsonl  the serving pointer and every publish and pointer move
 
 Pushing is huggingface_hub's `CommitScheduler` over DATA_DIR (only the paths above; the live SQLite
-database never goes up): every HUB_PUSH_SECONDS, each push first writes the store's new events into
-this process's event file; a publish or a pointer move asks for a push at once, so a round's version
-is on the Hub seconds after it is published. A failed push is retried at the next one: the outbox is
-in SQLite, so nothing that reached the local store is dropped. SIGTERM (a Space restart) flushes.
+database never goes up): every HUB_PUSH_SECONDS (5 minutes, the scheduler's default), each push first
+writes the store's new events into this process's event file; a publish, a pointer move or a round's
+marks ask for a push within PUSH_COALESCE_SECONDS, so a round's version, its serving and its marks go
+up in one commit, seconds after they happen.
+
+The commit budget: the Hub lets a repo take about 128 commits an hour. A push that would make more than
+HUB_MAX_COMMITS_PER_HOUR (30) commits in the last hour is put off to the next one, and a 429 answer puts
+every push off until its Retry-After has passed. Nothing is lost by a push put off or failed: the
+outbox is in SQLite and the next push takes everything. At SIGTERM (a Space restart) the app first ends
+its replies, then flushes once, outside the budget, waiting out a Retry-After that fits its time.
 
 Restoring: a DATA_DIR that never synced with HUB_REPO (a fresh disk) first reads the repo: the events
 are replayed into the vote store (`VoteStore.apply_events`), the versions and pointer adopted, and the
@@ -30,6 +36,7 @@ from pathlib import Path
 from typing import Callable
 
 from huggingface_hub import CommitScheduler, HfApi, snapshot_download
+from huggingface_hub.errors import HfHubHTTPError
 
 from ..config import HubSettings
 from ..contracts import HubStatus
@@ -45,6 +52,10 @@ PUSHED = [f"{EVENTS_FOLDER}/*.jsonl", "versions/v*", "versions/CURRENT", "versio
 SYNCED_KEY = "hub_repo"      # store_meta: the repo this store has read (restored from) and pushes to
 PUSHED_KEY = "pushed_seq"    # store_meta: events written before the last successful push
 RETRY_SECONDS = (5.0, 300.0)  # first and longest wait between attempts to read the Hub at start or connect
+# A push asked for (publish, pointer move, marks) waits this long for the others of its round to join it.
+PUSH_COALESCE_SECONDS = 10.0
+HOUR = 3600.0
+RATE_LIMITED_SECONDS = 60.0  # the wait after a 429 that names none (no Retry-After)
 
 
 class HubConflict(RuntimeError):
@@ -111,6 +122,10 @@ class HubSync:
         self._thread: threading.Thread | None = None
         self.ready = threading.Event()  # set once the Hub's history is in the local stores (or there is no Hub)
         self.connected = threading.Event()  # set once the scheduler runs
+        self.commits: list[float] = []  # when this process's pushes made a commit
+        self._not_before = 0.0  # no push before this time (a 429's Retry-After)
+        self._final = False     # the SIGTERM flush: outside the budget
+        self._soon: threading.Timer | None = None
 
     # -- start ---------------------------------------------------------------------------------------------
 
@@ -183,40 +198,93 @@ class HubSync:
     # -- pushing -------------------------------------------------------------------------------------------
 
     def _push(self, push: Callable[[], object]) -> object:
-        """One scheduled push: the new events into this process's file, then the scheduler's upload."""
+        """One push: put off (None) while rate-limited or over the hour's budget; else the new events into
+        this process's file, then the scheduler's upload (None when no file changed: no commit)."""
+        now = time.time()
+        if not self._final:
+            if now < self._not_before:
+                return None
+            recent = self.commits_last_hour(now)
+            if recent >= self.settings.max_commits_per_hour:
+                self._set(state="waiting", detail=f"{recent} commits in the last hour, the most "
+                                                  "HUB_MAX_COMMITS_PER_HOUR allows; the next push takes everything")
+                return None
         self.writer.write()
         written = self.writer.exported_seq
         try:
             info = push()
         except Exception as err:
-            self._set(state="retrying", detail=f"last push failed ({_short(err)}); retrying every "
-                                               f"{self.settings.push_seconds:.0f} s, nothing is lost")
+            wait = _retry_after(err)
+            if wait is not None:
+                self._not_before = time.time() + wait
+                self._set(state="retrying", detail=f"the Hub asked to wait ({_short(err)}); pushing again in "
+                                                   f"{wait:.0f} s, nothing is lost")
+            else:
+                self._set(state="retrying", detail=f"last push failed ({_short(err)}); retrying every "
+                                                   f"{self.settings.push_seconds:.0f} s, nothing is lost")
             raise
+        if info is not None:
+            with self._lock:
+                self.commits.append(now)
         self.votes.set_meta(PUSHED_KEY, str(written))
         self._set(state="synced", detail="", last_push_at=time.time())
         return info
 
+    def commits_last_hour(self, now: float | None = None) -> int:
+        now = time.time() if now is None else now
+        with self._lock:
+            self.commits = [t for t in self.commits if now - t < HOUR]
+            return len(self.commits)
+
     def push_soon(self) -> None:
-        """Push now, in the background (after a version is published or the pointer moves)."""
-        if self.scheduler is not None:
+        """Push within PUSH_COALESCE_SECONDS, in the background (a publish, a pointer move, a round's marks):
+        asks made meanwhile join the same commit."""
+        if self.scheduler is None or self._stopping.is_set():
+            return
+        with self._lock:
+            if self._soon is not None and self._soon.is_alive():
+                return
+            self._soon = threading.Timer(PUSH_COALESCE_SECONDS, self._trigger)
+            self._soon.daemon = True
+            self._soon.start()
+
+    def _trigger(self) -> None:
+        if self.scheduler is not None and not self._stopping.is_set():
             self.scheduler.trigger()
 
     def flush(self, timeout: float = 30.0) -> bool:
-        """Write and push everything now, waiting up to `timeout` s; whether it reached the Hub."""
+        """Write and push everything now, outside the budget, waiting up to `timeout` s (a Retry-After that fits
+        in it too); whether it reached the Hub."""
+        deadline = time.monotonic() + timeout
         self.writer.write()
         if self._status.state == "connecting":  # its first attempt is under way: give it the time
             self.connected.wait(timeout)
         if self.scheduler is None:
             return False
+        self._final = True
         try:
-            self.scheduler.trigger().result(timeout)
-            return True
-        except Exception as err:
-            log.warning("final push to %s failed: %s", self.settings.repo, err)
-            return False
+            while True:
+                wait = self._not_before - time.time()
+                if wait > deadline - time.monotonic():
+                    log.warning("final push to %s: the Hub asks to wait %.0f s, more than the %.0f s left",
+                                self.settings.repo, wait, deadline - time.monotonic())
+                    return False
+                if wait > 0:
+                    time.sleep(wait)
+                try:
+                    self.scheduler.trigger().result(max(0.1, deadline - time.monotonic()))
+                    return True
+                except Exception as err:
+                    if _retry_after(err) is None:
+                        log.warning("final push to %s failed: %s", self.settings.repo, err)
+                        return False
+        finally:
+            self._final = False
 
     def close(self, timeout: float = 30.0) -> None:
         self._stopping.set()
+        if self._soon is not None:
+            self._soon.cancel()
         if self.scheduler is not None:
             self.flush(timeout)
             self.scheduler.stop()
@@ -229,6 +297,7 @@ class HubSync:
             status = dataclasses.replace(self._status)
         if status.state != "off":
             status.events_waiting = self.votes.last_event_seq() - int(self.votes.meta(PUSHED_KEY) or 0)
+            status.commits_last_hour = self.commits_last_hour()
         return status
 
     def _set(self, **changes) -> None:
@@ -252,6 +321,17 @@ def _backoff(first: float | None = None):
     while True:
         yield wait
         wait = min(max(wait * 2, RETRY_SECONDS[0]), RETRY_SECONDS[1])
+
+
+def _retry_after(err: BaseException) -> float | None:
+    """Seconds a 429 answer asks to wait (its Retry-After, else RATE_LIMITED_SECONDS); None for any other error."""
+    response = getattr(err, "response", None)
+    if not isinstance(err, HfHubHTTPError) or response is None or response.status_code != 429:
+        return None
+    try:
+        return max(0.0, float(response.headers.get("Retry-After", RATE_LIMITED_SECONDS)))
+    except ValueError:
+        return RATE_LIMITED_SECONDS
 
 
 def _short(err: Exception) -> str:

@@ -17,6 +17,7 @@ store exactly on a fresh disk. An event exists if and only if its change was com
 from __future__ import annotations
 
 import json
+import secrets
 import sqlite3
 import time
 import uuid
@@ -35,7 +36,9 @@ CREATE TABLE IF NOT EXISTS replies (
     completion TEXT NOT NULL,
     version    TEXT NOT NULL,      -- adapter version that wrote the reply
     stopped    INTEGER NOT NULL,   -- 1 when the visitor stopped generation early
-    created_at REAL NOT NULL
+    created_at REAL NOT NULL,
+    voter_id   TEXT NOT NULL DEFAULT '',  -- who may vote on it, hashed (serve/voters.py); '' = the session
+    address    TEXT NOT NULL DEFAULT ''   -- the client's address, hashed; '' = unknown
 );
 CREATE TABLE IF NOT EXISTS votes (
     reply_id   TEXT NOT NULL REFERENCES replies(id),
@@ -67,7 +70,7 @@ CREATE TABLE IF NOT EXISTS events (
     body       TEXT NOT NULL       -- JSON: the row as written (see _log)
 );
 CREATE TABLE IF NOT EXISTS store_meta (
-    key        TEXT PRIMARY KEY,   -- origin (this store's id in event files), exported_seq, hub_repo
+    key        TEXT PRIMARY KEY,   -- origin (this store's id in event files), exported_seq, hub_repo, identity_key
     value      TEXT NOT NULL
 );
 """
@@ -90,6 +93,11 @@ class Reply:
     version: str
     stopped: bool = False
     created_at: float = 0.0
+    voter_id: str = ""  # the visitor, hashed (serve/voters.py): a signed-in user, or session plus address
+    address: str = ""   # the visitor's address, hashed
+
+
+REPLY_COLUMNS = "id, session, prompt, completion, version, stopped, created_at, voter_id, address"
 
 
 @dataclass(frozen=True)
@@ -104,6 +112,13 @@ class Vote:
     completion: str
     version: str
     updated_at: float
+    voter_id: str = ""  # the reply's (Reply.voter_id): who voted, across sessions
+    address: str = ""
+
+    @property
+    def identity(self) -> str:
+        """The voter for caps and shares: the hashed identity, or the session where none was recorded."""
+        return self.voter_id or self.voter
 
 
 PICK_CHOICES = ("a", "b", "neither")
@@ -123,6 +138,12 @@ class Pick:
     version_a: str
     version_b: str
     updated_at: float
+    voter_id: str = ""  # reply A's (Reply.voter_id)
+    address: str = ""
+
+    @property
+    def identity(self) -> str:
+        return self.voter_id or self.voter
 
     @property
     def chosen(self) -> str | None:
@@ -151,11 +172,18 @@ class VoteStore:
         with self._connect() as db:
             db.execute("PRAGMA journal_mode=WAL")
             db.executescript(SCHEMA)
+            columns = {row[1] for row in db.execute("PRAGMA table_info(replies)")}
+            for column in ("voter_id", "address"):  # a store from before voters were kept
+                if column not in columns:
+                    db.execute(f"ALTER TABLE replies ADD COLUMN {column} TEXT NOT NULL DEFAULT ''")
         with self._write() as db:
             if self._meta(db, "origin") is None:
                 self._set_meta(db, "origin", uuid.uuid4().hex[:12])
                 self._log_existing_rows(db)
+            if self._meta(db, "identity_key") is None:  # never pushed: see serve/voters.py
+                self._set_meta(db, "identity_key", secrets.token_hex(32))
             self.origin = self._meta(db, "origin")
+            self.identity_key = self._meta(db, "identity_key")
 
     @contextmanager
     def _connect(self) -> Iterator[sqlite3.Connection]:
@@ -216,7 +244,7 @@ class VoteStore:
 
     def _log_existing_rows(self, db: sqlite3.Connection) -> None:
         """A store made before the outbox existed: its rows become events once, so they reach the Hub too."""
-        for row in db.execute("SELECT * FROM replies ORDER BY created_at").fetchall():
+        for row in db.execute(f"SELECT {REPLY_COLUMNS} FROM replies ORDER BY created_at").fetchall():
             self._log(db, "reply", self._reply_body(row))
         for reply_id, voter, trained_in in db.execute(
                 "SELECT reply_id, voter, trained_in FROM votes ORDER BY updated_at").fetchall():
@@ -233,7 +261,8 @@ class VoteStore:
     @staticmethod
     def _reply_body(row: tuple) -> dict:
         return {"id": row[0], "session": row[1], "prompt": json.loads(row[2]), "completion": row[3],
-                "version": row[4], "stopped": bool(row[5]), "created_at": row[6]}
+                "version": row[4], "stopped": bool(row[5]), "created_at": row[6], "voter_id": row[7],
+                "address": row[8]}
 
     def events_after(self, seq: int, limit: int | None = None) -> list[Event]:
         """This store's own events after `seq`, in order."""
@@ -260,9 +289,9 @@ class VoteStore:
             for event in events:
                 b = event.body
                 if event.kind == "reply":
-                    db.execute("INSERT OR IGNORE INTO replies VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    db.execute(f"INSERT OR IGNORE INTO replies ({REPLY_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                                (b["id"], b["session"], json.dumps(b["prompt"]), b["completion"], b["version"],
-                                int(b["stopped"]), b["created_at"]))
+                                int(b["stopped"]), b["created_at"], b.get("voter_id", ""), b.get("address", "")))
                 elif event.kind == "vote":
                     db.execute("INSERT OR REPLACE INTO votes VALUES (?, ?, ?, ?, NULL, ?, ?)",
                                (b["reply_id"], b["voter"], b["label"], b["revision"], b["created_at"],
@@ -287,18 +316,18 @@ class VoteStore:
 
     def add_reply(self, reply: Reply) -> None:
         row = (reply.id, reply.session, json.dumps(reply.prompt), reply.completion, reply.version,
-               int(reply.stopped), reply.created_at or time.time())
+               int(reply.stopped), reply.created_at or time.time(), reply.voter_id, reply.address)
         with self._write() as db:
-            db.execute("INSERT INTO replies VALUES (?, ?, ?, ?, ?, ?, ?)", row)
+            db.execute(f"INSERT INTO replies ({REPLY_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", row)
             self._log(db, "reply", self._reply_body(row))
 
     def get_reply(self, reply_id: str) -> Reply | None:
         with self._connect() as db:
-            row = db.execute("SELECT * FROM replies WHERE id = ?", (reply_id,)).fetchone()
+            row = db.execute(f"SELECT {REPLY_COLUMNS} FROM replies WHERE id = ?", (reply_id,)).fetchone()
         if row is None:
             return None
         return Reply(id=row[0], session=row[1], prompt=json.loads(row[2]), completion=row[3], version=row[4],
-                     stopped=bool(row[5]), created_at=row[6])
+                     stopped=bool(row[5]), created_at=row[6], voter_id=row[7], address=row[8])
 
     def vote(self, reply_id: str, voter: str, liked: bool | None) -> str:
         """Record, change or retract `voter`'s vote on a reply; returns what happened.
@@ -330,6 +359,30 @@ class VoteStore:
                 (reply_id, voter, int(liked), now, now))
             self._log_vote_row(db, reply_id, voter)
             return "changed" if row is not None else "recorded"
+
+    def waiting_voters(self) -> list[tuple[bool, str, str]]:
+        """(label, voter identity, address) of every waiting vote, oldest first: what caps are counted on,
+        without reading prompts."""
+        with self._connect() as db:
+            rows = db.execute("""SELECT v.label, COALESCE(NULLIF(r.voter_id, ''), v.voter), r.address
+                                 FROM votes v JOIN replies r ON r.id = v.reply_id
+                                 WHERE v.trained_in IS NULL ORDER BY v.updated_at""").fetchall()
+        return [(bool(label), voter, address) for label, voter, address in rows]
+
+    def trained_by_voter(self, versions: list[str]) -> list[tuple[str, str, int]]:
+        """(voter identity, address, votes and picks) that the rounds of `versions` trained on."""
+        if not versions:
+            return []
+        marks = ", ".join("?" * len(versions))
+        with self._connect() as db:
+            return db.execute(f"""
+                SELECT voter, address, COUNT(*) FROM (
+                    SELECT COALESCE(NULLIF(r.voter_id, ''), v.voter) AS voter, r.address AS address
+                    FROM votes v JOIN replies r ON r.id = v.reply_id WHERE v.trained_in IN ({marks})
+                    UNION ALL
+                    SELECT COALESCE(NULLIF(r.voter_id, ''), p.voter), r.address
+                    FROM picks p JOIN replies r ON r.id = p.reply_a WHERE p.trained_in IN ({marks}))
+                GROUP BY voter, address""", (*versions, *versions)).fetchall()
 
     def waiting_counts(self) -> tuple[int, int]:
         """(thumbs up, thumbs down) among votes no published round has used yet."""
@@ -371,7 +424,8 @@ class VoteStore:
         return self._select("1", (), "ASC", None)
 
     def _select(self, where: str, params: tuple, order: str, limit: int | None) -> list[Vote]:
-        query = f"""SELECT v.reply_id, v.voter, v.label, v.revision, r.prompt, r.completion, r.version, v.updated_at
+        query = f"""SELECT v.reply_id, v.voter, v.label, v.revision, r.prompt, r.completion, r.version, v.updated_at,
+                           r.voter_id, r.address
                     FROM votes v JOIN replies r ON r.id = v.reply_id
                     WHERE {where} ORDER BY v.updated_at {order}"""
         if limit is not None:
@@ -380,7 +434,7 @@ class VoteStore:
         with self._connect() as db:
             rows = db.execute(query, params).fetchall()
         return [Vote(reply_id=r[0], voter=r[1], label=bool(r[2]), revision=r[3], prompt=json.loads(r[4]),
-                     completion=r[5], version=r[6], updated_at=r[7]) for r in rows]
+                     completion=r[5], version=r[6], updated_at=r[7], voter_id=r[8], address=r[9]) for r in rows]
 
     def keep_for_gate(self, votes: list[Vote]) -> int:
         """Mark the revisions read as gate votes: no round trains on them."""
@@ -451,7 +505,7 @@ class VoteStore:
 
     def _select_picks(self, where: str, params: tuple, order: str, limit: int | None) -> list[Pick]:
         query = f"""SELECT p.pair_id, p.voter, p.choice, p.revision, a.prompt, a.completion, b.completion,
-                           a.version, b.version, p.updated_at
+                           a.version, b.version, p.updated_at, a.voter_id, a.address
                     FROM picks p JOIN replies a ON a.id = p.reply_a JOIN replies b ON b.id = p.reply_b
                     WHERE {where} ORDER BY p.updated_at {order}"""
         if limit is not None:
@@ -460,7 +514,8 @@ class VoteStore:
         with self._connect() as db:
             rows = db.execute(query, params).fetchall()
         return [Pick(pair_id=r[0], voter=r[1], choice=r[2], revision=r[3], prompt=json.loads(r[4]),
-                     completion_a=r[5], completion_b=r[6], version_a=r[7], version_b=r[8], updated_at=r[9])
+                     completion_a=r[5], completion_b=r[6], version_a=r[7], version_b=r[8], updated_at=r[9],
+                     voter_id=r[10], address=r[11])
                 for r in rows]
 
     def keep_picks_for_gate(self, picks: list[Pick]) -> int:

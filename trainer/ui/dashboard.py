@@ -23,7 +23,7 @@ from .status import dashboard_summary
 STEP_SERIES = {"loss": "loss", "rewards/chosen": "reward liked", "rewards/rejected": "reward disliked",
                "rewards/margins": "margin"}
 VERSION_COLUMNS = ["version", "serving", "parent", "loss", "liked (votes on its replies)", "reply checks", "rows",
-                   "steps", "held-out AUC", "pair accuracy", "KL", "gate", "why not served", "early stop", "published"]
+                   "voters (largest share)", "steps", "held-out AUC", "pair accuracy", "KL", "gate", "why not served", "early stop", "published"]
 
 
 @dataclass
@@ -161,6 +161,8 @@ def version_table(infos: list[VersionInfo], current: str, votes: dict[str, VoteC
             if counts.liked_share is not None else "",
             "reply checks": f"{checks[info.name]:.0%}" if info.name in checks else "",
             "rows": "" if meta.rows is None else meta.rows,
+            "voters (largest share)": f"{meta.voters} ({meta.largest_voter_share:.0%})"
+            if meta.voters and meta.largest_voter_share is not None else "",
             "steps": "" if meta.steps is None else meta.steps,
             "held-out AUC": round(gate.candidate.auc, 3) if gate else "",
             "pair accuracy": round(gate.candidate.pair_accuracy, 3)

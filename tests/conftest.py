@@ -111,8 +111,10 @@ def settings(tmp_path, persona) -> AppSettings:
                                          max_message_chars=500, dtype="float32"),
                        # No seed anchors, so a round trains on exactly the votes a test cast (tests of anchors
                        # turn them on).
+                       # No voter caps either: a test's votes come from one visitor (tests of caps turn them on).
                        loop=LoopSettings(min_votes=4, seed_anchors=0, poll_seconds=0.2, admin_token="sesame",
-                                         enabled=False),
+                                         enabled=False, voter_round_cap=0, address_round_cap=0, voter_hour_cap=0,
+                                         address_hour_cap=0),
                        # Off here so rounds always serve; tests of the gate and early stopping turn them on.
                        gate=GateSettings(enabled=False, seed_rows=8, holdout_share=0.0, early_stop_every=0),
                        data_dir=tmp_path / "state", shipped_adapter=None, round_overrides={"max_steps": 2})

@@ -322,7 +322,6 @@ def test_votes_of_one_label_train_with_seed_anchors_and_are_kept(runtime, settin
 def test_a_round_marks_only_the_votes_its_steps_read_and_the_rest_wait(runtime, settings, vote_on_replies):
     """80 votes waiting (a paused trainer, a busy Space), 10 steps of 4 rows: the round takes what it reads."""
     settings.gate.holdout_share, settings.loop.seed_anchors = 0.2, 8
-    settings.loop.voter_round_cap = settings.loop.voter_hour_cap = 0  # one voter here; caps are tested below
     settings.round_overrides.update(max_steps=10)
     vote_on_replies(runtime, 80)
     result = runtime.loop.run_round()
@@ -375,11 +374,13 @@ def test_no_voter_or_address_is_louder_than_the_caps_and_nothing_is_lost(runtime
     reply = runtime.votes.get_reply(runtime.votes.votes(waiting=True)[0].reply_id)
     assert reply.address.startswith("addr:") and "203.0.113.7" not in reply.address + reply.voter_id
     assert runtime.learner.waiting_counts() == (6, 6), "the fans' 8 capped at 3 each, the flood's 24 at 6"
+    from trainer.ui.status import status_line
+    assert "(20 over a voter cap wait for later rounds)" in status_line(runtime.status())
 
     result = runtime.loop.run_round()
     meta = result.meta
     assert len(meta.votes) == 12 and meta.deferred_votes == 20 and meta.voters == 4
-    assert meta.largest_voter_share == 3 / 12
+    assert meta.largest_voter_share == 3 / 12 and meta.largest_address_share == 6 / 12
     from trainer.ui.dashboard import version_table
     table = version_table([runtime.versions.get(result.version)], result.version, {}, {})
     assert table["voters (largest share)"].tolist() == ["4 (25%)"]

@@ -160,15 +160,16 @@ class LoopSettings:
     replay_votes: int = field(default=16, metadata={
         "help": "Older, already-trained votes replayed in each round beside the new ones (with the anchors, few "
                 "enough that a round's steps still read every new vote about once)."})
-    voter_round_cap: int = field(default=24, metadata={
+    voter_round_cap: int = field(default=8, metadata={
         "help": "Most votes and picks of one voter (a signed-in user, else a session at an address) a round "
                 "takes; the rest wait for later rounds, never lost (0 = no cap)."})
-    address_round_cap: int = field(default=24, metadata={
+    address_round_cap: int = field(default=8, metadata={
         "help": "Most votes and picks from one client address a round takes, all its sessions together: a "
-                "script opening sessions without limit counts as one voter (0 = no cap)."})
-    voter_hour_cap: int = field(default=48, metadata={
+                "script opening sessions without limit counts as one voter (0 = no cap). A class behind one "
+                "NAT shares it too; raise it for a Space used that way."})
+    voter_hour_cap: int = field(default=32, metadata={
         "help": "Most votes and picks of one voter the rounds of the last hour take together (0 = no cap)."})
-    address_hour_cap: int = field(default=48, metadata={
+    address_hour_cap: int = field(default=32, metadata={
         "help": "Most votes and picks from one address the rounds of the last hour take together (0 = no cap)."})
     poll_seconds: float = field(default=5.0, metadata={"help": "How often the trainer checks for waiting votes."})
     max_yield_seconds: float = field(default=30.0, metadata={

@@ -186,6 +186,7 @@ class VersionMeta:
     anchor_rows: int | None = None  # seed training rows replayed as anchors (both labels)
     voters: int | None = None  # distinct voters (serve/voters.py) of the new votes and picks
     largest_voter_share: float | None = None  # the largest share of them one voter had (0-1)
+    largest_address_share: float | None = None  # the largest share of them from one client address (0-1)
     deferred_votes: int | None = None  # waiting votes and picks over a voter's or an address's cap, left waiting
     gate_votes: int | None = None  # votes among the gate rows this round was judged on
     # A round from a file (the command line) records where its rows came from.
@@ -273,5 +274,6 @@ class AppStatus:
     generating: int
     hub: HubStatus = field(default_factory=HubStatus)
     picks_waiting: int = 0  # picks (two replies, one chosen, or both bad) no round has used yet
+    votes_over_caps: int = 0  # waiting votes a round would not take yet: over a voter's or an address's cap
     # Votes on the replies each version wrote: the learning curve as voters see it.
     votes_by_version: dict[str, VoteCounts] = field(default_factory=dict)

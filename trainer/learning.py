@@ -112,6 +112,11 @@ class RoundVotes:
         """Votes and picks this round trains on as new, per voter."""
         return Counter([v.identity for v in self.training] + [p.identity for p in self.training_picks])
 
+    def address_shares(self) -> Counter:
+        """The same, per client address (unknown addresses left out)."""
+        return Counter([v.address for v in self.training if v.address] +
+                       [p.address for p in self.training_picks if p.address])
+
 
 @dataclass
 class Learned:
@@ -127,9 +132,10 @@ def pick_keys(picks: list[Pick]) -> list[str]:
     return [f"{p.pair_id}:{p.voter}" for p in picks]
 
 
-def _largest_share(counts: Counter) -> float | None:
-    total = sum(counts.values())
-    return max(counts.values()) / total if total else None
+def _largest_share(counts: Counter, total: int | None = None) -> float | None:
+    """The largest count's share of `total` (of all counts by default); None when there is nothing."""
+    total = sum(counts.values()) if total is None else total
+    return max(counts.values()) / total if total and counts else None
 
 
 def _sourced(rows: list[dict], sources: list[str]) -> list[dict]:
@@ -162,6 +168,12 @@ class Learner:
                               self.tally_last_hour())
         up = sum(1 for label, _, _ in kept if label)
         return up + decided, len(kept) - up + decided + 2 * neither
+
+    def votes_over_caps(self) -> int:
+        """Waiting votes a round would not take yet, for the voter and address caps."""
+        _, over = within_caps(self.votes.waiting_voters(), lambda v: v[1], lambda v: v[2], self.settings.loop,
+                              self.tally_last_hour())
+        return len(over)
 
     def tally_last_hour(self) -> VoterTally:
         """What each voter and address put into the rounds published in the last hour."""
@@ -264,6 +276,8 @@ class Learner:
                              picks=pick_keys(chosen.training_picks), replayed_picks=pick_keys(chosen.replayed_picks),
                              anchor_rows=len(chosen.anchors), voters=len(chosen.voter_shares()),
                              largest_voter_share=_largest_share(chosen.voter_shares()),
+                             largest_address_share=_largest_share(chosen.address_shares(),
+                                                                  len(chosen.training) + len(chosen.training_picks)),
                              deferred_votes=chosen.deferred,
                              gate_votes=len(gate_rows) - len(self.gate.seed_rows())),
             hooks=hooks, early_stop_rows=self.gate.early_stop_rows(gate_rows),

@@ -125,6 +125,7 @@ class Runtime:
                          votes_waiting=VoteCounts(*self.votes.waiting_counts()),
                          votes_total=VoteCounts(*self.votes.total_counts()),
                          picks_waiting=sum(self.votes.waiting_pick_counts()),
+                         votes_over_caps=self.learner.votes_over_caps(),
                          min_votes=self.settings.loop.min_votes,
                          needs_both_labels=self.settings.loop.seed_anchors == 0, loop=self.loop.status(),
                          votes_by_version={name: VoteCounts(*counts)

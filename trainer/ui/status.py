@@ -42,6 +42,7 @@ def status_line(status: AppStatus) -> str:
     lines = [
         f"**Serving:** `{status.serving}` &nbsp; **Votes waiting:** {status.votes_waiting.up} 👍 / "
         f"{status.votes_waiting.down} 👎{f', {status.picks_waiting} picks' if status.picks_waiting else ''} "
+        f"{f'({status.votes_over_caps} over a voter cap wait for later rounds) ' if status.votes_over_caps else ''}"
         f"(a round starts at {status.min_votes}{', both kinds' if status.needs_both_labels else ''}) "
         f"&nbsp; **Trainer:** {_loop_state(status)}",
     ]

@@ -5,6 +5,7 @@ Every voter judges the replies of every version that serves, with 95% intervals.
 Run:  .venv/bin/python bench/learning.py [--voter numbers] [--rounds 3] [--votes 24] [--tokens 128]
                                          [--fresh 48] [--samples 2] [--concurrency 8] [--name NAME]
                                          [--app-root TREE]   (a `git worktree` of an earlier revision)
+                                         [--flood 50]   (a script's sessions from one address, voting against)
       .venv/bin/python bench/learning.py --from-dump RUN.json   (the tables of a run again, one stopped early too)
 
 Starts `app.py` as a visitor finds it (default settings, but MIN_VOTES=--votes, CHAT_MAX_NEW_TOKENS=--tokens
@@ -20,6 +21,13 @@ and CHAT_CONCURRENCY=--concurrency) on a fresh DATA_DIR, and talks to it over HT
               MIN_VOTES makes the app start a round by itself
     wait      until the round ends (if the app starts none within a minute, ask /train_now; if that
               is refused, the round stalled)
+
+Every visitor of the pool has an address of its own (X-Forwarded-For, as a Space's proxy sets it), so the
+fans count as different people under the app's voter caps. With --flood N, each round also gets N votes
+from one address (a script opening a session per reply) against the fans' taste: a dislike where the
+round's fan would like the reply, a like where it would not. They are cast first, oldest-first order in
+their favour, with the trainer paused until the fans have voted too; the rounds table says how many of them
+the round took (its largest address share) and how many wait over the caps.
 
 The starting version is measured twice, "start" and "start (again)", before any vote: how far two
 measurements of one version land apart is the noise every later change is read against. Then vote,
@@ -79,6 +87,9 @@ ADMIN_TOKEN = "bench-learning"
 # Replies cut at the 128-token cap ran 96-99 words (BENCHMARKS.md, learning-before): about 0.75 words a
 # token. An unfinished reply of at least 0.6 words a token is that long because it hit the cap.
 CAPPED_WORDS_PER_TOKEN = 0.6
+# Documentation ranges (RFC 5737): a fan per pool visitor, and the flood's one address.
+FAN_ADDRESSES = [f"198.51.100.{n}" for n in range(1, 255)]
+FLOOD_ADDRESS = "203.0.113.7"
 
 Item = TypeVar("Item")
 Result = TypeVar("Result")
@@ -126,6 +137,10 @@ class RoundResult:
     outcome: str  # served, rejected by the gate, failed: ..., no round: ...
     rejection: str | None
     kl: float | None
+    flood: int = 0  # votes cast by the flood this round (--flood)
+    voters: int | None = None  # the round's meta.json: distinct voters of its new votes
+    largest_address_share: float | None = None  # and the largest share of them from one address
+    deferred: int | None = None  # waiting votes over a voter or address cap, left for later rounds
 
     @property
     def up(self) -> int:
@@ -142,10 +157,11 @@ class Visitors:
     A task borrows an idle visitor for all its calls, so a vote goes out through the session that got the reply.
     """
 
-    def __init__(self, url: str, count: int):
+    def __init__(self, url: str, count: int, addresses: list[str] | None = None):
         self.idle: queue.Queue[Client] = queue.Queue()
-        for _ in range(count):
-            self.idle.put(Client(url, verbose=False))
+        for n in range(count):
+            headers = {"X-Forwarded-For": addresses[n % len(addresses)]} if addresses else None
+            self.idle.put(Client(url, verbose=False, headers=headers))
         self.pool = ThreadPoolExecutor(count)
         self.count = count
 
@@ -197,16 +213,18 @@ def measure(visitors: Visitors, label: str, serving: str, papers: list[tuple[str
     return Measurement(label, serving, time.time() - started, replies)
 
 
-def cast_votes(visitors: Visitors, papers: list[tuple[str, str]], voters: list[str]) -> list[Vote]:
-    """A reply to each paper, voted on by the paper's voter right after, from the same session."""
+def cast_votes(visitors: Visitors, papers: list[tuple[str, str]], voters: list[str],
+               against: bool = False) -> list[Vote]:
+    """A reply to each paper, voted on by the paper's voter right after, from the same session (`against`: the
+    opposite thumb, as the flood votes)."""
     def one(client: Client, job: tuple[str, tuple[str, str]]) -> Vote:
         voter, (title, abstract) = job
         text, row = ask(client, title, abstract)
-        liked = VOTERS[voter](text, title, abstract).liked
+        liked = VOTERS[voter](text, title, abstract).liked != against
         note = client.predict(row, "like" if liked else "dislike", api_name="/vote")
-        return Vote(title, voter, text, liked, note)
+        return Vote(title, f"against {voter}" if against else voter, text, liked, note)
 
-    return visitors.map(one, list(zip(voters, papers, strict=True)), "votes")
+    return visitors.map(one, list(zip(voters, papers, strict=True)), "flood" if against else "votes")
 
 
 def round_marks(loop: dict) -> tuple:
@@ -237,10 +255,12 @@ def version_meta(data_dir: Path, name: str) -> dict:
     return json.loads(path.read_text()) if path.exists() else {}
 
 
-def round_result(number: int, votes: list[Vote], status: dict, seconds: float, data_dir: Path) -> RoundResult:
+def round_result(number: int, votes: list[Vote], status: dict, seconds: float, data_dir: Path,
+                 flood: int = 0) -> RoundResult:
     """What became of a round, from the status once it ended and its version's meta.json."""
     loop = status["loop"]
-    candidate = (version_meta(data_dir, loop["last_version"] or "").get("gate") or {}).get("candidate") or {}
+    meta = version_meta(data_dir, loop["last_version"] or "")
+    candidate = (meta.get("gate") or {}).get("candidate") or {}
     if status.get("stalled"):
         outcome = f"no round: {status['stalled']}"
     elif loop["last_error"]:
@@ -248,7 +268,8 @@ def round_result(number: int, votes: list[Vote], status: dict, seconds: float, d
     else:
         outcome = "rejected by the gate" if loop["last_rejection"] else "served"
     return RoundResult(number, votes, seconds, loop["last_version"], outcome, loop["last_rejection"],
-                       candidate.get("kl"))
+                       candidate.get("kl"), flood, meta.get("voters"), meta.get("largest_address_share"),
+                       meta.get("deferred_votes"))
 
 
 # -- figures of a measurement -----------------------------------------------------------------------------
@@ -326,6 +347,19 @@ def summary_table(measurements: list[Measurement], voting: set[str]) -> str:
     return table(header, rows)
 
 
+def rounds_table(rounds: list[RoundResult]) -> str:
+    """Who the rounds' votes came from: the fans' thumbs, the flood's, and what the voter caps let in."""
+    def share(value: float | None) -> str:
+        return "" if value is None else f"{value:.0%}"
+
+    rows = [(f"round {r.number}", f"{r.up} / {r.down}", r.flood, f"{r.version}, {r.outcome}",
+             "" if r.voters is None else r.voters, share(r.largest_address_share),
+             "" if r.deferred is None else r.deferred) for r in rounds]
+    header = ("round", "votes up / down (fans and flood)", "of them the flood's", "round's version",
+              "voters trained on", "largest address share", "left waiting over a cap")
+    return table(header, rows)
+
+
 def replies_table(measurements: list[Measurement], tokens: int) -> str:
     def capped(text: str) -> bool:
         return not finished(text) and len(words(text)) >= CAPPED_WORDS_PER_TOKEN * tokens
@@ -356,6 +390,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--name", help="BENCHMARKS.md section (default learning-VOTER-TOKENS)")
     parser.add_argument("--dump", type=Path, default=Path(tempfile.gettempdir()) / "bench-learning.json")
     parser.add_argument("--env", action="append", default=[], help="extra app setting NAME=VALUE")
+    parser.add_argument("--flood", type=int, default=0,
+                        help="votes a round gets from one address against the fans' taste (a session per vote)")
     parser.add_argument("--app-root", type=Path, default=ROOT,
                         help="source tree whose app.py runs (a `git worktree` of an earlier revision: a before figure)")
     args = parser.parse_args()
@@ -363,6 +399,8 @@ def parse_args() -> argparse.Namespace:
         parser.error(f"--fresh must be 1 to {len(FRESH)}, got {args.fresh}")
     if args.rounds < 0:
         parser.error(f"--rounds must be 0 or more, got {args.rounds}")
+    if args.flood < 0:
+        parser.error(f"--flood must be 0 or more, got {args.flood}")
     for flag in ("votes", "tokens", "samples", "concurrency"):
         if getattr(args, flag) < 1:
             parser.error(f"--{flag} must be 1 or more, got {getattr(args, flag)}")
@@ -387,7 +425,8 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="bench-learning-"))
     process, url = start_learning_app(work / "state", args, extra)
     admin = Client(url, verbose=False)
-    visitors = Visitors(url, args.concurrency)
+    visitors = Visitors(url, args.concurrency, FAN_ADDRESSES)
+    flooders = Visitors(url, args.concurrency, [FLOOD_ADDRESS]) if args.flood else None
     measurements: list[Measurement] = []
     rounds: list[RoundResult] = []
 
@@ -407,13 +446,23 @@ def main() -> None:
             first = (number - 1) * args.votes
             papers = [TRAIN[(first + i) % len(TRAIN)] for i in range(args.votes)]
             who = [voters[(first + i) % len(voters)] for i in range(args.votes)]
+            flood: list[Vote] = []
+            if flooders is not None:  # the trainer waits until the fans have voted too
+                admin.predict(ADMIN_TOKEN, api_name="/pause")
+                flood = cast_votes(flooders, [papers[i % len(papers)] for i in range(args.flood)],
+                                   [who[i % len(who)] for i in range(args.flood)], against=True)
             votes = cast_votes(visitors, papers, who)
+            if flooders is not None:
+                admin.predict(ADMIN_TOKEN, api_name="/resume")
             started = time.time()
             status = wait_for_round(admin, before)
-            rounds.append(round_result(number, votes, status, time.time() - started, work / "state"))
+            rounds.append(round_result(number, flood + votes, status, time.time() - started, work / "state",
+                                       flood=len(flood)))
             result = rounds[-1]
-            print(f"round {number}: {result.up} up / {result.down} down -> {result.version}, {result.outcome}"
-                  f"{f' ({result.rejection})' if result.rejection else ''}", flush=True)
+            print(f"round {number}: {result.up} up / {result.down} down ({result.flood} of them the flood's) -> "
+                  f"{result.version}, {result.outcome}{f' ({result.rejection})' if result.rejection else ''}; "
+                  f"voters {result.voters}, largest address share {result.largest_address_share}, "
+                  f"{result.deferred} left waiting over a cap", flush=True)
             measurements.append(measure(visitors, f"round {number}", status["serving"], fresh, args.samples))
             print_measurement(measurements[-1])
     finally:
@@ -421,6 +470,8 @@ def main() -> None:
                                          "measurements": [asdict(m) for m in measurements],
                                          "rounds": [asdict(r) for r in rounds]}, indent=1))
         visitors.close()
+        if flooders is not None:
+            flooders.close()
         process.terminate()
         process.wait(30)
 
@@ -431,6 +482,7 @@ def run_command(args: argparse.Namespace) -> str:
     """The command line that runs `args` (also for a run re-rendered from its dump)."""
     flags = [f"--{name} {getattr(args, name)}" for name in ("voter", "rounds", "votes", "tokens", "fresh", "samples",
                                                             "concurrency", "name")]
+    flags += [f"--flood {args.flood}"] if int(getattr(args, "flood", 0) or 0) else []
     env = args.env if isinstance(args.env, list) else ast.literal_eval(args.env)  # a dump keeps the repr
     root = Path(args.app_root)
     tree = [] if root == ROOT else [f"--app-root {root} (a worktree of {git_revision(root)})"]
@@ -455,6 +507,7 @@ def report(args: argparse.Namespace, measurements: list[Measurement], rounds: li
     sections = [f"### {voter}{' (voted)' if voter in voters else ''}\n\n{voter_table(voter, measurements, by_label)}"
                 for voter in VOTERS]
     body = ("\n\n".join([summary_table(measurements, set(voters)), *sections,
+                         "### rounds: who voted\n\n" + rounds_table(rounds),
                          "### replies\n\n" + replies_table(measurements, args.tokens)])
             + f"\n\n{args.fresh} fresh papers x {args.samples} samples per measurement, {args.votes} votes per round "
               f"by {args.voter}, {args.tokens}-token replies, {args.concurrency} visitors at once. Intervals: 95%, "

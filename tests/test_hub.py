@@ -14,6 +14,7 @@ from trainer.config import HubSettings
 from trainer.contracts import GateReport, Scores, VersionMeta
 from trainer.loop import RoundHeld
 from trainer.runtime import Runtime
+from trainer.store.events import event_files, read_events
 from trainer.store.hub import PUSHED_KEY, HubSync
 from trainer.store.versions import VersionStore
 from trainer.store.votes import Reply, VoteStore
@@ -227,3 +228,35 @@ def test_a_429_puts_pushes_off_for_its_retry_after_and_loses_nothing(hub_server,
     assert table(restored.votes.path, "votes") == table(sync.votes.path, "votes")
     for each in (sync, restored):
         each.close()
+
+
+def test_shutdown_takes_no_new_message_ends_the_replies_in_flight_then_flushes_them(
+        hub_server, settings, tiny_base, wait_for, tmp_path):
+    """SIGTERM's order: no new chat, the replies in flight end (stopped after the grace), are stored, and one
+    flush takes them to the Hub."""
+    import threading
+
+    import torch
+
+    from trainer.serve.chat import ChatError
+
+    settings.hub = hub_settings(hub_server)
+    settings.chat.max_new_tokens, settings.chat.temperature = 1500, 1.0  # a long reply, in flight at SIGTERM
+    torch.manual_seed(3)
+    runtime = Runtime(settings, tiny_base)
+    wait_for(lambda: runtime.hub.connected.is_set(), timeout=10)
+    session = runtime.chat.new_session()
+    stream = runtime.chat.reply(session, "A long paper.", "alice")
+    next(stream)
+    closing = threading.Thread(target=runtime.close, kwargs={"grace": 0.05})
+    closing.start()
+    wait_for(lambda: runtime.chat._closing, timeout=5)
+    with pytest.raises(ChatError, match="restarting"):
+        list(runtime.chat.reply(runtime.chat.new_session(), "Another paper.", "bob"))
+    list(stream)  # the visitor's stream ends with the stop
+    closing.join(30)
+    reply = runtime.votes.get_reply(session.reply_ids[2])
+    assert reply is not None and reply.stopped
+    hub = VoteStore(tmp_path / "hub-check" / "votes.sqlite3")
+    hub.apply_events(read_events(event_files(hub_server.repo_dir("dataset", REPO) / "files")))
+    assert hub.get_reply(reply.id) == reply, "stored before the one flush, and flushed"

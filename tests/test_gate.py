@@ -10,7 +10,7 @@ from trainer.data import conversational
 from trainer.gate.holdout import is_gate_vote
 from trainer.gate.probes import draw_probe_messages, probe_reply
 from trainer.gate.rubric import repetition
-from trainer.gate.rule import decide, distinct_n, paired_excess
+from trainer.gate.rule import decide, distinct_n, looks_worse, paired_excess
 from trainer.runtime import Runtime
 from trainer.serve.model import load_base, twin
 from trainer.store.files import read_preferences
@@ -89,6 +89,22 @@ def test_length_drift_is_refused_beyond_the_noise():
     assert decide_on(replies([GOOD] * 16, tokens=[80, 90] * 8), serving, max_length_ratio=0)[0], "0 turns it off"
 
 
+def test_a_candidate_that_only_looks_worse_gets_a_second_look():
+    """5 unfinished of 16 against 8 passed (round 1 of the learning-crowd-128-eos run, whose version then served
+    replies cut at the cap 58% of the time); it is worse by the point estimate, so the gate looks again."""
+    gate = GateSettings()
+    serving = replies([CUT] * 5 + [GOOD] * 11)
+    assert looks_worse(replies([CUT] * 8 + [GOOD] * 8), serving, gate)
+    assert decide_on(replies([CUT] * 8 + [GOOD] * 8), serving, min_distinct2=0)[0], "not beyond the noise of 16"
+    assert not looks_worse(replies([CUT] * 5 + [GOOD] * 11), serving, gate), "as good: no second look"
+    assert not looks_worse(replies([GOOD] * 16), serving, gate)
+    assert looks_worse(replies([GOOD] * 16, tokens=[60] * 16), replies([GOOD] * 16, tokens=[40] * 16), gate)
+    # With twice the pairs at the same rates the difference is beyond the noise.
+    passed, reasons = decide_on(replies(([CUT] * 8 + [GOOD] * 8) * 2), replies(([CUT] * 5 + [GOOD] * 11) * 2),
+                                min_distinct2=0)
+    assert not passed and reasons[0].startswith("16 of its 32 sampled probe replies are unfinished, against 10")
+
+
 def test_paired_excess_is_a_mean_with_a_lower_bound():
     assert paired_excess([1, 1, 1, 1], [0, 0, 0, 0]) == (1.0, 1.0)
     mean, lower = paired_excess([1, 0, 1, 0], [0, 0, 0, 0])
@@ -129,6 +145,9 @@ def test_the_gate_keeps_out_a_candidate_whose_sampled_replies_loop(runtime, sett
                                  "base", None, rows)
     assert not looping.passed and all(r.loops for r in looping.candidate.probe_replies)
     assert any("sampled probe replies loop" in reason for reason in looping.reasons)
+    assert len(looping.candidate.probe_replies) == len(looping.serving.probe_replies) == 16, \
+        "it looked worse after 8 pairs: a second look sampled 8 more"
+    assert len({(r.message, r.seed) for r in looping.candidate.probe_replies}) == 16
     assert runtime.server.generating == 0 and runtime.server.current.name == "base"
 
 

@@ -229,6 +229,9 @@ class GateSettings:
     probe_tokens: int = field(default=0, metadata={
         "help": "Token cap of each probe reply (0 = the chat's CHAT_MAX_NEW_TOKENS); a reply that runs into it "
                 "counts as unfinished."})
+    second_look: bool = field(default=True, metadata={
+        "help": "When the candidate's probe replies look worse than the serving version's but not beyond the "
+                "noise, sample a second draw of as many papers before deciding (a round pays for it only then)."})
     max_length_ratio: float = field(default=1.3, metadata={
         "help": "The candidate's probe replies may be at most this many times as long (tokens) as the serving "
                 "version's, beyond the noise (0 = no length rule)."})

@@ -27,7 +27,10 @@ from .evaluate import evaluate
 from .holdout import seed_eval_rows, seed_probe_messages
 from .memo import ScoreMemo, adapter_digest
 from .probes import draw_probe_messages, sample_probe_replies
-from .rule import check, scores_of
+from .rule import check, looks_worse, scores_of
+
+# A second look draws papers and seeds of their own: the round's draw number plus this.
+SECOND_LOOK_DRAW = 1_000_003
 
 
 def score(base: BaseModel, make_model: Callable[[], torch.nn.Module] | None, version: str, rows: list[dict],
@@ -107,14 +110,19 @@ class Gate:
     def _sampled(self, candidate_dir: Path, serving: str, serving_dir: Path | None,
                  draw: int) -> list[list[ProbeReply]]:
         """Probe replies of the candidate (a serving copy built for the gate, freed after) and of the serving
-        version (the very copy chat uses, when it still serves)."""
+        version (the very copy chat uses, when it still serves); twice as many when the first draw makes the
+        candidate look worse, beyond the noise or not (rule.looks_worse, GATE_SECOND_LOOK)."""
         if self.settings.gate.probe_prompts <= 0 or self.settings.gate.probe_samples <= 0:
             return [[], []]
         current = self.server.current
         serving_copy = current if current.name == serving else self.server.load(serving, serving_dir)
         candidate_copy = self.server.load("candidate", candidate_dir)
         try:
-            return self.probe_replies(candidate_copy, serving_copy, draw)
+            replies = self.probe_replies(candidate_copy, serving_copy, draw)
+            if self.settings.gate.second_look and looks_worse(replies[0], replies[1], self.settings.gate):
+                more = self.probe_replies(candidate_copy, serving_copy, draw + SECOND_LOOK_DRAW)
+                replies = [replies[0] + more[0], replies[1] + more[1]]
+            return replies
         finally:
             del candidate_copy, serving_copy
             release_free_memory()

@@ -22,8 +22,6 @@ def test_auc_counts_pairs_and_half_ties():
     assert auc([0.0, 1.0], [2.0, 3.0]) == 0.0
     assert auc([1.0, 1.0], [1.0]) == 0.5
     assert auc([1.0, 3.0], [2.0]) == 0.5
-    with pytest.raises(ValueError, match="both labels"):
-        auc([1.0], [])
 
 
 def test_base_is_its_own_reference(tiny_base, rows):
@@ -104,3 +102,8 @@ def test_a_reply_the_model_never_ended_is_scored_without_the_end_of_turn(tokeniz
     cut, cut_start = _encode(tokenizer, {**row, "ends_turn": False}, max_length=512)
     assert cut_start == start and tokenizer.eos_token_id in ended[start:]
     assert tokenizer.eos_token_id not in cut[start:] and cut == ended[:len(cut)]
+
+
+def test_auc_without_a_label_is_chance_so_it_favours_no_version():
+    """A persona without seed data may hold gate votes of one label only: nothing to rank, nothing refused for."""
+    assert auc([0.3, 0.1], []) == auc([], [0.2]) == auc([], []) == 0.5

@@ -11,6 +11,7 @@ when a training config is built.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import os
 import re
@@ -45,6 +46,15 @@ class PersonaConfig:
     system_prompt: str = field(metadata={"help": "System prompt sent before every conversation."})
     greeting: str = field(default="", metadata={"help": "First bot message shown in a new chat (never voted on)."})
     examples: list[str] = field(default_factory=list, metadata={"help": "Example user messages shown under the chat."})
+    seed_file: str = field(default="", metadata={
+        "help": "The persona's seed preferences (a file `train --data` reads, with a train and an eval split), "
+                "relative to the persona file: anchors for every round, the gate's seed rows and probe papers. "
+                "Empty: none (rounds then train on votes alone and the gate judges on held-out votes)."})
+    adapter: str = field(default="", metadata={
+        "help": "The persona's shipped adapter, relative to the persona file: served first on a fresh DATA_DIR "
+                "if its meta.json names this persona. Empty: start from the bare base."})
+    probe_prompts: list[str] = field(default_factory=list, metadata={
+        "help": "Messages the gate's probe replies answer, beside the seed eval split's and the examples."})
 
     def __post_init__(self) -> None:
         for name in ("name", "system_prompt"):
@@ -53,8 +63,19 @@ class PersonaConfig:
                 raise SettingError(f"persona.{name} must be a non-empty string, got {value!r}")
         if not isinstance(self.greeting, str):
             raise SettingError(f"persona.greeting must be a string, got {type(self.greeting).__name__}")
-        if not isinstance(self.examples, list) or not all(isinstance(e, str) and e.strip() for e in self.examples):
-            raise SettingError("persona.examples must be a list of non-empty strings")
+        for name in ("examples", "probe_prompts"):
+            value = getattr(self, name)
+            if not isinstance(value, list) or not all(isinstance(e, str) and e.strip() for e in value):
+                raise SettingError(f"persona.{name} must be a list of non-empty strings")
+        for name in ("seed_file", "adapter"):
+            if not isinstance(getattr(self, name), str):
+                raise SettingError(f"persona.{name} must be a path (a string), got {getattr(self, name)!r}")
+
+    @property
+    def digest(self) -> str:
+        """Who an adapter was trained to be: a hash of the name and system prompt (in its meta.json). An
+        adapter serves only the persona it was trained for (runtime.py)."""
+        return hashlib.sha256(f"{self.name}\n{self.system_prompt}".encode()).hexdigest()[:16]
 
     @classmethod
     def from_toml(cls, path: str | Path) -> "PersonaConfig":
@@ -76,6 +97,13 @@ class PersonaConfig:
                          and f.default_factory is dataclasses.MISSING and f.name not in table)
         if missing:
             raise SettingError(f"persona.{missing[0]} is required in {str(path)!r}")
+        for name in ("seed_file", "adapter"):  # relative to the persona file, as its author wrote them
+            value = table.get(name)
+            if isinstance(value, str) and value.strip():
+                resolved = (path.parent / value).resolve()
+                if not resolved.exists():
+                    raise SettingError(f"persona.{name} {value!r} in {str(path)!r} does not exist ({resolved})")
+                table[name] = str(resolved)
         return cls(**table)
 
 
@@ -216,7 +244,9 @@ class GateSettings:
     max_repetition: float = field(default=0.3, metadata={
         "help": "Share of repeated 3-grams over which a probe reply counts as looping; a candidate is refused when "
                 "more of its replies loop than the serving version's, beyond the noise."})
-    seed_file: Path = field(default=SEED_FILE, metadata={"help": "Seed preference file whose eval split is held out."})
+    seed_file: Path | None = field(default=SEED_FILE, metadata={
+        "help": "Seed preference file (train split: anchors; eval split: gate rows and probe papers); by default "
+                "the persona's seed_file, none when the persona names none."})
     seed_rows: int = field(default=48, metadata={"help": "Rows of the seed eval split used (0 = votes only)."})
     holdout_share: float = field(default=0.2, metadata={
         "help": "Share of voted replies held out from training for the gate (by a hash of the reply id)."})
@@ -247,7 +277,7 @@ class GateSettings:
     early_stop_rows: int = field(default=16, metadata={"help": "Held-out rows scored during a round."})
 
     def __post_init__(self) -> None:
-        self.seed_file = Path(self.seed_file)
+        self.seed_file = Path(self.seed_file) if self.seed_file else None
         if not 0 <= self.holdout_share < 1:
             raise SettingError(f"GATE_HOLDOUT_SHARE must be in [0, 1), got {self.holdout_share}")
         for name in ("auc_tolerance", "pair_tolerance", "max_kl", "min_distinct2", "max_repetition", "rubric_tolerance", "seed_rows",
@@ -333,8 +363,8 @@ class AppSettings:
                 "renames, which a mounted bucket lacks, and the app refuses one). On a Space the disk is wiped "
                 "at restart: HUB_REPO keeps votes and versions."})
     shipped_adapter: Path | None = field(default=SHIPPED_ADAPTER, metadata={
-        "help": "Adapter installed as the first version when DATA_DIR has none (if it fits the model); "
-                "empty to start from the bare base."})
+        "help": "Adapter installed as the first version when DATA_DIR has none (if it fits the model and was "
+                "trained for this persona); by default the persona's adapter; empty to start from the bare base."})
     round_overrides: dict[str, Any] = field(default_factory=dict, metadata={"help": "KTO_<FIELD> settings."})
     adapter_overrides: dict[str, Any] = field(default_factory=dict, metadata={"help": "LORA_<FIELD> settings."})
 
@@ -365,11 +395,13 @@ class AppSettings:
         env = os.environ if env is None else env
         env = space_defaults(env)
         persona = PersonaConfig.from_toml(env.get("PERSONA_FILE", DEFAULT_PERSONA_FILE))
+        # The persona's seed file and adapter, unless the environment names others.
+        env = {"GATE_SEED_FILE": persona.seed_file, **env}
         settings = cls(
             persona=persona,
             **{part: _from_env(kind, env, ENVIRONMENT[part]) for part, kind in SETTINGS_PARTS.items()},
             data_dir=Path(env.get("DATA_DIR", "state")),
-            shipped_adapter=env.get("SHIPPED_ADAPTER", SHIPPED_ADAPTER) or None,
+            shipped_adapter=env.get("SHIPPED_ADAPTER", persona.adapter) or None,
             round_overrides=_prefixed_overrides(env, "KTO_", RoundConfig),
             adapter_overrides=_prefixed_overrides(env, "LORA_", AdapterConfig),
         )
@@ -413,9 +445,9 @@ ENVIRONMENT_PREFIXES = {"KTO_": "any trl.KTOConfig field, seed recipe defaults (
 def environment_help() -> list[tuple[str, str, str]]:
     """(variable, default, help) of every setting read from the environment."""
     rows = [("PERSONA_FILE", str(DEFAULT_PERSONA_FILE.relative_to(REPO_ROOT)), "The persona: system prompt, greeting, "
-             "examples."),
+             "examples, and its own seed preferences, shipped adapter and probe prompts."),
             ("DATA_DIR", "state", _help(AppSettings, "data_dir")),
-            ("SHIPPED_ADAPTER", str(SHIPPED_ADAPTER.relative_to(REPO_ROOT)), _help(AppSettings, "shipped_adapter"))]
+            ("SHIPPED_ADAPTER", "the persona's adapter", _help(AppSettings, "shipped_adapter"))]
     for part, kind in SETTINGS_PARTS.items():
         defaults = kind()
         for name, variable in ENVIRONMENT[part].items():

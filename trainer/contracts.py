@@ -164,6 +164,8 @@ class VersionMeta:
     parent: str | None = None
     continued_from_parent: bool | None = None
     base_model: str | None = None
+    persona: str | None = None  # config.PersonaConfig.digest of the persona it was trained for (None: before 2026-12)
+    persona_name: str | None = None
     loss: str | None = None  # LOSS of its round: kto, aot_unpaired, dpo, ipo, aot (None: kto, before it was recorded)
     rows: int | None = None
     rows_read: int | None = None  # of `rows`, those in a batch the round trained on (early stopping reads fewer)
@@ -275,5 +277,6 @@ class AppStatus:
     hub: HubStatus = field(default_factory=HubStatus)
     picks_waiting: int = 0  # picks (two replies, one chosen, or both bad) no round has used yet
     votes_over_caps: int = 0  # waiting votes a round would not take yet: over a voter's or an address's cap
+    persona_note: str = ""  # why the bare base serves: an adapter of another persona was not (runtime.py)
     # Votes on the replies each version wrote: the learning curve as voters see it.
     votes_by_version: dict[str, VoteCounts] = field(default_factory=dict)

@@ -234,11 +234,18 @@ class Learner:
                           training_picks=training_picks, replayed_picks=replayed_picks, gate_picks=gate_picks,
                           deferred=len(deferred) + len(deferred_picks))
 
+    @property
+    def anchored(self) -> bool:
+        """Whether rounds train seed anchors (SEED_ANCHORS > 0 and the persona has a seed file): then votes of
+        one label can train; without, a round needs votes of both."""
+        seed_file = self.settings.gate.seed_file
+        return self.settings.loop.seed_anchors > 0 and seed_file is not None and seed_file.exists()
+
     def anchor_rows(self, draw: int) -> list[dict]:
         """SEED_ANCHORS seed training rows, half of each label, a different draw per `draw`; for a paired loss,
         SEED_ANCHORS / 2 seed pairs (a liked and a disliked review of one paper)."""
         count, seed_file = self.settings.loop.seed_anchors, self.settings.gate.seed_file
-        if count <= 0 or not seed_file.exists():
+        if count <= 0 or seed_file is None or not seed_file.exists():
             return []
         if self._seed_training_rows is None:
             self._seed_training_rows = read_preferences(seed_file, split="train")
@@ -270,6 +277,7 @@ class Learner:
     def learn(self, chosen: RoundVotes, hooks: RoundHooks) -> Learned:
         rows = self.rows(chosen)
         gate_rows = self.gate.rows()
+        early_stop = self.gate.early_stop_rows(gate_rows)  # used only with both labels: AUC needs them
         result = train_round(
             self.base, rows, self.versions.get(self.versions.current()), self.settings, self.versions,
             meta=VersionMeta(votes=vote_keys(chosen.training), replayed_votes=vote_keys(chosen.replayed),
@@ -280,7 +288,7 @@ class Learner:
                                                                   len(chosen.training) + len(chosen.training_picks)),
                              deferred_votes=chosen.deferred,
                              gate_votes=len(gate_rows) - len(self.gate.seed_rows())),
-            hooks=hooks, early_stop_rows=self.gate.early_stop_rows(gate_rows),
+            hooks=hooks, early_stop_rows=early_stop if len({r["label"] for r in early_stop}) == 2 else None,
             gate=(lambda adapter_dir: self._judge(adapter_dir, gate_rows)) if self.settings.gate.enabled else None,
             reference_cache=self.reference_cache, seed=len(self.versions.names()))
         swap = self.rollout.serve(result.version, reason="round") if result.passed else None

@@ -93,10 +93,10 @@ class LearningLoop:
 
     def can_train(self, up: int, down: int) -> bool:
         """Whether waiting votes of these labels can make a round: both labels, or any with seed anchors."""
-        return up + down > 0 if self.settings.seed_anchors > 0 else up > 0 and down > 0
+        return up + down > 0 if self.learner.anchored else up > 0 and down > 0
 
     def _labels_needed(self) -> str:
-        return "" if self.settings.seed_anchors > 0 else " of both kinds"
+        return "" if self.learner.anchored else " of both kinds"
 
     def ready(self) -> bool:
         """Whether a round should start now."""

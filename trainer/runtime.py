@@ -25,7 +25,7 @@ from .serve.rollout import Rollout
 from .serve.server import ServedVersion, Server
 from .serve.turns import Turns
 from .store.hub import HubSync
-from .store.versions import VersionStore
+from .store.versions import BASE, VersionStore
 from .store.votes import VoteStore
 from .train.memory import limit_arenas
 
@@ -41,6 +41,7 @@ class Runtime:
     def __init__(self, settings: AppSettings, base: BaseModel):
         self.settings = settings
         self.base = base
+        self.persona_note = ""  # why an adapter of another persona is not serving (status line, dashboard)
         persona = settings.persona
         turns = Turns(settings.loop.max_yield_seconds, settings.loop.training_share)
         self.server = Server(base, settings.chat, persona.system_prompt, turns)
@@ -71,22 +72,44 @@ class Runtime:
 
     def _first_version(self) -> ServedVersion:
         """The version CURRENT names; on a fresh DATA_DIR, the shipped adapter installed as the first version.
+        An adapter trained for another persona never serves: the bare base does, and `persona_note` says why.
 
         While the Hub's history is still unread, the shipped adapter serves unpublished ("shipped"): a
         version published now could take a name the Hub already has."""
+        shipped = self.settings.shipped_adapter
+        shipped_meta = VersionMeta.read(shipped / "meta.json") if shipped and (shipped / "meta.json").exists() \
+            else VersionMeta()
+        if shipped is not None and self._not_this_persona(shipped_meta, f"the shipped adapter {shipped.name}",
+                                                          shipped=True):
+            shipped = None
         if not self.hub.ready.is_set():
-            if self.settings.shipped_adapter is not None:
+            if shipped is not None:
                 try:
-                    return self.server.load("shipped", self.settings.shipped_adapter)
+                    return self.server.load("shipped", shipped)
                 except Exception as err:
                     log.warning("not serving the shipped adapter: %s", err)
             return self.server.load("base", None)
-        if not self.versions.names() and self.settings.shipped_adapter is not None:
-            shipped = self._install_shipped(self.settings.shipped_adapter)
-            if shipped is not None:
-                return shipped
+        if not self.versions.names() and shipped is not None:
+            installed = self._install_shipped(shipped)
+            if installed is not None:
+                return installed
         current = self.versions.current()
-        return self.server.load(current, self.versions.get(current).path)
+        info = self.versions.get(current)
+        if current != BASE and self._not_this_persona(info.meta, f"version {current}"):
+            return self.server.load("base", None)
+        return self.server.load(current, info.path)
+
+    def _not_this_persona(self, meta: VersionMeta, what: str, shipped: bool = False) -> bool:
+        """Whether `what` (its `meta`) was trained for another persona; if so `persona_note` says so. A shipped
+        adapter must name this persona; a version of this DATA_DIR from before personas were recorded serves."""
+        persona = self.settings.persona
+        if meta.persona == persona.digest or (meta.persona is None and not shipped):
+            return False
+        trained_for = f"the persona {meta.persona_name!r}" if meta.persona else "no recorded persona"
+        self.persona_note = (f"{what} was trained for {trained_for}, not {persona.name!r} (PERSONA_FILE): "
+                             "serving the bare base until a round trains this persona")
+        log.warning(self.persona_note)
+        return True
 
     def _install_shipped(self, path: Path) -> ServedVersion | None:
         try:
@@ -127,7 +150,8 @@ class Runtime:
                          picks_waiting=sum(self.votes.waiting_pick_counts()),
                          votes_over_caps=self.learner.votes_over_caps(),
                          min_votes=self.settings.loop.min_votes,
-                         needs_both_labels=self.settings.loop.seed_anchors == 0, loop=self.loop.status(),
+                         needs_both_labels=not self.learner.anchored, loop=self.loop.status(),
                          votes_by_version={name: VoteCounts(*counts)
                                            for name, counts in self.votes.counts_by_version().items()},
-                         generating=self.server.generating, hub=self.hub.status())
+                         generating=self.server.generating, hub=self.hub.status(),
+                         persona_note=self.persona_note if self.server.current.name == BASE else "")

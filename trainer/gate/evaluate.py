@@ -66,9 +66,11 @@ def pair_accuracy(rewards: list[float], pairs: list[tuple[int, int]]) -> float |
 
 
 def auc(positive: list[float], negative: list[float]) -> float:
-    """P(random positive > random negative), ties counting one half (the Mann-Whitney U statistic)."""
+    """P(random positive > random negative), ties counting one half (the Mann-Whitney U statistic); 0.5 (chance)
+    when a label has no rows: nothing to rank, so no version is better or worse by it (a persona without
+    seed data, before its gate votes hold both labels)."""
     if not positive or not negative:
-        raise ValueError("AUC needs rows of both labels")
+        return 0.5
     pos = torch.tensor(positive, dtype=torch.float64)[:, None]
     neg = torch.tensor(negative, dtype=torch.float64)[None, :]
     return float(((pos > neg).double() + 0.5 * (pos == neg).double()).mean())
@@ -190,7 +192,7 @@ def evaluate(base: BaseModel, model: torch.nn.Module | Callable[[], torch.nn.Mod
     kl_sum, kl_tokens = sum(known[key][1] for key in keys), sum(known[key][2] for key in keys)
     liked = [r for r, y in zip(rewards, labels) if y]
     disliked = [r for r, y in zip(rewards, labels) if not y]
-    margin = sum(liked) / len(liked) - sum(disliked) / len(disliked)
+    margin = sum(liked) / len(liked) - sum(disliked) / len(disliked) if liked and disliked else 0.0
     base_logps = [known[key][3] for key in keys]
     policy_logps = [base + known[key][0] for base, key in zip(base_logps, keys)]
     return EvalResult(version, len(rows), auc(liked, disliked), margin, kl_sum / max(kl_tokens, 1),

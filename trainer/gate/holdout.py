@@ -30,7 +30,7 @@ def split_gate_votes(votes: Sequence[Vote], share: float) -> tuple[list[Vote], l
 
 def seed_eval_rows(settings: GateSettings, system_prompt: str) -> list[dict]:
     """The seed eval split's rows among the gate rows, in the persona's conversational form."""
-    if settings.seed_rows <= 0 or not settings.seed_file.exists():
+    if settings.seed_rows <= 0 or settings.seed_file is None or not settings.seed_file.exists():
         return []
     return [conversational(r, system_prompt)
             for r in read_preferences(settings.seed_file, split="eval")[:settings.seed_rows]]
@@ -38,6 +38,6 @@ def seed_eval_rows(settings: GateSettings, system_prompt: str) -> list[dict]:
 
 def seed_probe_messages(settings: GateSettings) -> list[str]:
     """The distinct messages (papers) of the seed eval split: never trained on; each round's probes are a draw."""
-    if not settings.seed_file.exists():
+    if settings.seed_file is None or not settings.seed_file.exists():
         return []
     return list(dict.fromkeys(r["prompt"] for r in read_preferences(settings.seed_file, split="eval")))

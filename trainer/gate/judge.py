@@ -72,11 +72,18 @@ class Gate:
         return rows[:min(seed, count - len(votes))] + votes
 
     def probe_messages(self, draw: int) -> list[str]:
-        """The round's probe messages, a new draw of GATE_PROBE_PROMPTS papers per `draw` from the seed eval
-        split (no round trains on it), else from the persona's examples."""
+        """The round's probe messages, a new draw of GATE_PROBE_PROMPTS per `draw`: from the seed eval split (no
+        round trains on it) and the persona's probe_prompts; for a persona without seed data, from its
+        probe_prompts, its examples and the messages of the gate votes (visitors' messages kept out of
+        training)."""
         if self._probe_pool is None:
-            self._probe_pool = seed_probe_messages(self.settings.gate) or list(self.settings.persona.examples)
-        return draw_probe_messages(self._probe_pool, self.settings.gate.probe_prompts, draw)
+            self._probe_pool = seed_probe_messages(self.settings.gate)
+        persona = self.settings.persona
+        pool = self._probe_pool + list(persona.probe_prompts)
+        if not self._probe_pool:
+            pool += list(persona.examples) + [vote.prompt[-1]["content"] for vote in self.votes.gate_votes()
+                                              if vote.prompt and vote.prompt[-1]["role"] == "user"]
+        return draw_probe_messages(pool, self.settings.gate.probe_prompts, draw)
 
     def probe_replies(self, candidate: ServedVersion, serving: ServedVersion, draw: int) -> list[list[ProbeReply]]:
         """Both versions' sampled replies to the round's probe messages, in one batch: [candidate's, serving's]."""

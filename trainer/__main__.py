@@ -13,6 +13,7 @@ published exactly as the app would publish it, into the same DATA_DIR.
     python -m trainer versions --serve v0001   # move the serving pointer (a rollback)
     python -m trainer pull                 # a fresh DATA_DIR from the votes and versions kept on HUB_REPO
     python -m trainer push                 # what HUB_REPO lacks, now (the app pushes every HUB_PUSH_SECONDS)
+    python -m trainer seed --persona FILE --out seed.jsonl   # draft a persona's seed set, for its owner to label
 """
 
 from __future__ import annotations
@@ -205,6 +206,47 @@ def cmd_ship(settings: AppSettings, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_seed(settings: AppSettings, args: argparse.Namespace) -> int:
+    """Draft a persona's seed set: `--samples` replies of the bare base, with the persona's system prompt and the
+    chat's sampling, to each of its examples, probe_prompts and the lines of `--prompts`; written with
+    "label": null for the owner to set to true (in character, liked) or false, and about a quarter of the
+    prompts in the eval split (the gate's rows and probe papers). The persona file then names it as
+    `seed_file`, and `train --data FILE --split train --parent base` makes the persona's v1."""
+    from .config import PersonaConfig
+    from .serve.model import load_base
+    from .serve.server import Server
+    from .store.files import write_rows
+
+    persona = PersonaConfig.from_toml(args.persona) if args.persona else settings.persona
+    extra = [line.strip() for line in Path(args.prompts).read_text(encoding="utf-8").splitlines()
+             if line.strip()] if args.prompts else []
+    prompts = list(dict.fromkeys([*persona.examples, *persona.probe_prompts, *extra]))
+    if not prompts:
+        raise SettingError("no prompts to draft replies for: give the persona examples or probe_prompts, or "
+                           "--prompts FILE (one message per line)")
+    out = Path(args.out)
+    if out.exists() and not args.force:
+        raise SettingError(f"{out} exists (labels may be in it); --force writes over it")
+    server = Server(load_base(settings.model), settings.chat, persona.system_prompt)
+    try:
+        requests = [(server.current, [{"role": "system", "content": persona.system_prompt},
+                                      {"role": "user", "content": prompt}], 1_000 * index + sample)
+                    for index, prompt in enumerate(prompts) for sample in range(args.samples)]
+        replies = server.sample(requests, max_new_tokens=None)
+    finally:
+        server.decoder.close()
+    held_out = set(random.Random(0).sample(prompts, len(prompts) // 4)) if len(prompts) >= 4 else set()
+    rows = [{"prompt": messages[-1]["content"], "completion": reply.text, "label": None,
+             "split": "eval" if messages[-1]["content"] in held_out else "train"}
+            for (_, messages, _), reply in zip(requests, replies)]
+    write_rows(rows, out)
+    print(f"drafted {len(rows)} replies to {len(prompts)} prompts in {out} ({len(held_out)} prompts held out as "
+          f"eval). Set each \"label\" to true (what {persona.name} should say) or false, or delete the row; then "
+          f"name it in the persona file (seed_file) and make its v1: python -m trainer train --data {out} "
+          "--split train --parent base")
+    return 0
+
+
 def _hub_stores(settings: AppSettings):
     from .store.versions import VersionStore
     from .store.votes import VoteStore
@@ -291,12 +333,19 @@ def main(argv: list[str] | None = None) -> int:
     versions.add_argument("--serve", metavar="VERSION", help="move the serving pointer to VERSION (or 'base')")
     commands.add_parser("pull", help="restore a fresh DATA_DIR from HUB_REPO (votes, versions, the serving pointer)")
     commands.add_parser("push", help="push the events and versions HUB_REPO lacks, now")
+    seed = commands.add_parser("seed", help="draft a persona's seed set: sampled replies for its owner to label")
+    seed.add_argument("--persona", help="persona file (default: PERSONA_FILE)")
+    seed.add_argument("--out", required=True, help="the draft to write, .jsonl (then labelled by hand)")
+    seed.add_argument("--prompts", help="more messages to draft replies for, one per line")
+    seed.add_argument("--samples", type=int, default=3, help="replies drafted per prompt")
+    seed.add_argument("--force", action="store_true", help="write over an existing --out")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     try:
         settings = AppSettings.from_env()
         handler = {"convert": cmd_convert, "train": cmd_train, "export": cmd_export, "eval": cmd_eval,
-                   "ship": cmd_ship, "versions": cmd_versions, "pull": cmd_pull, "push": cmd_push}[args.command]
+                   "ship": cmd_ship, "versions": cmd_versions, "pull": cmd_pull, "push": cmd_push,
+                   "seed": cmd_seed}[args.command]
         return handler(settings, args)
     except (SettingError, ValueError, OSError, RuntimeError) as err:  # VersionError, DataFileError, HubConflict,
         # and the Hub's own errors (HfHubHTTPError is an OSError) carry clear messages

@@ -34,9 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Sequence, TypeVar
 
-from .config import LoopSettings
-
-from .config import AppSettings
+from .config import AppSettings, LoopSettings
 from .contracts import GateReport, VersionMeta
 from .data import balanced_sample, conversational, kto_rows, pair_rows, paired_rows, pick_rows
 from .gate.holdout import is_gate_vote, split_gate_votes

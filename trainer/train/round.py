@@ -170,8 +170,9 @@ def fitted_rows(rows: list[dict], base: BaseModel, settings: AppSettings) -> lis
 
 
 def rows_read(plan: RoundPlan, steps: int, settings: AppSettings) -> list[dict]:
-    """The rows in a batch of the first `steps` optimizer steps: TRL reads the plan's rows in order (a
-    sequential sampler), round after round of them if the steps outlast one pass."""
+    """The rows in a batch of the first `steps` optimizer steps: TRL reads the plan's rows in order (KTOConfig's
+    sequential sampler, which PairedRoundConfig copies for pairs too), again from the start if the steps
+    outlast one pass."""
     defaults = settings.round_config(output_dir=".")
     return plan.rows[:steps * defaults.per_device_train_batch_size * defaults.gradient_accumulation_steps]
 

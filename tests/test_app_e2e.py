@@ -26,7 +26,7 @@ def running_app(tmp_path, embedded_dir, persona, launch):
         gate=GateSettings(enabled=False, early_stop_every=0, holdout_share=0.0),
         data_dir=tmp_path / "state",
         shipped_adapter=None,
-        round_overrides={"max_steps": 2},
+        round_overrides={"max_steps": 4},  # 16 rows: the 8 votes and the 8 default anchors, all read
     )
     runtime = Runtime.start(settings)
     return runtime, launch(runtime)

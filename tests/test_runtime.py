@@ -391,3 +391,14 @@ def test_no_voter_or_address_is_louder_than_the_caps_and_nothing_is_lost(runtime
     assert runtime.learner.waiting_counts() == (2, 3)
     meta = runtime.loop.run_round().meta
     assert len(meta.votes) == 5 and meta.deferred_votes == 15
+
+
+def test_new_votes_come_first_and_anchors_keep_half_of_a_small_round(runtime, settings, vote_on_replies):
+    """One step of 4 rows, 8 anchors drawn, 4 votes waiting: 2 votes and 2 anchors, and the other 2 votes wait
+    (the anchors once took the whole round and left no vote to train on)."""
+    settings.loop.seed_anchors = 8
+    settings.round_overrides.update(max_steps=1, num_train_epochs=1.0)
+    vote_on_replies(runtime, 4)
+    meta = runtime.loop.run_round().meta
+    assert meta.anchor_rows == 2 and len(meta.votes) == 2 and meta.rows_read == meta.rows == 4
+    assert sum(runtime.votes.waiting_counts()) == 2

@@ -196,9 +196,9 @@ class Learner:
     def select_votes(self) -> RoundVotes:
         """Read the votes and picks for a round; the gate's share of the waiting ones is marked as gate ones now.
 
-        The round takes, oldest first, only as many waiting votes and picks as its steps read beside its anchors
-        (`row_budget`; a pick is two rows for an unpaired loss), then replays into what room is left; the rest
-        keep waiting for the next round. A paired loss reads no thumbs: they keep waiting for an unpaired round.
+        The round takes, oldest first, only as many waiting votes and picks as its steps read (`row_budget`; a
+        pick is two rows for an unpaired loss) less the anchors' share (all of them, up to half the budget),
+        then anchors and replays into what room is left; the rest keep waiting for the next round. A paired loss reads no thumbs: they keep waiting for an unpaired round.
         """
         share = self.settings.gate.holdout_share
         tally = self.tally_last_hour()
@@ -218,11 +218,15 @@ class Learner:
             replayed_picks = [p for p in replayed_picks if p.chosen is not None]
         anchors = self.anchor_rows(draw=len(self.versions.names()))
         per_pick = 1 if self.paired else 2
-        room = max(0, self.row_budget() - len(anchors))
+        budget = self.row_budget()
+        # New votes come first, but the anchors keep up to half the round: a round of one label still trains.
+        room = budget - min(len(anchors), budget // 2)
         training_picks = training_picks[:room // per_pick]
         room -= per_pick * len(training_picks)
         training = training[:room]
-        room -= len(training)
+        room = budget - per_pick * len(training_picks) - len(training)
+        anchors = anchors[:room]
+        room -= len(anchors)
         replayed_picks = replayed_picks[:room // per_pick]
         room -= per_pick * len(replayed_picks)
         replayed = replayed[:room]

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 import torch
-from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+from transformers import PreTrainedTokenizerFast
 
+from tests.tiny_model import tiny_llama, tiny_tokenizer
 from trainer.config import (
     ENVIRONMENT_PREFIXES,
     AppSettings,
@@ -34,10 +34,6 @@ ROOT = Path(__file__).resolve().parent.parent
 # Set by Hugging Face Spaces (read by the app) or by huggingface_hub: never let a developer's leak in.
 FOREIGN_VARIABLES = ("SPACE_ID", "SPACE_AUTHOR_NAME", "HF_TOKEN", "HF_ENDPOINT", "HF_HUB_CACHE", "TRANSFORMERS_CACHE")
 
-# The chat template of SmolLM2-135M-Instruct (ChatML), for the tiny tokenizer.
-CHATML = ("{% for message in messages %}{{ '<|im_start|>' + message['role'] + '\n' + message['content'] + "
-          "'<|im_end|>' + '\n' }}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}")
-SPECIAL_TOKENS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
 
 
 @pytest.fixture(autouse=True)
@@ -65,26 +61,13 @@ def persona() -> PersonaConfig:
 def tokenizer() -> PreTrainedTokenizerFast:
     """A small byte-level BPE with SmolLM2's special tokens and chat template, trained in a second on the seed
     set's text: real tokenizer code paths, no model conversion."""
-    bpe = Tokenizer(models.BPE())
-    bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    bpe.decoder = decoders.ByteLevel()
-    corpus = (ROOT / "data" / "seed.jsonl").read_text(encoding="utf-8").splitlines()
-    bpe.train_from_iterator(corpus, trainers.BpeTrainer(vocab_size=1024, special_tokens=SPECIAL_TOKENS,
-                                                        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
-                                                        show_progress=False))
-    return PreTrainedTokenizerFast(tokenizer_object=bpe, bos_token="<|im_start|>", eos_token="<|im_end|>",
-                                   pad_token="<|endoftext|>", unk_token="<|endoftext|>", chat_template=CHATML)
+    return tiny_tokenizer()
 
 
 @pytest.fixture
 def tiny_base(tokenizer) -> BaseModel:
     """A 2-layer random Llama with the tiny tokenizer and a ChatML template: fast, and real code paths."""
-    torch.manual_seed(0)
-    config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                         num_attention_heads=2, num_key_value_heads=1, max_position_embeddings=2048,
-                         tie_word_embeddings=True, pad_token_id=tokenizer.pad_token_id,
-                         eos_token_id=tokenizer.eos_token_id, bos_token_id=tokenizer.bos_token_id)
-    return freeze(BaseModel(model=LlamaForCausalLM(config), tokenizer=tokenizer, source="tiny-random-llama",
+    return freeze(BaseModel(model=tiny_llama(tokenizer), tokenizer=tokenizer, source="tiny-random-llama",
                             device=torch.device("cpu")))
 
 

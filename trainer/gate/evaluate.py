@@ -76,10 +76,10 @@ def auc(positive: list[float], negative: list[float]) -> float:
     return float(((pos > neg).double() + 0.5 * (pos == neg).double()).mean())
 
 
-def _encode(tokenizer, row: dict, max_length: int) -> tuple[list[int], int]:
+def _encode(tokenizer, row: dict, max_length: int, specials: list[str] | None = None) -> tuple[list[int], int]:
     """Token ids of prompt + completion, and where the completion starts; typed special tokens stay text, as in
-    training (data.as_text_messages)."""
-    specials = special_texts(tokenizer)
+    training (data.as_text_messages; `specials`: the tokenizer's special_texts, computed if not given)."""
+    specials = special_texts(tokenizer) if specials is None else specials
     messages, completion = as_text_messages(row["prompt"], specials), as_text_messages(row["completion"], specials)
     prompt = tokenizer.apply_chat_template(messages, add_generation_prompt=True, return_dict=True)["input_ids"]
     full = tokenizer.apply_chat_template(messages + completion, return_dict=True)["input_ids"]
@@ -172,7 +172,8 @@ def evaluate(base: BaseModel, model: torch.nn.Module | Callable[[], torch.nn.Mod
         return EvalResult(version, len(rows), auc(liked, disliked), 0.0, 0.0, time.perf_counter() - started,
                           liked, disliked, pair_accuracy=pair_accuracy([0.0] * len(rows), pairs))
     known = {} if known is None else known
-    encoded = [_encode(base.tokenizer, r, max_length) for r in rows]
+    specials = special_texts(base.tokenizer)
+    encoded = [_encode(base.tokenizer, r, max_length, specials) for r in rows]
     keys = [row_key(e) for e in encoded]
     missing = sorted({key: i for i, key in enumerate(keys) if key not in known}.values(),
                      key=lambda i: len(encoded[i][0]))  # similar lengths pad less

@@ -1,4 +1,5 @@
-"""Scoring versions: the AUC statistic, batched rewards equal to one-by-one ones, and v1 beats the base."""
+"""Scoring versions: the AUC statistic, batched rewards (rows of one prompt continuing from its encoded prefix)
+equal to one-by-one ones, and v1 beats the base."""
 
 import os
 import subprocess
@@ -33,6 +34,9 @@ def test_batched_rewards_match_one_by_one(tiny_base, settings, trained_version, 
     version, model = trained_version, trained_model
     data = rows(6)
     data[1]["completion"][0]["content"] += " And the statistics are shaky." * 3  # uneven lengths: padding
+    other = [{**row, "prompt": row["prompt"][:-1] + [{"role": "user", "content": "Review: a faster sort."}]}
+             for row in rows(2)]
+    data = data[:3] + other + data[3:]  # two prompts, interleaved: each prompt's rows share its prefix pass
     batched = evaluate(tiny_base, model, data, version.name, batch_size=4)
     assert batched.kl > 0
     expected, kl_sum, kl_tokens = [], 0.0, 0

@@ -19,8 +19,9 @@ from __future__ import annotations
 import hashlib
 import json
 import time
+import weakref
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Callable, NamedTuple
 
 import torch
 from tqdm.auto import tqdm
@@ -28,6 +29,7 @@ from tqdm.auto import tqdm
 from ..data import as_text_messages, special_texts, without_turn_end
 from ..serve.model import BaseModel, twin
 from ..train.memory import release_free_memory
+from ..train.prefix import expanded
 from ..train.yielding import attached
 
 
@@ -94,22 +96,78 @@ def _encode(tokenizer, row: dict, max_length: int, specials: list[str] | None = 
 # batch's log-softmax over 49k tokens, for two models, was over a gigabyte here). Each chunk holds
 # two (positions x vocabulary) fp32 tensors, 12.5 MiB apiece at 64 positions of SmolLM2.
 POSITIONS_PER_CHUNK = 64
-# Rows scored together. Two: a round scores while chat serves, and each row in a batch adds its
-# layers' transient activations (tens of MiB at 400 tokens) to the peak. Speed against four was not
-# measured apart; the gate of a live round took 124 s at two, 97-117 s at four on faster runs.
-ROWS_PER_BATCH = 2
+# Rows of one prompt scored together, continuing from the prompt's keys and values encoded once: the
+# seed eval split has four replies per paper, and a prompt is two thirds of a row's tokens (172 of 256
+# on average), so a paper's four rows cost 508 tokens of forward instead of 1024.
+ROWS_PER_BATCH = 4
+# The base's hidden states at completion positions, per scored row (row_key): the reference half of
+# every score, the same for every version, computed once per process. 84 positions x 576 floats per
+# seed row: 190 KiB; bounded, the oldest rows dropped first.
+REFERENCE_CACHE_BYTES = 256 * 2**20
 
 
-def _completion_hidden(model: torch.nn.Module, input_ids: torch.Tensor, attention: torch.Tensor,
-                       mask: torch.Tensor) -> torch.Tensor:
-    """Last hidden states at the positions that predict completion tokens, (positions, hidden)."""
-    hidden = model.get_decoder()(input_ids=input_ids, attention_mask=attention, use_cache=False).last_hidden_state
-    return hidden[:, :-1][mask]
+class ReferenceHiddenCache:
+    """The reference model's last hidden states at a row's completion positions, (positions, hidden), by row."""
+
+    def __init__(self, max_bytes: int = REFERENCE_CACHE_BYTES):
+        self.max_bytes, self.bytes = max_bytes, 0
+        self._rows: dict[bytes, torch.Tensor] = {}
+
+    def get(self, key: bytes) -> torch.Tensor | None:
+        return self._rows.get(key)
+
+    def put(self, key: bytes, hidden: torch.Tensor) -> None:
+        if key in self._rows:
+            return
+        self._rows[key] = hidden
+        self.bytes += hidden.numel() * hidden.element_size()
+        while self.bytes > self.max_bytes and len(self._rows) > 1:
+            oldest = next(iter(self._rows))
+            self.bytes -= self._rows[oldest].numel() * self._rows[oldest].element_size()
+            del self._rows[oldest]
 
 
-# A row's score under one model: log-ratio to the base, KL summed over its completion positions, positions,
-# and the completion's log-likelihood under the base.
-RowScore = tuple[float, float, int, float]
+# One per base model (weakly held: a test's base goes with its cache).
+_REFERENCE_CACHES: "weakref.WeakKeyDictionary[torch.nn.Module, ReferenceHiddenCache]" = weakref.WeakKeyDictionary()
+
+
+def reference_cache(base: BaseModel) -> ReferenceHiddenCache:
+    """The process's cache of `base`'s hidden states on scored rows."""
+    return _REFERENCE_CACHES.setdefault(base.model, ReferenceHiddenCache())
+
+
+def _completion_hidden(model: torch.nn.Module, batch: list[tuple[list[int], int]], pad_id: int) -> list[torch.Tensor]:
+    """Last hidden states at the positions that predict each row's completion tokens, [(positions, hidden)].
+
+    The rows share their prompt (batch_groups): it is encoded once, and every row continues from its keys and
+    values from the prompt's last token on (whose output predicts the completion's first token)."""
+    start = batch[0][1]
+    decoder = model.get_decoder()
+    device = next(model.parameters()).device
+    prefix = torch.tensor(batch[0][0][:start - 1], device=device)
+    continuations = [ids[start - 1:] for ids, _ in batch]
+    longest = max(len(ids) for ids in continuations)
+    input_ids = torch.full((len(batch), longest), pad_id, dtype=torch.long, device=device)
+    attention = torch.zeros((len(batch), len(prefix) + longest), dtype=torch.long, device=device)
+    attention[:, :len(prefix)] = 1
+    for i, ids in enumerate(continuations):
+        input_ids[i, :len(ids)] = torch.tensor(ids, device=device)
+        attention[i, len(prefix):len(prefix) + len(ids)] = 1
+    cache = None
+    if len(prefix):
+        cache = expanded(decoder(input_ids=prefix[None], use_cache=True).past_key_values, len(batch))
+    hidden = decoder(input_ids=input_ids, attention_mask=attention, past_key_values=cache,
+                     use_cache=cache is not None).last_hidden_state
+    return [hidden[i, :len(ids) - 1] for i, ids in enumerate(continuations)]
+
+
+class RowScore(NamedTuple):
+    """A row's score under one model."""
+
+    log_ratio: float       # log pi_theta(y|x) - log pi_ref(y|x), summed over the completion, nats
+    kl_sum: float          # KL(pi_theta || pi_ref) summed over its completion positions, nats
+    positions: int         # completion positions
+    reference_logp: float  # log pi_ref(y|x), nats
 
 
 def row_key(encoded: tuple[list[int], int]) -> bytes:
@@ -117,52 +175,85 @@ def row_key(encoded: tuple[list[int], int]) -> bytes:
     return hashlib.sha256(repr(encoded).encode()).digest()
 
 
+def batch_groups(indices: list[int], encoded: list[tuple[list[int], int]], size: int) -> list[list[int]]:
+    """`indices` in batches of at most `size` rows of one prompt (the same ids before the completion), similar
+    lengths together."""
+    by_prompt: dict[tuple[int, ...], list[int]] = {}
+    for i in indices:
+        ids, start = encoded[i]
+        by_prompt.setdefault(tuple(ids[:start]), []).append(i)
+    batches = []
+    for group in by_prompt.values():
+        group.sort(key=lambda i: len(encoded[i][0]))
+        batches += [group[i:i + size] for i in range(0, len(group), size)]
+    return batches
+
+
+def _autocast(model: torch.nn.Module, dtype: torch.dtype | None):
+    device = next(model.parameters()).device.type
+    return torch.autocast(device, dtype=dtype, enabled=dtype is not None)
+
+
 @torch.inference_mode()
-def _score_batch(model: torch.nn.Module, reference_model: torch.nn.Module, batch: list[tuple[list[int], int]],
-                 pad_id: int) -> list[RowScore]:
-    longest = max(len(ids) for ids, _ in batch)
-    input_ids = torch.full((len(batch), longest), pad_id, dtype=torch.long)
-    attention = torch.zeros_like(input_ids)
-    completion = torch.zeros_like(input_ids, dtype=torch.bool)
-    for i, (ids, start) in enumerate(batch):
-        input_ids[i, :len(ids)] = torch.tensor(ids)
-        attention[i, :len(ids)] = 1
-        completion[i, start:len(ids)] = True
-    device = next(model.parameters()).device
-    input_ids, attention, completion = input_ids.to(device), attention.to(device), completion.to(device)
-    mask = completion[:, 1:]
-    targets = input_ids[:, 1:][mask]
-    rows = torch.arange(len(batch), device=device)[:, None].expand_as(mask)[mask]
+def _score_batch(model: torch.nn.Module, reference_hidden: list[torch.Tensor], batch: list[tuple[list[int], int]],
+                 reference_head: torch.nn.Module, pad_id: int, autocast: torch.dtype | None) -> list[RowScore]:
+    with _autocast(model, autocast):
+        policy_hidden = torch.cat(_completion_hidden(model, batch, pad_id))
+    reference_all = torch.cat(reference_hidden).to(policy_hidden.device)
+    targets = torch.tensor([t for ids, start in batch for t in ids[start:]], device=policy_hidden.device)
+    rows = torch.tensor([i for i, (ids, start) in enumerate(batch) for _ in ids[start:]], device=policy_hidden.device)
+    head = model.get_output_embeddings()
+    log_ratios = torch.zeros(len(batch), dtype=torch.float32)
+    kl_sums = torch.zeros(len(batch), dtype=torch.float32)
+    reference_logps = torch.zeros(len(batch), dtype=torch.float32)
     # Only completion positions reach the LM head, a chunk at a time: the prompt's are never scored.
-    policy_hidden = _completion_hidden(model, input_ids, attention, mask)
-    reference_hidden = _completion_hidden(reference_model, input_ids, attention, mask)
-    head, reference_head = model.get_output_embeddings(), reference_model.get_output_embeddings()
-    log_ratios = torch.zeros(len(batch), dtype=torch.float32, device=device)
-    kl_sums = torch.zeros(len(batch), dtype=torch.float32, device=device)
-    reference_logps = torch.zeros(len(batch), dtype=torch.float32, device=device)
     for start in range(0, targets.shape[0], POSITIONS_PER_CHUNK):
         chunk = slice(start, start + POSITIONS_PER_CHUNK)
-        policy = torch.log_softmax(head(policy_hidden[chunk]).float(), -1)
-        reference = torch.log_softmax(reference_head(reference_hidden[chunk]).float(), -1)
-        target = targets[chunk, None]
+        with _autocast(model, autocast):
+            policy_logits = head(policy_hidden[chunk])
+        policy = torch.log_softmax(policy_logits.float(), -1).cpu()
+        reference = torch.log_softmax(reference_head(reference_all[chunk].to(reference_head.weight.dtype)).float(),
+                                      -1).cpu()
+        target = targets[chunk, None].cpu()
         reference_target = reference.gather(-1, target)[:, 0]
-        log_ratios.index_add_(0, rows[chunk], policy.gather(-1, target)[:, 0] - reference_target)
-        reference_logps.index_add_(0, rows[chunk], reference_target)
+        log_ratios.index_add_(0, rows[chunk].cpu(), policy.gather(-1, target)[:, 0] - reference_target)
+        reference_logps.index_add_(0, rows[chunk].cpu(), reference_target)
         # KL = sum p * (log p - log q), in place: no third vocabulary-wide tensor.
         difference = reference.neg_().add_(policy)
-        kl_sums.index_add_(0, rows[chunk], policy.exp_().mul_(difference).sum(-1))
-    return list(zip(log_ratios.tolist(), kl_sums.tolist(), mask.sum(1).tolist(), reference_logps.tolist()))
+        kl_sums.index_add_(0, rows[chunk].cpu(), policy.exp_().mul_(difference).sum(-1))
+    positions = [len(ids) - start for ids, start in batch]
+    return [RowScore(*values) for values in zip(log_ratios.tolist(), kl_sums.tolist(), positions,
+                                                 reference_logps.tolist())]
+
+
+@torch.inference_mode()
+def _reference_hidden(base: BaseModel, encoded: list[tuple[list[int], int]], keys: list[bytes],
+                      indices: list[int], batch_size: int) -> None:
+    """Fill the reference cache for the rows at `indices` that it lacks, in fp32 (every version's score shares it)."""
+    cache = reference_cache(base)
+    missing = [i for i in indices if cache.get(keys[i]) is None]
+    if not missing:
+        return
+    reference = twin(base.model)  # the trainer's private tree: chat's own tree never gets pause hooks
+    with attached(reference):
+        for batch in batch_groups(missing, encoded, batch_size):
+            for i, hidden in zip(batch, _completion_hidden(reference, [encoded[i] for i in batch],
+                                                           base.tokenizer.pad_token_id)):
+                cache.put(keys[i], hidden.float().cpu().clone())
 
 
 def evaluate(base: BaseModel, model: torch.nn.Module | Callable[[], torch.nn.Module] | None, rows: list[dict],
              version: str, beta: float = 0.1,
              batch_size: int = ROWS_PER_BATCH, max_length: int = 1024, progress: bool = False,
-             known: dict[bytes, RowScore] | None = None) -> EvalResult:
+             known: dict[bytes, RowScore] | None = None, autocast: torch.dtype | None = None) -> EvalResult:
     """Score `model` (a version of the base, LoRA merged or not; None for the base itself) on conversational rows.
 
     `known` holds this very model's scores of rows from earlier calls (see `row_key`): those rows are
     not run again, and the rows scored now are added to it. `model` may then be a function that
-    builds the model, called only if some row is missing.
+    builds the model, called only if some row is missing. `autocast`: run the model under torch.autocast
+    in that dtype (bf16 for an fp32 training tree, as its round trains); a model already in a half dtype (a
+    serving copy) needs none. The base's side (the reference) is computed once per row and process, in its own
+    dtype (ReferenceHiddenCache).
     """
     started = time.perf_counter()
     labels = [bool(r["label"]) for r in rows]
@@ -175,27 +266,32 @@ def evaluate(base: BaseModel, model: torch.nn.Module | Callable[[], torch.nn.Mod
     specials = special_texts(base.tokenizer)
     encoded = [_encode(base.tokenizer, r, max_length, specials) for r in rows]
     keys = [row_key(e) for e in encoded]
-    missing = sorted({key: i for i, key in enumerate(keys) if key not in known}.values(),
-                     key=lambda i: len(encoded[i][0]))  # similar lengths pad less
+    missing = list({key: i for i, key in enumerate(keys) if key not in known}.values())
     if missing:
         if not isinstance(model, torch.nn.Module):
             model = model()
         model.eval()
-        reference = twin(base.model)  # the trainer's private tree: chat's own tree never gets pause hooks
-        batches = [missing[i:i + batch_size] for i in range(0, len(missing), batch_size)]
-        with attached(model), attached(reference):
-            for indices in tqdm(batches, desc=f"eval {version}", disable=not progress):
-                scores = _score_batch(model, reference, [encoded[i] for i in indices], base.tokenizer.pad_token_id)
+        _reference_hidden(base, encoded, keys, missing, batch_size)
+        cache, head = reference_cache(base), base.model.get_output_embeddings()
+        with attached(model):
+            for indices in tqdm(batch_groups(missing, encoded, batch_size), desc=f"eval {version}",
+                                disable=not progress):
+                hidden = [cache.get(keys[i]) for i in indices]
+                if any(h is None for h in hidden):  # dropped from a full cache meanwhile: compute it again
+                    _reference_hidden(base, encoded, keys, indices, batch_size)
+                    hidden = [cache.get(keys[i]) for i in indices]
+                scores = _score_batch(model, hidden, [encoded[i] for i in indices], head,
+                                      base.tokenizer.pad_token_id, autocast)
                 for i, row_score in zip(indices, scores):
                     known[keys[i]] = row_score
         release_free_memory()  # the scoring's vocabulary-wide chunks; training or chat comes next
-    rewards = [beta * known[key][0] for key in keys]
-    kl_sum, kl_tokens = sum(known[key][1] for key in keys), sum(known[key][2] for key in keys)
+    rewards = [beta * known[key].log_ratio for key in keys]
+    kl_sum, kl_tokens = sum(known[key].kl_sum for key in keys), sum(known[key].positions for key in keys)
     liked = [r for r, y in zip(rewards, labels) if y]
     disliked = [r for r, y in zip(rewards, labels) if not y]
     margin = sum(liked) / len(liked) - sum(disliked) / len(disliked) if liked and disliked else 0.0
-    base_logps = [known[key][3] for key in keys]
-    policy_logps = [base + known[key][0] for base, key in zip(base_logps, keys)]
+    base_logps = [known[key].reference_logp for key in keys]
+    policy_logps = [base + known[key].log_ratio for base, key in zip(base_logps, keys)]
     return EvalResult(version, len(rows), auc(liked, disliked), margin, kl_sum / max(kl_tokens, 1),
                       time.perf_counter() - started, liked, disliked, scored_rows=len(missing),
                       pair_accuracy=pair_accuracy(rewards, pairs),

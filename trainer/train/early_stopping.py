@@ -39,7 +39,9 @@ class EarlyStopping(TrainerCallback):
         if state.global_step % self.every and state.global_step != state.max_steps:
             return
         model.eval()
-        result = evaluate(self.base, model, self.rows, f"step {state.global_step}", beta=self.beta)
+        # Under the round's own mixed precision (its forwards run so), reusing the gate's reference cache.
+        autocast = torch.bfloat16 if args.bf16 else torch.float16 if args.fp16 else None
+        result = evaluate(self.base, model, self.rows, f"step {state.global_step}", beta=self.beta, autocast=autocast)
         model.train()
         self.history.append(EarlyStopScore(state.global_step, result.auc, result.margin, result.kl,
                                            result.pair_accuracy))

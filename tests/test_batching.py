@@ -15,7 +15,7 @@ import torch
 
 from trainer.config import ChatSettings
 from trainer.serve.chat import Chat, ChatError
-from trainer.serve.decoding import sampling_processors
+from trainer.serve.sampling import sampling_processors
 from trainer.serve.kv import UnsupportedCache
 from trainer.serve.server import Server
 from trainer.store.votes import VoteStore

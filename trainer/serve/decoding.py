@@ -6,9 +6,9 @@ comparison is a row, and so is each of the gate's probe replies); more wait, in 
 a row to end. A new reply joins at the next step: the replies that arrived meanwhile are
 prefilled together, continuing from the version's cached system prompt, and their rows are added
 to the batch (kv.py). A reply that ends (end of turn, its token limit, or its visitor's stop)
-leaves at once; the others go on. Sampling (repetition penalty, temperature, top-p) is
-transformers' own logits processors applied to each row with that row's own tokens, as `generate`
-would; each reply streams through its own TextIteratorStreamer.
+leaves at once; the others go on. Sampling (repetition penalty, temperature, top-p) is `generate`'s,
+applied to each row with that row's own tokens (sampling.py); each reply streams through its own
+TextIteratorStreamer.
 
 Why our own loop rather than transformers' ContinuousBatchingManager (`generate_batch`): measured
 on this 2-core CPU (transformers 5.23), the library's paged-attention path decodes 8 replies at
@@ -32,17 +32,11 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import torch
-from transformers import (
-    DynamicCache,
-    LogitsProcessorList,
-    RepetitionPenaltyLogitsProcessor,
-    TemperatureLogitsWarper,
-    TextIteratorStreamer,
-    TopPLogitsWarper,
-)
+from transformers import DynamicCache, TextIteratorStreamer
 
 from ..config import ChatSettings
 from .kv import BatchCache, check_mergeable
+from .sampling import TokenSampler
 from .turns import Turns
 
 if TYPE_CHECKING:
@@ -85,18 +79,6 @@ class VersionBatch:
     next_tokens: torch.Tensor  # [rows]
 
 
-def sampling_processors(settings: ChatSettings) -> LogitsProcessorList:
-    """`generate`'s processors for the chat settings, in its order: penalties first, then warpers."""
-    processors = LogitsProcessorList()
-    if settings.repetition_penalty != 1.0:
-        processors.append(RepetitionPenaltyLogitsProcessor(settings.repetition_penalty))
-    if settings.temperature > 0:
-        processors.append(TemperatureLogitsWarper(settings.temperature))
-        if settings.top_p < 1.0:
-            processors.append(TopPLogitsWarper(settings.top_p))
-    return processors
-
-
 _OPEN_LOOPS: "weakref.WeakSet[DecodeLoop]" = weakref.WeakSet()
 
 
@@ -113,7 +95,7 @@ class DecodeLoop:
 
     def __init__(self, tokenizer, settings: ChatSettings, device: torch.device, turns: Turns | None = None):
         self.tokenizer, self.settings, self.device, self.turns = tokenizer, settings, device, turns
-        self.processors = sampling_processors(settings)
+        self.sampler = TokenSampler(settings)
         eos = tokenizer.eos_token_id
         self.end_ids = set(eos if isinstance(eos, list) else [eos])
         self._arrivals: queue.SimpleQueue[Reply] = queue.SimpleQueue()
@@ -263,11 +245,7 @@ class DecodeLoop:
         """Each reply's next token from its row of logits; streams it, or ends the reply."""
         chosen = []
         for row, reply in enumerate(replies):
-            scores = self.processors(reply.history(), logits[row:row + 1].float())
-            if self.settings.temperature > 0:
-                token = int(torch.multinomial(torch.softmax(scores, dim=-1), 1, generator=reply.generator))
-            else:
-                token = int(scores.argmax(dim=-1))
+            token = self.sampler(reply.history(), logits[row:row + 1], reply.generator)
             chosen.append(token)
             if reply.first_token_seconds is None:
                 reply.first_token_seconds = time.perf_counter() - reply.started

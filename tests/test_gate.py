@@ -13,6 +13,7 @@ from trainer.gate.rubric import repetition
 from trainer.gate.rule import decide, distinct_n, looks_worse, paired_excess
 from trainer.runtime import Runtime
 from trainer.serve.model import load_base, twin
+from trainer.serve.server import SamplingCancelled
 from trainer.store.files import read_preferences
 from trainer.train.round import train_round
 
@@ -149,6 +150,28 @@ def test_the_gate_keeps_out_a_candidate_whose_sampled_replies_loop(runtime, sett
         "it looked worse after 8 pairs: a second look sampled 8 more"
     assert len({(r.message, r.seed) for r in looping.candidate.probe_replies}) == 16
     assert runtime.server.generating == 0 and runtime.server.current.name == "base"
+
+
+def test_a_prepared_gate_samples_only_the_candidate_and_gets_the_serving_replies_it_would_sample(
+        runtime, settings, tmp_path, monkeypatch):
+    gate = settings.gate
+    gate.enabled, gate.auc_tolerance, gate.max_kl, gate.min_distinct2, gate.second_look = True, 1.0, 1e9, 0.0, False
+    gate.probe_prompts, gate.probe_samples, gate.probe_tokens = 3, 2, 16
+    rows = runtime.gate.rows()
+    candidate = adapter_on_tiny_base(runtime.base, settings, tmp_path / "candidate", looping=True)
+    together = runtime.gate.judge(candidate, "base", None, rows, draw=5)  # nothing prepared: both in one batch
+    assert runtime.learner.prepare_gate(), "the next round's (draw 0, no version yet) is prepared"
+    sampled, real_sample = [], runtime.server.sample
+    monkeypatch.setattr(runtime.server, "sample", lambda requests, *a, **k: sampled.append(
+        sorted({served.name for served, _, _ in requests})) or real_sample(requests, *a, **k))
+    assert runtime.gate.prepare(draw=5) and not runtime.gate.prepare(draw=5), "prepared once per draw"
+    apart = runtime.gate.judge(candidate, "base", None, rows, draw=5)
+    assert sampled == [["base"], ["candidate"]], "the round's gate sampled the candidate alone"
+    assert [r.text for r in apart.serving.probe_replies] == [r.text for r in together.serving.probe_replies]
+    assert [r.text for r in apart.candidate.probe_replies] == [r.text for r in together.candidate.probe_replies]
+    with pytest.raises(SamplingCancelled):
+        runtime.gate.prepare(draw=6, cancel=lambda: True)
+    assert runtime.server.generating == 0
 
 
 def test_gate_vote_share_is_stable_and_about_right():

@@ -105,7 +105,7 @@ def test_a_second_persona_starts_from_the_base_and_learns_only_from_its_own(
     result = kind.loop.run_round()
     meta = result.meta
     assert meta.persona == settings.persona.digest and meta.persona_name == "Professor Kind"
-    assert meta.anchor_rows == 4 and meta.label_counts.desirable + meta.label_counts.undesirable == 8
+    assert meta.anchor_rows == 2 and meta.label_counts.desirable + meta.label_counts.undesirable == 8
     seed_rows = kind.gate.seed_rows()
     assert len(seed_rows) == 4 and all(r["prompt"][0]["content"] == settings.persona.system_prompt
                                        for r in seed_rows), "gated on its own eval split, in its own voice"

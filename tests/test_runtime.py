@@ -244,7 +244,7 @@ def test_gate_votes_never_train(runtime, settings, vote_on_replies):
 
 def test_early_stopping_keeps_the_best_step(runtime, settings, vote_on_replies):
     settings.gate.early_stop_every, settings.gate.early_stop_patience = 1, 1
-    settings.round_overrides.update(max_steps=4, learning_rate=0.0)  # every step scores the same
+    settings.round_overrides.update(max_steps=4, learning_rate=0.0, num_train_epochs=2)  # every step scores the same
     vote_on_replies(runtime, 8)
     early = runtime.loop.run_round().meta.early_stopping
     # As good as the best is good enough, and the later step has read more votes: no stop, the last step kept.
@@ -314,7 +314,9 @@ def test_votes_of_one_label_train_with_seed_anchors_and_are_kept(runtime, settin
     result = runtime.loop.run_round()
     assert result is not None and runtime.server.current.name == result.version
     meta = result.meta
-    assert meta.anchor_rows == 4 and (meta.label_counts.desirable, meta.label_counts.undesirable) == (2, 6)
+    # Anchors add at most half the new rows, one of each label at least: 2 here; the lone liked anchor is read
+    # in both batches (every batch holds both labels).
+    assert meta.anchor_rows == 2 and (meta.label_counts.desirable, meta.label_counts.undesirable) == (2, 6)
     assert (meta.weights.desirable, meta.weights.undesirable) == (2.0, 1.0), "capped, not 3x"
     assert len(meta.votes) == 4 and runtime.votes.waiting_counts() == (0, 0)
     assert {v.label for v in runtime.votes.votes(waiting=False)} == {False}
@@ -402,3 +404,16 @@ def test_new_votes_come_first_and_anchors_keep_half_of_a_small_round(runtime, se
     meta = runtime.loop.run_round().meta
     assert meta.anchor_rows == 2 and len(meta.votes) == 2 and meta.rows_read == meta.rows == 4
     assert sum(runtime.votes.waiting_counts()) == 2
+
+
+def test_a_rounds_anchors_and_replays_follow_its_new_votes(runtime, settings, vote_on_replies):
+    """Anchors and replays add at most half the new rows each: 8 new votes make a round of 16 rows, 4 steps."""
+    settings.loop.seed_anchors, settings.loop.replay_votes = 8, 16
+    settings.round_overrides.update(max_steps=12)  # the default: room for all
+    vote_on_replies(runtime, 16)
+    first = runtime.loop.run_round().meta
+    assert (len(first.votes), first.anchor_rows, len(first.replayed_votes)) == (16, 8, 0) and first.steps == 6
+    vote_on_replies(runtime, 8)
+    second = runtime.loop.run_round().meta
+    assert (len(second.votes), second.anchor_rows, len(second.replayed_votes)) == (8, 4, 4)
+    assert second.rows == 16 and second.steps == 4

@@ -27,10 +27,12 @@ then is the loop's policy (loop.py).
 
 from __future__ import annotations
 
+import math
 import random
 import time
 from collections import Counter
 from dataclasses import dataclass, field
+from itertools import zip_longest
 from pathlib import Path
 from typing import Callable, Sequence, TypeVar
 
@@ -50,6 +52,21 @@ from .train.round import RoundHooks, RoundResult, train_round
 
 HOUR = 3600.0
 T = TypeVar("T")
+# Anchors and replays per new row of a round, each. A round reads its rows once (KTO_NUM_TRAIN_EPOCHS 1), so
+# its steps follow its new votes: 8 votes (7 after the gate's share) make 15 rows, 4 steps; 24 make 38 rows,
+# 10 steps. A vote is read again when later rounds replay it. Before, every round filled up to 12 steps
+# with anchors and replays read twice, and 8 votes took as long as 24 (bench/vote_to_version.py).
+CONTEXT_SHARE = 0.5
+
+
+def _labels_alternating(rows: list[dict]) -> list[dict]:
+    """Rows with labels (anchors) reordered liked, disliked, liked, ...: any prefix holds both labels it can;
+    rows without labels (pairs) as they are."""
+    if not rows or "label" not in rows[0]:
+        return rows
+    liked = [r for r in rows if r["label"]]
+    disliked = [r for r in rows if not r["label"]]
+    return [r for pair in zip_longest(liked, disliked) for r in pair if r is not None]
 
 
 @dataclass
@@ -198,7 +215,8 @@ class Learner:
 
         The round takes, oldest first, only as many waiting votes and picks as its steps read (`row_budget`; a
         pick is two rows for an unpaired loss) less the anchors' share (all of them, up to half the budget),
-        then anchors and replays into what room is left; the rest keep waiting for the next round. A paired loss reads no thumbs: they keep waiting for an unpaired round.
+        then anchors and replays, each at most CONTEXT_SHARE of the new rows, into what room is left; the rest
+        keep waiting for the next round. A paired loss reads no thumbs: they keep waiting for an unpaired round.
         """
         share = self.settings.gate.holdout_share
         tally = self.tally_last_hour()
@@ -224,9 +242,14 @@ class Learner:
         training_picks = training_picks[:room // per_pick]
         room -= per_pick * len(training_picks)
         training = training[:room]
-        room = budget - per_pick * len(training_picks) - len(training)
-        anchors = anchors[:room]
+        new_rows = per_pick * len(training_picks) + len(training)
+        room = budget - new_rows
+        # The anchors and the replays each add at most CONTEXT_SHARE of the new rows (at least an anchor of each
+        # label): a round's size, and so its time, follows its new votes.
+        context = max(2, math.ceil(CONTEXT_SHARE * new_rows))
+        anchors = _labels_alternating(anchors)[:min(room, context)]
         room -= len(anchors)
+        room = min(room, context)
         replayed_picks = replayed_picks[:room // per_pick]
         room -= per_pick * len(replayed_picks)
         replayed = replayed[:room]
@@ -300,6 +323,13 @@ class Learner:
                                        if f"pick:{k}" in result.read], result.version)
         self.on_learned()
         return Learned(result=result, swap_seconds=swap)
+
+    def prepare_gate(self, cancel: Callable[[], bool] | None = None) -> bool:
+        """Sample the serving version's probe replies for the next round's gate now (Gate.prepare); whether it
+        sampled. Raises SamplingCancelled once `cancel()` says so."""
+        if not self.settings.gate.enabled:
+            return False
+        return self.gate.prepare(draw=len(self.versions.names()), cancel=cancel)
 
     def _judge(self, adapter_dir: Path, rows: list[dict]) -> GateReport:
         """The gate's verdict on a candidate beside whatever serves at this moment."""

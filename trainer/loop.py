@@ -20,7 +20,7 @@ from typing import Callable
 from .config import LoopSettings
 from .contracts import LoopStatus
 from .learning import Learner, NotEnoughVotes
-from .serve.server import Server
+from .serve.server import SamplingCancelled, Server
 from .store.votes import VoteStore
 from .train.round import RoundHooks, RoundResult
 
@@ -59,6 +59,10 @@ class LearningLoop:
         if self._thread is not None:
             self._thread.join(timeout)
         self._update(state="stopped")
+
+    def wake(self) -> None:
+        """Look at the waiting votes now rather than at the next poll (a vote or pick arrived)."""
+        self._wake.set()
 
     def request_round(self) -> str:
         """Ask for a round now ("train now"); raises NotEnoughVotes when it could not train."""
@@ -121,6 +125,8 @@ class LearningLoop:
             try:
                 if self.ready():
                     self.run_round()
+                else:
+                    self._prepare_gate()
             except Exception:  # the thread must outlive any round; run_round records the error
                 log.exception("learning loop iteration failed")
 
@@ -150,6 +156,22 @@ class LearningLoop:
             self._update(state=self._resting_state(), last_version=result.version,
                          last_round_seconds=time.time() - started, last_rejection=rejection, **swap)
             return result
+
+    def _prepare_gate(self) -> None:
+        """While nobody chats, sample the serving version's probe replies for the next round's gate (Gate.prepare),
+        so that a round's time from its last vote to its verdict holds only what depends on the new votes.
+        Given up as soon as a round is due: the round samples what it lacks itself."""
+        if self._paused or self.server.generating:
+            return
+
+        def due() -> bool:
+            return self._stopping.is_set() or self._requested or (self._wake.is_set() and self.ready())
+
+        try:
+            if self.learner.prepare_gate(cancel=due):
+                log.info("gate prepared: the serving version's probe replies for the next round are sampled")
+        except SamplingCancelled:
+            pass
 
     def _resting_state(self) -> str:
         return "paused" if self._paused else "idle"

@@ -55,6 +55,7 @@ class Runtime:
         self.learner.on_learned = self.hub.push_soon
         self.loop = LearningLoop(settings.loop, self.learner, self.votes, self.server, hold=self._round_held)
         self.chat = Chat(settings.chat, persona.system_prompt, persona.greeting, self.server, self.votes)
+        self.chat.on_vote = self.loop.wake  # a round due starts now, not at the next poll
         self.comparisons = Comparisons(self.server, self.versions)
         self.admin = Admin(settings.loop, self.loop, self.rollout, self.votes, settings.data_dir / "exports")
         # Before anything serves: on a fresh disk the Hub's votes and versions come back first.

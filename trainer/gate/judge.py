@@ -52,6 +52,8 @@ class Gate:
         self._seed_rows: list[dict] | None = None
         self._probe_pool: list[str] | None = None
         self._memos: dict[str, ScoreMemo] = {}  # by adapter digest (BASE for the base)
+        # The serving version's probe replies sampled ahead of a round: ((version, draw, messages), replies).
+        self._prepared: tuple[tuple, list[ProbeReply]] | None = None
 
     def seed_rows(self) -> list[dict]:
         if self._seed_rows is None:
@@ -85,12 +87,29 @@ class Gate:
                                               if vote.prompt and vote.prompt[-1]["role"] == "user"]
         return draw_probe_messages(pool, self.settings.gate.probe_prompts, draw)
 
-    def probe_replies(self, candidate: ServedVersion, serving: ServedVersion, draw: int) -> list[list[ProbeReply]]:
-        """Both versions' sampled replies to the round's probe messages, in one batch: [candidate's, serving's]."""
+    def probe_replies(self, versions: list[ServedVersion], draw: int,
+                      cancel: Callable[[], bool] | None = None) -> list[list[ProbeReply]]:
+        """The versions' sampled replies to the probe messages of `draw`, in one batch: a list per version."""
         gate = self.settings.gate
-        return sample_probe_replies(self.server, [candidate, serving], self.settings.persona.system_prompt,
+        return sample_probe_replies(self.server, versions, self.settings.persona.system_prompt,
                                     self.probe_messages(draw), gate.probe_samples, draw, gate.probe_tokens or None,
-                                    gate.max_repetition)
+                                    gate.max_repetition, cancel)
+
+    def prepare(self, draw: int, cancel: Callable[[], bool] | None = None) -> bool:
+        """Sample the serving version's probe replies for the round of `draw` ahead of it: they do not depend on
+        the candidate, so the round's gate then samples the candidate's alone (half the batch, and the decode
+        loop's time is per step). Whether it sampled; False when already prepared or probes are off. Raises
+        SamplingCancelled once `cancel()` says so (a round is due: it samples what it needs itself)."""
+        gate = self.settings.gate
+        if gate.probe_prompts <= 0 or gate.probe_samples <= 0:
+            return False
+        serving = self.server.current
+        key = (serving.name, draw, tuple(self.probe_messages(draw)))
+        if self._prepared is not None and self._prepared[0] == key:
+            return False
+        replies = self.probe_replies([serving], draw, cancel)[0]
+        self._prepared = (key, replies)
+        return True
 
     def judge(self, candidate_dir: Path, serving: str, serving_dir: Path | None, rows: list[dict],
               draw: int = 0) -> GateReport:
@@ -123,13 +142,17 @@ class Gate:
         return check(candidate, serving_scores, len(rows), self.settings.gate)
 
     def _sampled(self, candidate: ServedVersion, serving: ServedVersion, draw: int) -> list[list[ProbeReply]]:
-        """Probe replies of the candidate and of the serving version (from their serving copies); twice as many
-        when the first draw makes the candidate look worse, beyond the noise or not (rule.looks_worse,
-        GATE_SECOND_LOOK)."""
+        """Probe replies of the candidate and of the serving version (from their serving copies; the serving
+        version's from `prepare` when it sampled this draw); twice as many when the first draw makes the
+        candidate look worse, beyond the noise or not (rule.looks_worse, GATE_SECOND_LOOK)."""
         if self.settings.gate.probe_prompts <= 0 or self.settings.gate.probe_samples <= 0:
             return [[], []]
-        replies = self.probe_replies(candidate, serving, draw)
+        prepared = self._prepared
+        if prepared is not None and prepared[0] == (serving.name, draw, tuple(self.probe_messages(draw))):
+            replies = [self.probe_replies([candidate], draw)[0], prepared[1]]
+        else:
+            replies = self.probe_replies([candidate, serving], draw)
         if self.settings.gate.second_look and looks_worse(replies[0], replies[1], self.settings.gate):
-            more = self.probe_replies(candidate, serving, draw + SECOND_LOOK_DRAW)
+            more = self.probe_replies([candidate, serving], draw + SECOND_LOOK_DRAW)
             replies = [replies[0] + more[0], replies[1] + more[1]]
         return replies

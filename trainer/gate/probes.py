@@ -15,6 +15,7 @@ one batch.
 from __future__ import annotations
 
 import random
+from typing import Callable
 
 from ..contracts import ProbeReply
 from ..serve.server import ServedVersion, Server
@@ -36,15 +37,17 @@ def probe_reply(message: str, seed: int, text: str, tokens: int, ended: bool, ma
 
 def sample_probe_replies(server: Server, versions: list[ServedVersion], system_prompt: str, messages: list[str],
                          samples: int, draw: int, max_new_tokens: int | None,
-                         max_repetition: float) -> list[list[ProbeReply]]:
+                         max_repetition: float, cancel: Callable[[], bool] | None = None) -> list[list[ProbeReply]]:
     """Each version's `samples` replies to each message, in one batch: a list per version, in the same
-    (message, seed) order for every version. Seeds depend on `draw`, the message's place and the sample."""
+    (message, seed) order for every version. Seeds depend on `draw`, the message's place and the sample, so
+    one version's replies sampled apart (Gate.prepare) are those it gives in a batch with another. Raises
+    SamplingCancelled once `cancel()` says so (Server.sample)."""
     requests = [(message, draw * 100_003 + 1_000 * index + sample)
                 for index, message in enumerate(messages) for sample in range(samples)]
     prompts = [[{"role": "system", "content": system_prompt}, {"role": "user", "content": message}]
                for message, _ in requests]
     completions = server.sample([(served, prompt, seed) for served in versions
-                                 for prompt, (_, seed) in zip(prompts, requests)], max_new_tokens)
+                                 for prompt, (_, seed) in zip(prompts, requests)], max_new_tokens, cancel=cancel)
     replies = [probe_reply(message, seed, c.text, c.new_tokens, c.ended, max_repetition)
                for c, (message, seed) in zip(completions, requests * len(versions))]
     return [replies[i * len(requests):(i + 1) * len(requests)] for i in range(len(versions))]

@@ -13,7 +13,7 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass, field
-from typing import Iterator
+from typing import Callable, Iterator
 
 from ..config import ChatSettings
 from ..data import PromptTooLong, as_text, fit_history, has_visible_text, special_texts
@@ -113,6 +113,7 @@ class Chat:
         self._stops: dict[str, threading.Event] = {}  # the reply in flight of each visitor, by session key
         self._lock = threading.Lock()
         self._closing = False
+        self.on_vote: Callable[[], None] = lambda: None  # after each vote or pick is stored (the loop wakes)
 
     def new_session(self) -> ChatSession:
         return ChatSession(greeting=self.greeting)
@@ -229,6 +230,7 @@ class Chat:
 
     def vote(self, session: ChatSession, index: object, liked: object, voter: str) -> str:
         outcome = self.votes.vote(self.reply_id_at(session, index), voter, parse_liked(liked))
+        self.on_vote()
         return f"Vote {outcome}."
 
     # -- comparisons -------------------------------------------------------------------------------
@@ -304,4 +306,5 @@ class Chat:
         if choice not in PICK_CHOICES:
             raise VoteError(f"A pick is one of {', '.join(PICK_CHOICES)}; got {choice!r}.")
         outcome = self.votes.pick(comparison.pair_id, *comparison.reply_ids, voter, choice)
+        self.on_vote()
         return f"Pick {outcome}."

@@ -41,10 +41,11 @@ def sampling_processors(settings: ChatSettings) -> LogitsProcessorList:
 def nucleus(scores: torch.Tensor, top_p: float, shortlist: int = SHORTLIST) -> tuple[torch.Tensor, torch.Tensor]:
     """The tokens TopPLogitsWarper(top_p) keeps of `scores` (vocabulary,), as (ids (k,), probabilities (k,)
     summing to 1, most likely first): what `multinomial(softmax(warped scores))` draws from."""
-    probs = torch.softmax(scores.float(), -1)
+    scores = scores.detach().float()
+    probs = torch.softmax(scores, -1)
     values, ids = probs.topk(min(shortlist, probs.numel()))
     if float(values.sum()) < top_p:  # the nucleus reaches past the shortlist: the warper's full sort
-        warped = TopPLogitsWarper(top_p)(None, scores.float()[None])[0]
+        warped = TopPLogitsWarper(top_p)(None, scores[None])[0]
         ids = torch.isfinite(warped).nonzero()[:, 0]
         values = probs[ids]
     else:
@@ -55,23 +56,31 @@ def nucleus(scores: torch.Tensor, top_p: float, shortlist: int = SHORTLIST) -> t
 
 
 class TokenSampler:
-    """Chooses each reply's next token with the chat's sampling settings (greedy at temperature 0)."""
+    """Chooses each reply's next token with the chat's sampling settings (greedy at temperature 0), as they are
+    at each call (an admin or a test may change them while the app runs)."""
 
     def __init__(self, settings: ChatSettings):
-        self.processors = sampling_processors(settings)
-        self.top_p = None
-        if self.processors and isinstance(self.processors[-1], TopPLogitsWarper):
-            self.top_p = self.processors[-1].top_p
-            self.processors = LogitsProcessorList(self.processors[:-1])
-        self.greedy = settings.temperature <= 0
+        self.settings = settings
+        self._built_for: tuple | None = None
+
+    def _processors(self) -> tuple[LogitsProcessorList, float | None]:
+        """The penalty and temperature processors, and top-p (None: off), for the settings as they are now."""
+        key = (self.settings.temperature, self.settings.top_p, self.settings.repetition_penalty)
+        if key != self._built_for:
+            processors, top_p = sampling_processors(self.settings), None
+            if processors and isinstance(processors[-1], TopPLogitsWarper):
+                top_p, processors = processors[-1].top_p, LogitsProcessorList(processors[:-1])
+            self._built, self._built_for = (processors, top_p), key
+        return self._built
 
     def __call__(self, history: torch.Tensor, logits: torch.Tensor, generator: torch.Generator | None) -> int:
         """The next token for one reply: `history` (1, tokens so far), `logits` (1, vocabulary) of its last
         position; `generator` None draws from torch's global generator."""
-        scores = self.processors(history, logits.float())
-        if self.greedy:
+        processors, top_p = self._processors()
+        scores = processors(history, logits.float())
+        if self.settings.temperature <= 0:
             return int(scores.argmax(dim=-1))
-        if self.top_p is None:
+        if top_p is None:
             return int(torch.multinomial(torch.softmax(scores, dim=-1), 1, generator=generator))
-        ids, probs = nucleus(scores[0], self.top_p)
+        ids, probs = nucleus(scores[0], top_p)
         return int(ids[torch.multinomial(probs, 1, generator=generator)])

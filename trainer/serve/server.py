@@ -60,6 +60,10 @@ class Completion:
     ended: bool = False  # it ended with the end-of-turn token (not cut at its token cap, nor stopped)
 
 
+class SamplingCancelled(Exception):
+    """Server.sample was told to stop before its replies ended."""
+
+
 class ReplyStream:
     """Iterate to get the reply text so far; the decode loop generates it beside every other reply.
 
@@ -238,19 +242,30 @@ class Server:
         return ReplyStream(self, messages, stop or threading.Event(), on_done, served)
 
     def sample(self, requests: list[tuple[ServedVersion, list[dict], int]], max_new_tokens: int | None = None,
-               timeout: float = 3600.0) -> list[Completion]:
+               timeout: float = 3600.0, cancel: Callable[[], bool] | None = None) -> list[Completion]:
         """Replies to (version, messages, seed) requests, all decoded in the one loop beside chat's replies, with
         the chat's sampling settings; each is drawn from its own generator seeded by `seed`, so the same
         request gets the same reply whatever else is in the batch (up to the batch's rounding). Blocks until
-        every reply has ended; raises RuntimeError if one failed or did not end within `timeout` seconds."""
+        every reply has ended; raises RuntimeError if one failed or did not end within `timeout` seconds, and
+        SamplingCancelled (every reply stopped) once `cancel()`, asked first and then twice a second, says so."""
+        if cancel is not None and cancel():
+            raise SamplingCancelled("sampling cancelled before it started")
         streams = [ReplyStream(self, messages, threading.Event(), served=served, seed=seed,
                                max_new_tokens=max_new_tokens) for served, messages, seed in requests]
         deadline = time.monotonic() + timeout
+
+        def stop_all() -> None:
+            for other in streams:
+                other.stop.set()
+
         for stream in streams:
-            if not stream.wait(max(0.0, deadline - time.monotonic())):
-                for other in streams:
-                    other.stop.set()
-                raise RuntimeError(f"sampled replies did not end within {timeout:.0f} s")
+            while not stream.wait(min(0.5, max(0.0, deadline - time.monotonic()))):
+                if cancel is not None and cancel():
+                    stop_all()
+                    raise SamplingCancelled("sampling cancelled")
+                if time.monotonic() >= deadline:
+                    stop_all()
+                    raise RuntimeError(f"sampled replies did not end within {timeout:.0f} s")
             if stream.completion is None:
                 raise RuntimeError(f"a sampled reply failed: {stream._error}")
         return [stream.completion for stream in streams]

@@ -25,10 +25,11 @@ class RoundConfig(KTOConfig):
     lr_scheduler_type: str = field(default="cosine", metadata={"help": "Seed recipe schedule."})
     warmup_steps: float = field(default=0, metadata={"help": "Rounds are short; no warm-up."})
     max_steps: int = field(default=12, metadata={
-        "help": "Upper bound on optimizer steps in one round: 12 batches of 4 read 24 new votes (less the gate's "
-                "share), 8 anchors and 16 replayed votes about once."})
-    num_train_epochs: float = field(default=2.0, metadata={
-        "help": "Passes over a round's rows; the steps are min(max_steps, epochs * rows / batch)."})
+        "help": "Upper bound on optimizer steps in one round: 12 batches of 4 read 32 new votes (less the gate's "
+                "share) with their anchors and replays once."})
+    num_train_epochs: float = field(default=1.0, metadata={
+        "help": "Passes over a round's rows; the steps are min(max_steps, epochs * rows / batch). One: a round's "
+                "time follows its new votes, and later rounds replay them (REPLAY_VOTES)."})
     per_device_train_batch_size: int = field(default=4, metadata={
         "help": "Rows per forward, the seed recipe's batch; must be > 1 for the KTO KL term. One batch of 4, not "
                 "2 x 2 accumulated: the shared prompt prefix (about 60% of a row) and its KL pass are encoded once "

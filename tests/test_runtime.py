@@ -16,6 +16,7 @@ from trainer.runtime import Runtime
 from trainer.serve.chat import ChatError
 from trainer.store.votes import VoteError
 from trainer.train.round import RoundHooks
+from trainer.ui.dashboard import version_table
 
 
 @pytest.mark.parametrize("text,message", [
@@ -417,3 +418,20 @@ def test_a_rounds_anchors_and_replays_follow_its_new_votes(runtime, settings, vo
     second = runtime.loop.run_round().meta
     assert (len(second.votes), second.anchor_rows, len(second.replayed_votes)) == (8, 4, 4)
     assert second.rows == 16 and second.steps == 4
+
+
+def test_a_round_shows_its_expected_time_left_and_records_its_vote_to_version_time(runtime, settings,
+                                                                                   vote_on_replies, monkeypatch):
+    settings.round_overrides.update(max_steps=4, num_train_epochs=4)
+    vote_on_replies(runtime, 4)
+    shown, update = [], runtime.loop._update
+    monkeypatch.setattr(runtime.loop, "_update", lambda **changes: shown.append(changes) or update(**changes))
+    result = runtime.loop.run_round()
+    left = [c["seconds_left"] for c in shown if "step" in c and c.get("step")]
+    assert len(left) == 4 and all(s is not None and s >= 0 for s in left) and left[-1] == 0.0, \
+        "after each step: the steps left at the pace so far (no gate known before the first round)"
+    timings = result.meta.timings
+    assert timings.vote_to_version_s >= timings.total_s > 0
+    assert runtime.loop.status().seconds_left is None
+    table = version_table(runtime.versions.list(), runtime.server.current.name, {}, {})
+    assert table.loc[0, "vote to version"] == f"{timings.vote_to_version_s:.0f} s"

@@ -153,6 +153,9 @@ class RoundTimings:
     train_s: float = 0.0
     gate_s: float = 0.0  # rounds from the command line have no gate
     total_s: float = 0.0
+    # From the newest vote or pick the round read (trained on or kept for the gate) to the version judged:
+    # what a voter waits to meet the bot his vote made. None: a round from the command line, or older.
+    vote_to_version_s: float | None = None
 
 
 @dataclass
@@ -231,6 +234,7 @@ class LoopStatus:
     last_error: str | None = None
     last_rejection: str | None = None  # why the gate kept the last round's version from serving
     last_swap_ms: float | None = None
+    seconds_left: float | None = None  # while training: the round's expected time to its verdict, from its steps
 
 
 @dataclass

@@ -123,6 +123,13 @@ class RoundVotes:
     gate_picks: list[Pick] = field(default_factory=list)
     deferred: int = 0  # waiting votes and picks over a voter's or an address's cap: left for later rounds
 
+    def last_vote_at(self) -> float | None:
+        """When the newest of the waiting votes and picks this round reads (trains on, or keeps for the gate) was
+        cast or last changed, epoch seconds; None without any."""
+        times = [v.updated_at for v in self.training + self.gate] + [p.updated_at for p in
+                                                                     self.training_picks + self.gate_picks]
+        return max(times, default=None)
+
     def voter_shares(self) -> Counter:
         """Votes and picks this round trains on as new, per voter."""
         return Counter([v.identity for v in self.training] + [p.identity for p in self.training_picks])
@@ -315,7 +322,7 @@ class Learner:
                              gate_votes=len(gate_rows) - len(self.gate.seed_rows())),
             hooks=hooks, early_stop_rows=early_stop if len({r["label"] for r in early_stop}) == 2 else None,
             gate=(lambda adapter_dir: self._judge(adapter_dir, gate_rows)) if self.settings.gate.enabled else None,
-            reference_cache=self.reference_cache, seed=len(self.versions.names()))
+            reference_cache=self.reference_cache, seed=len(self.versions.names()), last_vote_at=chosen.last_vote_at())
         swap = self.rollout.serve(result.version, reason="round") if result.passed else None
         self.votes.mark_trained([v for v, k in zip(chosen.training, vote_keys(chosen.training))
                                  if f"vote:{k}" in result.read], result.version)

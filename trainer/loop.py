@@ -43,6 +43,7 @@ class LearningLoop:
         self._requested = False
         self._round_lock = threading.Lock()
         self._failed_waiting: int | None = None  # what waited after the last round, if it failed
+        self._last_gate_seconds: float | None = None  # the last round's gate: part of the next one's expected time
         self._paused = False
         self._thread: threading.Thread | None = None
 
@@ -135,17 +136,16 @@ class LearningLoop:
         with self._round_lock:
             self._requested = False
             chosen = self.learner.select_votes()
-            self._update(state="training", step=0, total_steps=0, last_error=None)
+            self._update(state="training", step=0, total_steps=0, last_error=None, seconds_left=None)
             started = time.time()
-            hooks = RoundHooks(progress=lambda step, total: self._update(step=step, total_steps=total),
-                               yield_to_chat=self._yield_to_chat)
+            hooks = RoundHooks(progress=self._progress_tracker(), yield_to_chat=self._yield_to_chat)
             try:
                 learned = self.learner.learn(chosen, hooks)
             except Exception as err:
                 log.exception("round failed")
                 self._failed_waiting = sum(self.learner.waiting_counts())
                 self._update(state=self._resting_state(), last_error=f"{type(err).__name__}: {err}",
-                             last_round_seconds=time.time() - started)
+                             last_round_seconds=time.time() - started, seconds_left=None)
                 return None
             self._failed_waiting = None
             result = learned.result
@@ -153,9 +153,28 @@ class LearningLoop:
                 self._status.rounds += 1
             rejection = None if result.passed else "; ".join(result.gate.reasons)
             swap = {} if learned.swap_seconds is None else {"last_swap_ms": learned.swap_seconds * 1e3}
-            self._update(state=self._resting_state(), last_version=result.version,
+            timings = result.meta.timings
+            if timings is not None and timings.gate_s:
+                self._last_gate_seconds = timings.gate_s
+            self._update(state=self._resting_state(), last_version=result.version, seconds_left=None,
                          last_round_seconds=time.time() - started, last_rejection=rejection, **swap)
             return result
+
+    def _progress_tracker(self) -> Callable[[int, int], None]:
+        """The round's progress hook: shows its step, and the time it expects to need to its verdict, from the
+        mean time of its own steps so far and the last round's gate (none before the first: training only)."""
+        first: list[tuple[int, float]] = []
+
+        def progress(step: int, total: int) -> None:
+            now = time.monotonic()
+            if not first:
+                first.append((step, now))
+            begun, began_at = first[0]
+            left = None
+            if step > begun:
+                left = (total - step) * (now - began_at) / (step - begun) + (self._last_gate_seconds or 0.0)
+            self._update(step=step, total_steps=total, seconds_left=left)
+        return progress
 
     def _prepare_gate(self) -> None:
         """While nobody chats, sample the serving version's probe replies for the next round's gate (Gate.prepare),

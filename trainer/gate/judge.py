@@ -141,6 +141,10 @@ class Gate:
         self._memos = memos
         return check(candidate, serving_scores, len(rows), self.settings.gate)
 
+    def is_prepared(self, draw: int) -> bool:
+        """Whether the serving version's probe replies for `draw` are sampled (prepare)."""
+        return self._prepared is not None and self._prepared[0][:2] == (self.server.current.name, draw)
+
     def _sampled(self, candidate: ServedVersion, serving: ServedVersion, draw: int) -> list[list[ProbeReply]]:
         """Probe replies of the candidate and of the serving version (from their serving copies; the serving
         version's from `prepare` when it sampled this draw); twice as many when the first draw makes the

@@ -262,7 +262,8 @@ def _trainer(settings: AppSettings, model, args: RoundConfig, plan: RoundPlan, b
 
 
 def round_meta(meta: VersionMeta, base: BaseModel, parent: VersionInfo, plan: RoundPlan, trained: TrainedAdapter,
-               report: GateReport | None, gate_s: float, settings: AppSettings) -> VersionMeta:
+               report: GateReport | None, gate_s: float, settings: AppSettings,
+               last_vote_at: float | None = None) -> VersionMeta:
     """The version's metadata: what the caller knows (`meta`: its votes, as "reply_id:voter" and
     "pair_id:voter", less those whose rows, by their `source`, no batch read) and what the round did."""
     args, adapter, state = trained.args, trained.adapter, trained.state
@@ -288,14 +289,16 @@ def round_meta(meta: VersionMeta, base: BaseModel, parent: VersionInfo, plan: Ro
         train_summary={k: v for k, v in summary.items() if k.startswith("train_")},
         early_stopping=trained.early_stopping, gate=report,
         timings=RoundTimings(prepare_s=trained.prepare_s, train_s=trained.train_s, gate_s=gate_s,
-                             total_s=trained.prepare_s + trained.train_s + gate_s))
+                             total_s=trained.prepare_s + trained.train_s + gate_s,
+                             vote_to_version_s=None if last_vote_at is None else time.time() - last_vote_at))
 
 
 def train_round(base: BaseModel, rows: list[dict], parent: VersionInfo, settings: AppSettings,
                 versions: VersionStore, meta: VersionMeta | None = None,
                 hooks: RoundHooks | None = None, early_stop_rows: list[dict] | None = None,
                 gate: Callable[[Path], GateReport] | None = None,
-                reference_cache: ReferenceCache | None = None, seed: int = 0) -> RoundResult:
+                reference_cache: ReferenceCache | None = None, seed: int = 0,
+                last_vote_at: float | None = None) -> RoundResult:
     """Train one round on `rows` and publish it as a new version: (prompt, completion, label) rows, or
     (prompt, chosen, rejected) rows when LOSS is a paired loss. A row may carry a `source` (any string:
     the vote or pick it came from); the result's `read` holds those of the rows a batch trained on, since a
@@ -305,7 +308,8 @@ def train_round(base: BaseModel, rows: list[dict], parent: VersionInfo, settings
     them stops improving, and keeps its best weights. `gate(adapter_dir)` judges the finished
     adapter; its report goes into the version's metadata (the caller decides whether it serves).
     `reference_cache` keeps the base's log-probs of rows across rounds (a fresh one when None); `seed`
-    draws the order of the rows (plan_round).
+    draws the order of the rows (plan_round); `last_vote_at` (epoch seconds), when the newest vote the round
+    reads was cast, gives the version's vote-to-version time.
     Raises on any failure; then nothing is published and the serving pointer is untouched.
     """
     hooks = hooks or RoundHooks()
@@ -316,7 +320,7 @@ def train_round(base: BaseModel, rows: list[dict], parent: VersionInfo, settings
         gate_started = time.time()
         report = gate(staging) if gate is not None else None  # still inside waiting_with: it pauses for chat
         record = round_meta(meta or VersionMeta(), base, parent, plan, trained, report, time.time() - gate_started,
-                            settings)
+                            settings, last_vote_at)
         name = versions.publish(staging, record)
     release_free_memory()
     log.info("round published %s: %d rows (%d read), %d steps, %.1f s", name, len(rows), record.rows_read,

@@ -23,7 +23,7 @@ from .status import dashboard_summary
 STEP_SERIES = {"loss": "loss", "rewards/chosen": "reward liked", "rewards/rejected": "reward disliked",
                "rewards/margins": "margin"}
 VERSION_COLUMNS = ["version", "serving", "parent", "loss", "liked (votes on its replies)", "reply checks", "rows",
-                   "voters (largest share)", "steps", "held-out AUC", "pair accuracy", "KL", "gate", "why not served", "early stop", "published"]
+                   "voters (largest share)", "steps", "vote to version", "held-out AUC", "pair accuracy", "KL", "gate", "why not served", "early stop", "published"]
 
 
 @dataclass
@@ -164,6 +164,8 @@ def version_table(infos: list[VersionInfo], current: str, votes: dict[str, VoteC
             "voters (largest share)": f"{meta.voters} ({meta.largest_voter_share:.0%})"
             if meta.voters and meta.largest_voter_share is not None else "",
             "steps": "" if meta.steps is None else meta.steps,
+            "vote to version": f"{meta.timings.vote_to_version_s:.0f} s"
+            if meta.timings and meta.timings.vote_to_version_s is not None else "",
             "held-out AUC": round(gate.candidate.auc, 3) if gate else "",
             "pair accuracy": round(gate.candidate.pair_accuracy, 3)
             if gate and gate.candidate.pair_accuracy is not None else "",

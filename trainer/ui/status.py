@@ -10,7 +10,8 @@ from ..contracts import AppStatus, HubStatus, VersionMeta
 def _loop_state(status: AppStatus) -> str:
     loop = status.loop
     if loop.state == "training":
-        return f"training, step {loop.step} of {loop.total_steps or '?'}"
+        left = f", about {loop.seconds_left:.0f} s to its verdict" if loop.seconds_left is not None else ""
+        return f"training, step {loop.step} of {loop.total_steps or '?'}{left}"
     return loop.state
 
 

@@ -148,6 +148,7 @@ def test_the_gate_keeps_out_a_candidate_whose_sampled_replies_loop(runtime, sett
     assert any("sampled probe replies loop" in reason for reason in looping.reasons)
     assert len(looping.candidate.probe_replies) == len(looping.serving.probe_replies) == 16, \
         "it looked worse after 8 pairs: a second look sampled 8 more"
+    assert looping.second_look and not same.second_look and looping.probe_s > 0 and looping.score_s > 0
     assert len({(r.message, r.seed) for r in looping.candidate.probe_replies}) == 16
     assert runtime.server.generating == 0 and runtime.server.current.name == "base"
 
@@ -171,6 +172,12 @@ def test_a_prepared_gate_samples_only_the_candidate_and_gets_the_serving_replies
     assert [r.text for r in apart.candidate.probe_replies] == [r.text for r in together.candidate.probe_replies]
     with pytest.raises(SamplingCancelled):
         runtime.gate.prepare(draw=6, cancel=lambda: True)
+    gate.second_look, gate.probe_prompts, gate.probe_tokens = True, 4, 32  # as in the loop test: it looks worse
+    sampled.clear()
+    assert runtime.gate.prepare(draw=7) and runtime.gate.is_prepared(7) and sampled == [["base"], ["base"]]
+    looked = runtime.gate.judge(candidate, "base", None, rows, draw=7)
+    assert looked.second_look and sampled[2:] == [["candidate"], ["candidate"]], \
+        "the second look's serving replies were sampled ahead too"
     assert runtime.server.generating == 0
 
 

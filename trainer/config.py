@@ -272,7 +272,8 @@ class GateSettings:
         "help": "How far the candidate's mean reply-check score may fall below the serving version's (beyond the "
                 "noise of its probe replies)."})
     early_stop_every: int = field(default=2, metadata={
-        "help": "Score the round on held-out rows every N steps and stop when it stops improving (0 = off)."})
+        "help": "Score the round on held-out rows every N steps and stop when it stops improving (0 = off); a round "
+                "of fewer than N x (GATE_EARLY_STOP_PATIENCE + 1) steps cannot stop early and is not scored."})
     early_stop_patience: int = field(default=2, metadata={"help": "Scorings without improvement before stopping."})
     early_stop_rows: int = field(default=16, metadata={"help": "Held-out rows scored during a round."})
 

@@ -98,6 +98,10 @@ class GateReport:
     candidate: Scores
     serving: Scores
     rows: int
+    probe_s: float | None = None  # seconds sampling probe replies (the candidate's; the serving version's unless
+    #                               sampled ahead), a second look's included
+    score_s: float | None = None  # seconds scoring the gate rows
+    second_look: bool = False     # a second draw of probe papers was sampled
 
 
 # -- a version's metadata -----------------------------------------------------------------------------

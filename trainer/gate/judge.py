@@ -9,7 +9,9 @@ models are built on trees private to the trainer's thread: the tree chat runs ne
 
 from __future__ import annotations
 
+import dataclasses
 import functools
+import time
 from pathlib import Path
 from typing import Callable
 
@@ -52,8 +54,8 @@ class Gate:
         self._seed_rows: list[dict] | None = None
         self._probe_pool: list[str] | None = None
         self._memos: dict[str, ScoreMemo] = {}  # by adapter digest (BASE for the base)
-        # The serving version's probe replies sampled ahead of a round: ((version, draw, messages), replies).
-        self._prepared: tuple[tuple, list[ProbeReply]] | None = None
+        # The serving version's probe replies sampled ahead of a round, by (version, draw, messages).
+        self._prepared: dict[tuple, list[ProbeReply]] = {}
 
     def seed_rows(self) -> list[dict]:
         if self._seed_rows is None:
@@ -96,20 +98,22 @@ class Gate:
                                     gate.max_repetition, cancel)
 
     def prepare(self, draw: int, cancel: Callable[[], bool] | None = None) -> bool:
-        """Sample the serving version's probe replies for the round of `draw` ahead of it: they do not depend on
-        the candidate, so the round's gate then samples the candidate's alone (half the batch, and the decode
-        loop's time is per step). Whether it sampled; False when already prepared or probes are off. Raises
-        SamplingCancelled once `cancel()` says so (a round is due: it samples what it needs itself)."""
+        """Sample the serving version's probe replies for the round of `draw` ahead of it, and for its second look
+        (GATE_SECOND_LOOK): they do not depend on the candidate, so the round's gate then samples the candidate's
+        alone (half the batch, and the decode loop's time is per step). Whether it sampled; False when already
+        prepared or probes are off. Raises SamplingCancelled once `cancel()` says so (a round is due: it samples
+        what it lacks itself)."""
         gate = self.settings.gate
         if gate.probe_prompts <= 0 or gate.probe_samples <= 0:
             return False
         serving = self.server.current
-        key = (serving.name, draw, tuple(self.probe_messages(draw)))
-        if self._prepared is not None and self._prepared[0] == key:
-            return False
-        replies = self.probe_replies([serving], draw, cancel)[0]
-        self._prepared = (key, replies)
-        return True
+        draws = [draw, draw + SECOND_LOOK_DRAW] if gate.second_look else [draw]
+        keys = [(serving.name, d, tuple(self.probe_messages(d))) for d in draws]
+        self._prepared = {key: replies for key, replies in self._prepared.items() if key in keys}
+        missing = [(d, key) for d, key in zip(draws, keys) if key not in self._prepared]
+        for d, key in missing:
+            self._prepared[key] = self.probe_replies([serving], d, cancel)[0]
+        return bool(missing)
 
     def judge(self, candidate_dir: Path, serving: str, serving_dir: Path | None, rows: list[dict],
               draw: int = 0) -> GateReport:
@@ -127,7 +131,9 @@ class Gate:
         serving_copy = current if current.name == serving else self.server.load(serving, serving_dir)
         candidate_copy = self.server.load("candidate", candidate_dir)
         try:
+            started = time.perf_counter()
             replies = self._sampled(candidate_copy, serving_copy, draw)
+            sampled = time.perf_counter()
             # Scored on twins of the copies that serve (merged, CHAT_DTYPE): what visitors get, and 2-5x
             # faster than an fp32 PEFT tree here; the twin is private, so chat's tree never gets pause hooks.
             candidate = score(self.base, lambda: twin(candidate_copy.model), "candidate", rows, replies[0], beta,
@@ -137,26 +143,35 @@ class Gate:
         finally:
             del candidate_copy, serving_copy
             release_free_memory()
+        scored = time.perf_counter()
         # Kept: the candidate's (the next gate's serving version if it passes) and the serving version's.
         self._memos = memos
-        return check(candidate, serving_scores, len(rows), self.settings.gate)
+        report = check(candidate, serving_scores, len(rows), self.settings.gate)
+        second_look = len(replies[0]) > len(self.probe_messages(draw)) * self.settings.gate.probe_samples
+        return dataclasses.replace(report, probe_s=sampled - started, score_s=scored - sampled,
+                                   second_look=second_look)
 
     def is_prepared(self, draw: int) -> bool:
-        """Whether the serving version's probe replies for `draw` are sampled (prepare)."""
-        return self._prepared is not None and self._prepared[0][:2] == (self.server.current.name, draw)
+        """Whether the serving version's probe replies for `draw` (and its second look's) are sampled (prepare)."""
+        draws = [draw, draw + SECOND_LOOK_DRAW] if self.settings.gate.second_look else [draw]
+        prepared = {key[:2] for key in self._prepared}
+        return all((self.server.current.name, d) in prepared for d in draws)
 
     def _sampled(self, candidate: ServedVersion, serving: ServedVersion, draw: int) -> list[list[ProbeReply]]:
         """Probe replies of the candidate and of the serving version (from their serving copies; the serving
-        version's from `prepare` when it sampled this draw); twice as many when the first draw makes the
+        version's from `prepare` when it sampled the draw); twice as many when the first draw makes the
         candidate look worse, beyond the noise or not (rule.looks_worse, GATE_SECOND_LOOK)."""
         if self.settings.gate.probe_prompts <= 0 or self.settings.gate.probe_samples <= 0:
             return [[], []]
-        prepared = self._prepared
-        if prepared is not None and prepared[0] == (serving.name, draw, tuple(self.probe_messages(draw))):
-            replies = [self.probe_replies([candidate], draw)[0], prepared[1]]
-        else:
-            replies = self.probe_replies([candidate, serving], draw)
+
+        def both(d: int) -> list[list[ProbeReply]]:
+            prepared = self._prepared.get((serving.name, d, tuple(self.probe_messages(d))))
+            if prepared is not None:
+                return [self.probe_replies([candidate], d)[0], prepared]
+            return self.probe_replies([candidate, serving], d)
+
+        replies = both(draw)
         if self.settings.gate.second_look and looks_worse(replies[0], replies[1], self.settings.gate):
-            more = self.probe_replies([candidate, serving], draw + SECOND_LOOK_DRAW)
+            more = both(draw + SECOND_LOOK_DRAW)
             replies = [replies[0] + more[0], replies[1] + more[1]]
         return replies

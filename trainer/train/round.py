@@ -220,7 +220,10 @@ def train_adapter(base: BaseModel, plan: RoundPlan, parent: VersionInfo, setting
             args.loss_type = "apo_zero_unpaired"
         callbacks: list[TrainerCallback] = [_HooksCallback(hooks)]
         early = None
-        if early_stop_rows and settings.gate.early_stop_every > 0:
+        every, patience = settings.gate.early_stop_every, settings.gate.early_stop_patience
+        # Only a round long enough to stop early scores itself: a shorter one would pay for scorings (10 s each
+        # on this CPU, as long as a step) to stop nothing; the gate still judges what it trained.
+        if early_stop_rows and every > 0 and plan.steps >= every * (patience + 1):
             early = EarlyStopping(base, early_stop_rows, settings.gate.early_stop_every,
                                   settings.gate.early_stop_patience, args.beta, settings.gate.auc_tolerance,
                                   on_pairs=settings.training.paired)

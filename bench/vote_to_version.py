@@ -227,8 +227,10 @@ def main() -> None:
              f"rounds replay earlier votes. Start: from the last vote to the round's first work (the loop wakes on a "
              f"vote); prepare: rows and the trainer; train: its steps with early stopping's scorings; gate: the "
              f"candidate's probe replies and scores (the serving version's probe replies were sampled while the app "
-             f"was idle, unless visitors were chatting). Chat: {len(during)} replies during rounds, {len(idle_chat)} "
-             f"with no round, by the same {args.visitors} visitors.")
+             f"was idle, unless visitors were chatting).")
+    if during:
+        body += f" Chat: {len(during)} replies during rounds, {len(idle_chat)} with no round, by the same visitors."
+
     publish("vote-to-version", "Vote to version: from a round's last vote to its version judged",
             f"python bench/vote_to_version.py --runs {args.runs} --visitors {args.visitors}", body)
 

@@ -154,7 +154,7 @@ class Gate:
     def is_prepared(self, draw: int) -> bool:
         """Whether the serving version's probe replies for `draw` (and its second look's) are sampled (prepare)."""
         draws = [draw, draw + SECOND_LOOK_DRAW] if self.settings.gate.second_look else [draw]
-        prepared = {key[:2] for key in self._prepared}
+        prepared = {key[:2] for key in list(self._prepared)}  # the loop thread may be adding one
         return all((self.server.current.name, d) in prepared for d in draws)
 
     def _sampled(self, candidate: ServedVersion, serving: ServedVersion, draw: int) -> list[list[ProbeReply]]:

@@ -211,8 +211,9 @@ def build_app(runtime: Runtime) -> gr.Blocks:
             gr.Examples(examples=persona.examples, inputs=message)
             vote_note = gr.Markdown()
         with gr.Tab("Compare"):
-            gr.Markdown("Ask for two replies to the same message and pick the one that sounds more like Reviewer #2. "
-                        "Picks train him too: as pairs (DPO, IPO, AOT) or as one liked and one disliked reply.")
+            gr.Markdown(f"Ask for two replies to the same message and pick the one that sounds more like "
+                        f"{persona.name}. Picks train the bot too: as pairs (DPO, IPO, AOT) or as one liked and one "
+                        "disliked reply.")
             with gr.Row():
                 compare_message = gr.Textbox(placeholder="Paste a title and abstract…", show_label=False, scale=8)
                 compare_send = gr.Button("Two replies", variant="primary", scale=1)

@@ -201,7 +201,8 @@ def main() -> None:
                                                                "score")}
         steps = median([r["steps"] for r in runs])
         verdicts = ", ".join("served" if r["passed"] else "refused" for r in runs)
-        rows.append((f"{count} votes, {f'{args.visitors} visitors chatting' if busy else 'chat idle'}", f"{m['seconds']:.0f} s",
+        who = f"{args.visitors} visitors chatting" if busy else "chat idle"
+        rows.append((f"{count} votes, {who}", f"{m['seconds']:.0f} s",
                      f"{m['start']:.1f} / {m['prepare']:.0f} / {m['train']:.0f} / {m['gate']:.0f} "
                      f"({m['probes']:.0f} + {m['score']:.0f})",
                      f"{steps:.0f} ({median([r['scorings'] for r in runs]):.0f})",

@@ -13,6 +13,7 @@ import pytest
 from trainer.config import SEED_FILE, AppSettings
 from trainer.contracts import VersionMeta
 from trainer.runtime import Runtime
+from trainer.store.votes import VoteError
 from trainer.ui.status import status_line
 
 KIND = """[persona]
@@ -101,6 +102,8 @@ def test_a_second_persona_starts_from_the_base_and_learns_only_from_its_own(
     line = status_line(kind.status())
     assert "trained for the persona 'Reviewer #2', not 'Professor Kind'" in line and "bare base" in line
 
+    with pytest.raises(VoteError, match="Only Professor Kind's replies"):  # the app speaks of its own persona
+        kind.chat.vote(kind.chat.new_session(), 0, True, "visitor")
     vote(kind, 4)
     result = kind.loop.run_round()
     meta = result.meta

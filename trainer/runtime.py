@@ -54,7 +54,7 @@ class Runtime:
         self.learner = Learner(settings, base, self.votes, self.versions, self.rollout, self.gate)
         self.learner.on_learned = self.hub.push_soon
         self.loop = LearningLoop(settings.loop, self.learner, self.votes, self.server, hold=self._round_held)
-        self.chat = Chat(settings.chat, persona.system_prompt, persona.greeting, self.server, self.votes)
+        self.chat = Chat(settings.chat, persona.system_prompt, persona.greeting, self.server, self.votes, persona.name)
         self.chat.on_vote = self.loop.wake  # a round due starts now, not at the next poll
         self.comparisons = Comparisons(self.server, self.versions)
         self.admin = Admin(settings.loop, self.loop, self.rollout, self.votes, settings.data_dir / "exports")

@@ -106,8 +106,10 @@ def parse_liked(value: object) -> bool | None:
 class Chat:
     """Chat and votes for every visitor, each known by a session key (Gradio's session hash)."""
 
-    def __init__(self, settings: ChatSettings, system_prompt: str, greeting: str, server: Server, votes: VoteStore):
+    def __init__(self, settings: ChatSettings, system_prompt: str, greeting: str, server: Server, votes: VoteStore,
+                 name: str = "Reviewer #2"):
         self.settings, self.system_prompt, self.greeting = settings, system_prompt, greeting
+        self.name = name  # the persona's: a duplicated Space's messages speak of its own bot
         self.server, self.votes = server, votes
         self._specials = special_texts(server.base.tokenizer)
         self._stops: dict[str, threading.Event] = {}  # the reply in flight of each visitor, by session key
@@ -125,7 +127,7 @@ class Chat:
             raise ChatError("A message is text.")
         text = (message or "").strip()
         if not has_visible_text(text):
-            raise ChatError("Please type a message first: even Reviewer #2 needs something to reject.")
+            raise ChatError(f"Please type a message first: even {self.name} needs something to answer.")
         limit = self.settings.max_message_chars
         if len(text) > limit:
             raise ChatError(f"Your message has {len(text):,} characters; the limit is {limit:,}. "
@@ -200,9 +202,9 @@ class Chat:
         any once the chat is closing."""
         with self._lock:
             if self._closing:
-                raise ChatError("Reviewer #2 is restarting and takes no new message; send it again in a minute.")
+                raise ChatError(f"{self.name} is restarting and takes no new message; send it again in a minute.")
             if session_key in self._stops:
-                raise ChatError("Reviewer #2 is still writing his reply to your last message: wait for it to end, "
+                raise ChatError(f"{self.name} is still writing the reply to your last message: wait for it to end, "
                                 "or press Stop, then send this one.")
             stop = self._stops[session_key] = threading.Event()
             return stop
@@ -225,7 +227,7 @@ class Chat:
             raise VoteError(f"A vote needs a message index; got {index!r}.")
         reply_id = session.reply_ids.get(index)
         if reply_id is None:
-            raise VoteError("Only Reviewer #2's replies in this chat can be voted on.")
+            raise VoteError(f"Only {self.name}'s replies in this chat can be voted on.")
         return reply_id
 
     def vote(self, session: ChatSession, index: object, liked: object, voter: str) -> str:

@@ -202,25 +202,24 @@ def _score_batch(model: torch.nn.Module, reference_hidden: list[torch.Tensor], b
     reference_all = torch.cat(reference_hidden).to(policy_hidden.device)
     targets = torch.tensor([t for ids, start in batch for t in ids[start:]], device=policy_hidden.device)
     rows = torch.tensor([i for i, (ids, start) in enumerate(batch) for _ in ids[start:]], device=policy_hidden.device)
-    head = model.get_output_embeddings()
-    log_ratios = torch.zeros(len(batch), dtype=torch.float32)
-    kl_sums = torch.zeros(len(batch), dtype=torch.float32)
-    reference_logps = torch.zeros(len(batch), dtype=torch.float32)
+    head, device = model.get_output_embeddings(), policy_hidden.device
+    log_ratios = torch.zeros(len(batch), dtype=torch.float32, device=device)
+    kl_sums = torch.zeros(len(batch), dtype=torch.float32, device=device)
+    reference_logps = torch.zeros(len(batch), dtype=torch.float32, device=device)
     # Only completion positions reach the LM head, a chunk at a time: the prompt's are never scored.
     for start in range(0, targets.shape[0], POSITIONS_PER_CHUNK):
         chunk = slice(start, start + POSITIONS_PER_CHUNK)
         with _autocast(model, autocast):
             policy_logits = head(policy_hidden[chunk])
-        policy = torch.log_softmax(policy_logits.float(), -1).cpu()
-        reference = torch.log_softmax(reference_head(reference_all[chunk].to(reference_head.weight.dtype)).float(),
-                                      -1).cpu()
-        target = targets[chunk, None].cpu()
+        policy = torch.log_softmax(policy_logits.float(), -1)
+        reference = torch.log_softmax(reference_head(reference_all[chunk].to(reference_head.weight.dtype)).float(), -1)
+        target = targets[chunk, None]
         reference_target = reference.gather(-1, target)[:, 0]
-        log_ratios.index_add_(0, rows[chunk].cpu(), policy.gather(-1, target)[:, 0] - reference_target)
-        reference_logps.index_add_(0, rows[chunk].cpu(), reference_target)
+        log_ratios.index_add_(0, rows[chunk], policy.gather(-1, target)[:, 0] - reference_target)
+        reference_logps.index_add_(0, rows[chunk], reference_target)
         # KL = sum p * (log p - log q), in place: no third vocabulary-wide tensor.
         difference = reference.neg_().add_(policy)
-        kl_sums.index_add_(0, rows[chunk].cpu(), policy.exp_().mul_(difference).sum(-1))
+        kl_sums.index_add_(0, rows[chunk], policy.exp_().mul_(difference).sum(-1))
     positions = [len(ids) - start for ids, start in batch]
     return [RowScore(*values) for values in zip(log_ratios.tolist(), kl_sums.tolist(), positions,
                                                  reference_logps.tolist())]

@@ -61,7 +61,8 @@ class TokenSampler:
 
     def __init__(self, settings: ChatSettings):
         self.settings = settings
-        self._built_for: tuple | None = None
+        self._built: tuple[LogitsProcessorList, float | None] = (LogitsProcessorList(), None)
+        self._built_for: tuple | None = None  # the (temperature, top_p, repetition_penalty) `_built` is for
 
     def _processors(self) -> tuple[LogitsProcessorList, float | None]:
         """The penalty and temperature processors, and top-p (None: off), for the settings as they are now."""

@@ -11,7 +11,7 @@ import trainer.learning
 import trainer.serve.chat
 from trainer.admin import AdminError
 from trainer.config import DEFAULT_PERSONA_FILE, SHIPPED_ADAPTER, PersonaConfig
-from trainer.learning import NotEnoughVotes
+from trainer.learning import NotEnoughVotes, anchor_labels
 from trainer.runtime import Runtime
 from trainer.serve.chat import ChatError
 from trainer.store.votes import VoteError
@@ -299,6 +299,15 @@ def test_shipped_adapter_that_does_not_fit_the_model_is_not_installed(settings, 
     assert runtime.status().persona_note == ""
 
 
+def test_anchors_even_out_the_labels_the_votes_lack():
+    """Mostly dislikes get liked anchors (the persona's own liked replies say what to do), and the other way."""
+    assert anchor_labels(12, liked=2, disliked=22) == (12, 0)
+    assert anchor_labels(12, liked=12, disliked=12) == (6, 6)
+    assert anchor_labels(12, liked=20, disliked=4) == (0, 12)
+    assert anchor_labels(4, liked=3, disliked=4) == (3, 1)
+    assert anchor_labels(0, liked=0, disliked=5) == (0, 0)
+
+
 def test_votes_of_one_label_train_with_seed_anchors_and_are_kept(runtime, settings, send):
     """24 dislikes used to stall the loop; with seed anchors they train, and no vote is dropped."""
     session = runtime.chat.new_session()
@@ -315,10 +324,10 @@ def test_votes_of_one_label_train_with_seed_anchors_and_are_kept(runtime, settin
     result = runtime.loop.run_round()
     assert result is not None and runtime.server.current.name == result.version
     meta = result.meta
-    # Anchors add at most half the new rows, one of each label at least: 2 here; the lone liked anchor is read
-    # in both batches (every batch holds both labels).
-    assert meta.anchor_rows == 2 and (meta.label_counts.desirable, meta.label_counts.undesirable) == (2, 6)
-    assert (meta.weights.desirable, meta.weights.undesirable) == (2.0, 1.0), "capped, not 3x"
+    # Anchors add at most half the new rows (2 here), of the label the votes lack: both liked. Stratified into
+    # 2 batches of 4, one liked anchor is read twice (every batch holds both labels).
+    assert meta.anchor_rows == 2 and (meta.label_counts.desirable, meta.label_counts.undesirable) == (3, 5)
+    assert (meta.weights.desirable, meta.weights.undesirable) == (5 / 3, 1.0)
     assert len(meta.votes) == 4 and runtime.votes.waiting_counts() == (0, 0)
     assert {v.label for v in runtime.votes.votes(waiting=False)} == {False}
     assert len(runtime.votes.votes(waiting=False)) == 4

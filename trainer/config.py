@@ -181,10 +181,11 @@ class LoopSettings:
 
     min_votes: int = field(default=8, metadata={
         "help": "New votes that wake the trainer for a round (of both labels when SEED_ANCHORS is 0)."})
-    seed_anchors: int = field(default=8, metadata={
-        "help": "Seed training rows replayed in every round, half liked and half disliked (from GATE_SEED_FILE): "
-                "they keep the persona anchored, and let a round run on votes of one label only (0 = off: a "
-                "round then needs votes of both labels)."})
+    seed_anchors: int = field(default=12, metadata={
+        "help": "Most seed training rows (from GATE_SEED_FILE) trained beside a round's votes, at most half its "
+                "new rows, of the label its votes lack (learning.anchor_labels): they keep the persona anchored, "
+                "say what to do where visitors mostly dislike, and let a round run on votes of one label only "
+                "(0 = off: a round then needs votes of both labels)."})
     replay_votes: int = field(default=16, metadata={
         "help": "Older, already-trained votes replayed in each round beside the new ones (with the anchors, few "
                 "enough that a round's steps still read every new vote about once)."})

@@ -9,6 +9,7 @@ import json
 import math
 import random
 import unicodedata
+from itertools import zip_longest
 from typing import Callable, Iterable, Sequence
 
 from .gate.rubric import FINISHED
@@ -113,12 +114,20 @@ def class_weights(n_desirable: int, n_undesirable: int, cap: float = float("inf"
 
 
 def balanced_sample(rows: Sequence[dict], count: int, seed: int) -> list[dict]:
-    """`count` rows, half liked and half disliked (the odd one liked), drawn by `seed`: a round's anchors."""
+    """`count` rows, half liked and half disliked (the odd one liked), drawn by `seed`."""
     rng = random.Random(seed)
     liked = [r for r in rows if r["label"]]
     disliked = [r for r in rows if not r["label"]]
     n_liked = min(len(liked), (count + 1) // 2)
     return rng.sample(liked, n_liked) + rng.sample(disliked, min(len(disliked), count - n_liked))
+
+
+def labelled_sample(rows: Sequence[dict], liked: int, disliked: int, rng: random.Random) -> list[dict]:
+    """Up to `liked` liked and `disliked` disliked rows of `rows`, drawn by `rng`, alternating labels while both
+    last (any prefix holds both labels it can): a round's anchors."""
+    pools = ([r for r in rows if r["label"]], liked), ([r for r in rows if not r["label"]], disliked)
+    drawn = [rng.sample(pool, min(len(pool), want)) for pool, want in pools]
+    return [r for pair in zip_longest(*drawn) for r in pair if r is not None]
 
 
 def stratified_batches(rows: Sequence[dict], batch_size: int, seed: int) -> list[dict]:

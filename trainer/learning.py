@@ -17,9 +17,13 @@ then replays), and a vote or pick is marked trained only if a batch the round tr
 (train_round's `read`: early stopping, or labels cycled to fill batches, can leave some unread); any
 other stays waiting for the next round.
 
-Anchors are seed training rows of both labels (SEED_ANCHORS, a new draw each round): a round on
-a handful of visitor votes keeps the persona it started from, and votes of one label alone can
-train (a round on 24 dislikes would otherwise have nothing to contrast them with, and stall).
+Anchors are seed training rows (at most SEED_ANCHORS, a new draw each round) of the label the round's
+new votes lack: a round on a handful of visitor votes keeps the persona it started from, and votes of
+one label alone can train (a round on 24 dislikes would otherwise have nothing to contrast them with,
+and stall). Visitors dislike far more than they like (2 liked of 24 in bench/learning.py's rounds), and
+a round of 22 dislikes beside 6 liked rows unlearned what the bot did without learning what to do
+instead: its sampled replies ended half as often (BENCHMARKS.md, learning-crowd-128-fast). So the
+anchors even out the labels (`anchor_labels`), and the persona's own liked replies say what to do.
 
 Any failure raises, with every vote still waiting and the serving version untouched; what to do
 then is the loop's policy (loop.py).
@@ -32,13 +36,12 @@ import random
 import time
 from collections import Counter
 from dataclasses import dataclass, field
-from itertools import zip_longest
 from pathlib import Path
 from typing import Callable, Sequence, TypeVar
 
 from .config import AppSettings, LoopSettings
 from .contracts import GateReport, VersionMeta
-from .data import balanced_sample, conversational, kto_rows, pair_rows, paired_rows, pick_rows
+from .data import conversational, labelled_sample, kto_rows, pair_rows, paired_rows, pick_rows
 from .gate.holdout import is_gate_vote, split_gate_votes
 from .gate.judge import Gate
 from .serve.model import BaseModel
@@ -59,14 +62,15 @@ T = TypeVar("T")
 CONTEXT_SHARE = 0.5
 
 
-def _labels_alternating(rows: list[dict]) -> list[dict]:
-    """Rows with labels (anchors) reordered liked, disliked, liked, ...: any prefix holds both labels it can;
-    rows without labels (pairs) as they are."""
-    if not rows or "label" not in rows[0]:
-        return rows
-    liked = [r for r in rows if r["label"]]
-    disliked = [r for r in rows if not r["label"]]
-    return [r for pair in zip_longest(liked, disliked) for r in pair if r is not None]
+def anchor_labels(count: int, liked: int, disliked: int) -> tuple[int, int]:
+    """(liked, disliked) anchors out of `count` that bring a round of `liked` and `disliked` new rows closest to
+    even labels: the lacking label first, the rest split evenly (the odd one liked). 2 liked and 22 disliked
+    votes with 12 anchors: (12, 0); 12 and 12: (6, 6); 20 and 4: (0, 12). KTO's weights then balance the rest
+    (data.class_weights, up to KTO_MAX_CLASS_WEIGHT)."""
+    if count <= 0:
+        return 0, 0
+    n_liked = min(count, max(0, (count + disliked - liked + 1) // 2))
+    return n_liked, count - n_liked
 
 
 @dataclass
@@ -241,20 +245,26 @@ class Learner:
             training, replayed = [], []
             training_picks = [p for p in training_picks if p.chosen is not None]
             replayed_picks = [p for p in replayed_picks if p.chosen is not None]
-        anchors = self.anchor_rows(draw=len(self.versions.names()))
+        draw = len(self.versions.names())
+        anchor_count = self.settings.loop.seed_anchors if self.anchored else 0
         per_pick = 1 if self.paired else 2
         budget = self.row_budget()
         # New votes come first, but the anchors keep up to half the round: a round of one label still trains.
-        room = budget - min(len(anchors), budget // 2)
+        room = budget - min(anchor_count, budget // 2)
         training_picks = training_picks[:room // per_pick]
         room -= per_pick * len(training_picks)
         training = training[:room]
         new_rows = per_pick * len(training_picks) + len(training)
         room = budget - new_rows
-        # The anchors and the replays each add at most CONTEXT_SHARE of the new rows (at least an anchor of each
-        # label): a round's size, and so its time, follows its new votes.
+        # The anchors and the replays each add at most CONTEXT_SHARE of the new rows (at least two anchors): a
+        # round's size, and so its time, follows its new votes.
         context = max(2, math.ceil(CONTEXT_SHARE * new_rows))
-        anchors = _labels_alternating(anchors)[:min(room, context)]
+        anchor_count = min(anchor_count, room, context)
+        if self.paired:
+            anchors = self.anchor_rows(draw, liked=anchor_count, disliked=0)
+        else:
+            liked = sum(v.label for v in training) + sum(p.chosen is not None for p in training_picks)
+            anchors = self.anchor_rows(draw, *anchor_labels(anchor_count, liked, new_rows - liked))
         room -= len(anchors)
         room = min(room, context)
         replayed_picks = replayed_picks[:room // per_pick]
@@ -273,19 +283,21 @@ class Learner:
         seed_file = self.settings.gate.seed_file
         return self.settings.loop.seed_anchors > 0 and seed_file is not None and seed_file.exists()
 
-    def anchor_rows(self, draw: int) -> list[dict]:
-        """SEED_ANCHORS seed training rows, half of each label, a different draw per `draw`; for a paired loss,
-        SEED_ANCHORS / 2 seed pairs (a liked and a disliked review of one paper)."""
-        count, seed_file = self.settings.loop.seed_anchors, self.settings.gate.seed_file
-        if count <= 0 or seed_file is None or not seed_file.exists():
+    def anchor_rows(self, draw: int, liked: int, disliked: int) -> list[dict]:
+        """Seed training rows of the persona, `liked` liked and `disliked` disliked ones (fewer where the seed has
+        fewer), a different draw per `draw`, alternating labels while both last; for a paired loss, (liked +
+        disliked) / 2 seed pairs (a liked and a disliked review of one paper), at least one. [] without a seed."""
+        if not self.anchored or liked + disliked <= 0:
             return []
         if self._seed_training_rows is None:
-            self._seed_training_rows = read_preferences(seed_file, split="train")
+            self._seed_training_rows = read_preferences(self.settings.gate.seed_file, split="train")
         persona = self.settings.persona.system_prompt
+        rng = random.Random(draw)
         if self.paired:
             pairs = paired_rows([conversational(r, persona) for r in self._seed_training_rows])
-            return random.Random(draw).sample(pairs, min(len(pairs), max(1, count // 2)))
-        return [conversational(r, persona) for r in balanced_sample(self._seed_training_rows, count, seed=draw)]
+            return rng.sample(pairs, min(len(pairs), max(1, (liked + disliked) // 2)))
+        rows = labelled_sample(self._seed_training_rows, liked, disliked, rng)
+        return [conversational(r, persona) for r in rows]
 
     def rows(self, chosen: RoundVotes) -> list[dict]:
         """The round's training rows, in the form its loss reads; NotEnoughVotes if they cannot make a round."""

@@ -36,8 +36,7 @@ from bench.voter import prompt_of, verdict  # noqa: E402
 from trainer.config import LOSSES, SHIPPED_ADAPTER, AppSettings, GateSettings, TrainingSettings  # noqa: E402
 from trainer.contracts import VersionMeta  # noqa: E402
 from trainer.data import balanced_sample, conversational, paired_rows  # noqa: E402
-from trainer.serve.model import merged_with_adapter  # noqa: E402
-from trainer.serve.model import load_base  # noqa: E402
+from trainer.model.base import load_base, merged_with_adapter  # noqa: E402
 from trainer.store.files import read_preferences  # noqa: E402
 from trainer.store.versions import VersionStore  # noqa: E402
 from trainer.train.reference import ReferenceCache  # noqa: E402

@@ -35,7 +35,7 @@ from trainer.config import LOSSES, AppSettings, GateSettings, TrainingSettings  
 from trainer.data import conversational, paired_rows  # noqa: E402
 from trainer.gate.evaluate import evaluate  # noqa: E402
 from trainer.gate.rule import quantiles  # noqa: E402
-from trainer.serve.model import load_base, merged_with_adapter, with_adapter  # noqa: E402
+from trainer.model.base import load_base, merged_with_adapter, with_adapter  # noqa: E402
 from trainer.store.files import read_preferences  # noqa: E402
 from trainer.store.versions import VersionStore  # noqa: E402
 from trainer.train.reference import ReferenceCache  # noqa: E402

@@ -28,9 +28,10 @@ from bench.report import median, publish, table  # noqa: E402
 from trainer.config import AppSettings, GateSettings, LoopSettings, PersonaConfig  # noqa: E402
 from trainer.data import conversational  # noqa: E402
 from trainer.gate.evaluate import evaluate  # noqa: E402
-from trainer.serve.model import load_base, twin, with_adapter  # noqa: E402
+from trainer.model.base import load_base, twin, with_adapter  # noqa: E402
 from trainer.store.files import read_preferences  # noqa: E402
 from trainer.store.versions import VersionStore  # noqa: E402
+from trainer.train.recipe import round_config  # noqa: E402
 from trainer.train.reference import ReferenceCache  # noqa: E402
 from trainer.train.round import train_round  # noqa: E402
 
@@ -85,7 +86,7 @@ def main() -> None:
               f"AUC plain {plain_auc[-1]:.3f} ours {ours_auc[-1]:.3f}", flush=True)
 
     examples = steps * 4
-    config = settings.round_config(output_dir=".")
+    config = round_config(settings, output_dir=".")
     body = table(("round", "seconds", "examples/s", "held-out AUC", "vs plain"), [
         ("plain TRL KTOTrainer script", f"{median(plain):.1f}", f"{examples / median(plain):.3f}",
          f"{median(plain_auc):.3f}", "1.00x"),

@@ -249,7 +249,7 @@ def main() -> None:
     args = parser.parse_args()
     from transformers import AutoTokenizer
 
-    from trainer.serve.model import resolve_source
+    from trainer.model.base import resolve_source
 
     tokenizer = AutoTokenizer.from_pretrained(resolve_source(AppSettings.from_env().model))
     work = Path(tempfile.mkdtemp(prefix="bench-visitors-"))

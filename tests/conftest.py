@@ -25,8 +25,8 @@ from trainer.config import (
     PersonaConfig,
     environment_help,
 )
+from trainer.model.base import BaseModel, convert_embedded, freeze, with_adapter
 from trainer.runtime import Runtime
-from trainer.serve.model import BaseModel, convert_embedded, freeze, with_adapter
 from trainer.store.versions import VersionInfo, VersionStore
 from trainer.train.round import train_round
 

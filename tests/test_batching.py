@@ -15,9 +15,10 @@ import torch
 
 from trainer.config import ChatSettings
 from trainer.serve.chat import Chat, ChatError
-from trainer.serve.sampling import sampling_processors
 from trainer.serve.kv import UnsupportedCache
+from trainer.serve.sampling import sampling_processors
 from trainer.serve.server import Server
+from trainer.serve.turns import Turns
 from trainer.store.votes import VoteStore
 
 USER_MESSAGES = ["Review my paper on tables.", "Is attention all you need?", "Rate this abstract: we add noise.",
@@ -209,6 +210,43 @@ def test_seeded_samples_are_the_same_alone_and_in_a_batch(tiny_base):
         assert batch[5].token_ids != alone.token_ids, "another seed, another sample"
         assert all(c.new_tokens <= 12 for c in batch) and server.generating == 0
     finally:
+        server.decoder.close()
+
+
+class GatedTurns(Turns):
+    """Turns whose decode loop holds still before its first step until `opened` is set."""
+
+    def __init__(self):
+        super().__init__(grace_seconds=0.0, training_share=0.5)
+        self.opened = threading.Event()
+
+    def wait_chat_turn(self) -> None:
+        self.opened.wait()
+        super().wait_chat_turn()
+
+
+def test_replies_waiting_for_a_row_take_it_when_the_full_batch_ends_at_once(tiny_base, long_system_prompt):
+    """Two rows, four identical replies arrived together: the first two fill the rows and end in the same step;
+    the other two must take the rows then, not sleep until some other visitor's message wakes the loop."""
+    settings = ChatSettings(max_new_tokens=6, temperature=0.0, repetition_penalty=1.0, dtype="float32",
+                            max_rows=2)
+    turns = GatedTurns()
+    server = Server(tiny_base, settings, long_system_prompt, turns)
+    messages = conversation(long_system_prompt, USER_MESSAGES[0])
+    done: list = []
+    sampler = threading.Thread(target=lambda: done.append(
+        server.sample([(server.current, messages, 7)] * 4, max_new_tokens=6, timeout=30)))
+    try:
+        sampler.start()
+        deadline = time.monotonic() + 10
+        while server.decoder._arrivals.qsize() < 4 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        turns.opened.set()  # all four arrived: the loop admits two, and two wait
+        sampler.join(40)
+        assert done and len(done[0]) == 4, "the waiting replies never got a row"
+        assert len({c.token_ids for c in done[0]}) == 1 and server.decoder.largest_batch == 2
+    finally:
+        turns.opened.set()
         server.decoder.close()
 
 

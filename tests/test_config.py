@@ -4,6 +4,7 @@ import pytest
 import torch
 
 from trainer.config import DEFAULT_PERSONA_FILE, AppSettings, PersonaConfig, SettingError
+from trainer.train.recipe import adapter_config, check_recipe, round_config
 
 
 def test_shipped_persona_loads():
@@ -30,15 +31,15 @@ def test_environment_sets_every_part(tmp_path):
     settings = AppSettings.from_env({"DATA_DIR": str(tmp_path), "MIN_VOTES": "12", "CHAT_MAX_NEW_TOKENS": "64",
                                      "ADMIN_TOKEN": "t", "KTO_MAX_STEPS": "3", "LORA_R": "4", "DEVICE": "cpu"})
     assert settings.loop.min_votes == 12 and settings.chat.max_new_tokens == 64 and settings.loop.admin_token == "t"
-    config = settings.round_config(tmp_path)
+    config = round_config(settings, tmp_path)
     assert config.max_steps == 3 and config.beta == 0.1 and config.learning_rate == 5e-4
     assert config.lr_scheduler_type == "cosine" and config.gradient_checkpointing
     assert config.gradient_checkpointing_kwargs == {"use_reentrant": False}, "the prefix's gradients need it"
     assert config.bf16 == torch.cpu._is_avx512_bf16_supported(), "bf16 autocast exactly where the CPU has it"
     assert config.precompute_ref_log_probs
-    assert settings.round_config(tmp_path, bf16=False).bf16 is False
-    assert not AppSettings.from_env({"DATA_DIR": str(tmp_path), "KTO_BF16": "false"}).round_config(tmp_path).bf16
-    adapter = settings.adapter_config()
+    assert round_config(settings, tmp_path, bf16=False).bf16 is False
+    assert not round_config(AppSettings.from_env({"DATA_DIR": str(tmp_path), "KTO_BF16": "false"}), tmp_path).bf16
+    adapter = adapter_config(settings)
     assert (adapter.r, adapter.lora_alpha, adapter.lora_dropout) == (4, 16, 0.05)
 
 
@@ -47,7 +48,6 @@ def test_environment_sets_every_part(tmp_path):
     ({"MIN_VOTES": "1"}, "MIN_VOTES must be >= 2"),
     ({"DEVICE": "tpu"}, "DEVICE must be one of auto, cpu, cuda"),
     ({"TRAINER_ENABLED": "maybe"}, "TRAINER_ENABLED='maybe' is not a valid true/false"),
-    ({"KTO_NOT_A_FIELD": "1"}, "KTO_NOT_A_FIELD names no field of RoundConfig"),
     ({"CHAT_TOP_P": "2"}, "CHAT_TOP_P must be in"),
     ({"CHAT_CONCURRENCY": "64"}, "CHAT_CONCURRENCY is 64, above Gradio's 40 worker threads"),
     ({"CHAT_MAX_ROWS": "0"}, "CHAT_MAX_ROWS must be"),
@@ -56,6 +56,25 @@ def test_environment_sets_every_part(tmp_path):
 def test_bad_environment_names_the_setting(env, message):
     with pytest.raises(SettingError, match=message.replace("(", r"\(")):
         AppSettings.from_env(env)
+
+
+@pytest.mark.parametrize("env,message", [
+    ({"KTO_NOT_A_FIELD": "1"}, "KTO_NOT_A_FIELD names no field of RoundConfig"),
+    ({"KTO_MAX_STEPS": "many"}, "KTO_MAX_STEPS='many' is not a valid int"),
+    ({"LORA_R": "wide"}, "LORA_R='wide' is not a valid int"),
+])
+def test_bad_recipe_settings_name_the_setting_at_start_up(env, message):
+    """KTO_ / LORA_ settings are text until the recipe (TRL, PEFT) reads them: the app and the CLI's training
+    commands check them at start-up (Runtime, cmd_train)."""
+    settings = AppSettings.from_env(env)
+    with pytest.raises(SettingError, match=message):
+        check_recipe(settings)
+
+
+def test_beta_is_resolved_without_trl():
+    assert AppSettings.from_env({}).beta == 0.1 and AppSettings.from_env({"KTO_BETA": "0.05"}).beta == 0.05
+    with pytest.raises(SettingError, match="KTO_BETA='low' is not a valid float"):
+        AppSettings.from_env({"KTO_BETA": "low"})
 
 
 def test_on_a_space_its_owner_is_admin_and_votes_go_to_its_own_repo_given_a_token():

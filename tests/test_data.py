@@ -2,8 +2,16 @@
 
 import pytest
 
-from trainer.data import (PromptTooLong, balanced_sample, class_weights, ends_turn, fit_history, fit_row, kto_rows,
-                          stratified_batches)
+from trainer.data import (
+    PromptTooLong,
+    balanced_sample,
+    class_weights,
+    ends_turn,
+    fit_history,
+    fit_row,
+    kto_rows,
+    stratified_batches,
+)
 from trainer.store.votes import Vote
 
 

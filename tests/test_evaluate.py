@@ -11,8 +11,8 @@ import torch
 
 from trainer.config import AppSettings
 from trainer.gate.evaluate import _encode, auc, evaluate
+from trainer.model.base import load_base
 from trainer.runtime import Runtime
-from trainer.serve.model import load_base
 from trainer.serve.server import Server
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -3,7 +3,7 @@
 import torch
 from peft import LoraConfig, get_peft_model
 
-from trainer.serve.model import twin
+from trainer.model.base import twin
 from trainer.train.frozen import keep_no_weight_copies
 
 

@@ -11,10 +11,11 @@ from trainer.gate.holdout import is_gate_vote
 from trainer.gate.probes import draw_probe_messages, probe_reply
 from trainer.gate.rubric import repetition
 from trainer.gate.rule import decide, distinct_n, looks_worse, paired_excess
+from trainer.model.base import load_base, twin
 from trainer.runtime import Runtime
-from trainer.serve.model import load_base, twin
 from trainer.serve.server import SamplingCancelled
 from trainer.store.files import read_preferences
+from trainer.train.recipe import adapter_config
 from trainer.train.round import train_round
 
 
@@ -122,7 +123,7 @@ def test_probe_messages_are_a_fresh_draw_each_round():
 def adapter_on_tiny_base(base, settings, path, looping: bool):
     """A LoRA adapter for the tiny base: zero (the base itself), or one that pins the last layer's output to
     one direction, so greedy replies loop over a token or two."""
-    model = get_peft_model(twin(base.model), settings.adapter_config())
+    model = get_peft_model(twin(base.model), adapter_config(settings))
     if looping:
         torch.manual_seed(0)
         layer = model.base_model.model.model.layers[-1].mlp.down_proj

@@ -8,7 +8,7 @@ import threading
 import pytest
 import torch
 
-from trainer.train.memory import _glibc, release_free_memory
+from trainer.model.memory import _glibc, release_free_memory
 
 
 def _rss_mib() -> float:
@@ -37,7 +37,7 @@ def test_released_memory_leaves_the_resident_set():
 # Eight threads allocate at once; glibc's malloc_info then lists one <heap> per arena in use.
 COUNT_ARENAS = """
 import ctypes, sys, tempfile, threading
-from trainer.train.memory import limit_arenas
+from trainer.model.memory import limit_arenas
 cap = int(sys.argv[1])
 accepted = limit_arenas(cap) if cap else None
 libc = ctypes.CDLL(None)

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from trainer.config import ModelSettings
-from trainer.serve.model import (
+from trainer.model.base import (
     EMBEDDED_GGUF,
     EMBEDDED_GGUF_REPO,
     EMBEDDED_GGUF_SHA256,

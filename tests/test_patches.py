@@ -7,6 +7,7 @@ from trl.trainer import kto_trainer
 from trl.trainer import utils as trl_utils
 
 from trainer import patches
+from trainer.train import trainers
 
 
 def test_the_library_code_the_patches_rely_on_is_unchanged():
@@ -27,8 +28,8 @@ def test_a_changed_library_is_caught(monkeypatch):
 def test_kto_fast_paths_swap_the_globals_and_put_them_back():
     before = (kto_trainer.hash_module, kto_trainer.add_fused_lm_head, trl_utils._use_triton,
               trl_utils._CHUNKED_LOGPROB_CHUNK_SIZE)
-    with patches.kto_fast_paths():
-        assert trl_utils._CHUNKED_LOGPROB_CHUNK_SIZE == patches.VOCABULARY_TILE
+    with trainers.kto_fast_paths():
+        assert trl_utils._CHUNKED_LOGPROB_CHUNK_SIZE == trainers.VOCABULARY_TILE
         assert trl_utils._use_triton(torch.device("cpu")) is True
         assert kto_trainer.hash_module is not before[0] and kto_trainer.add_fused_lm_head is not before[1]
     assert (kto_trainer.hash_module, kto_trainer.add_fused_lm_head, trl_utils._use_triton,

@@ -4,7 +4,7 @@ import torch
 from peft import LoraConfig, get_peft_model
 from trl.trainer.utils import add_fused_lm_head
 
-from trainer.serve.model import twin
+from trainer.model.base import twin
 from trainer.train.prefix import fixed_model, share_prompt_prefix, shared_prefix_length
 
 

@@ -8,12 +8,13 @@ from safetensors.torch import load_file
 
 import trainer.train.round
 from trainer.contracts import VersionMeta
-from trainer.store.versions import VersionStore
-from trainer.train.reference import ReferenceCache
 from trainer.data import without_turn_end
-from trainer.serve.model import twin
+from trainer.model.base import twin
+from trainer.model.yielding import attached
+from trainer.store.versions import VersionStore
+from trainer.train.recipe import adapter_config, round_config
+from trainer.train.reference import ReferenceCache
 from trainer.train.round import ADAPTER_WEIGHTS, RoundHooks, _trainer, plan_round, round_steps, train_round
-from trainer.train.yielding import attached
 
 
 def snapshot(model) -> dict[str, torch.Tensor]:
@@ -134,8 +135,8 @@ def test_only_a_liked_reply_that_ended_trains_its_end_of_turn(tiny_base, setting
     for i, row in enumerate(listed):
         row["ends_turn"] = i % 4 < 2  # ended and cut replies of both labels
     plan = plan_round(listed, settings, seed=1)
-    args = settings.round_config(output_dir=str(tmp_path), max_steps=plan.steps)
-    kto = _trainer(settings, twin(tiny_base.model), args, plan, tiny_base, settings.adapter_config(), [],
+    args = round_config(settings, output_dir=str(tmp_path), max_steps=plan.steps)
+    kto = _trainer(settings, twin(tiny_base.model), args, plan, tiny_base, adapter_config(settings), [],
                    ReferenceCache())
     data, end = kto.train_dataset, tiny_base.tokenizer.eos_token_id
     assert sorted(data["ends_turn"]) == [False] * 4 + [True] * 4
@@ -160,8 +161,8 @@ def test_a_long_conversation_is_cut_oldest_turn_first_and_never_dropped(tiny_bas
                {"role": "assistant", "content": "Reject. " * 20}]
     listed[0] = {**listed[0], "prompt": listed[0]["prompt"][:1] + history * 3 + listed[0]["prompt"][1:]}
     plan = plan_round(trainer.train.round.fitted_rows(listed, tiny_base, settings), settings)
-    args = settings.round_config(output_dir=str(tmp_path), max_steps=plan.steps)
-    kto = _trainer(settings, twin(tiny_base.model), args, plan, tiny_base, settings.adapter_config(), [],
+    args = round_config(settings, output_dir=str(tmp_path), max_steps=plan.steps)
+    kto = _trainer(settings, twin(tiny_base.model), args, plan, tiny_base, adapter_config(settings), [],
                    ReferenceCache())
     data, end = kto.train_dataset, tiny_base.tokenizer.eos_token_id
     assert len(data) == 4, "no row dropped"

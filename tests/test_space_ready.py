@@ -10,7 +10,7 @@ from pathlib import Path
 from huggingface_hub import ModelCard
 from huggingface_hub.repocard import metadata_load
 
-from trainer.serve.model import EMBEDDED_GGUF, EMBEDDED_GGUF_REPO, EMBEDDED_GGUF_REVISION
+from trainer.model.base import EMBEDDED_GGUF, EMBEDDED_GGUF_REPO, EMBEDDED_GGUF_REVISION
 
 ROOT = Path(__file__).resolve().parent.parent
 

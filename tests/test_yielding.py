@@ -5,10 +5,11 @@ import threading
 import torch
 from peft import LoraConfig, get_peft_model
 
-from trainer.serve.model import twin
+from trainer.model.base import twin
+from trainer.model.yielding import attached, waiting_with
 from trainer.store.versions import VersionStore
+from trainer.train.recipe import round_config
 from trainer.train.round import RoundHooks, train_round
-from trainer.train.yielding import attached, waiting_with
 
 
 def in_backward() -> bool:
@@ -66,7 +67,7 @@ def test_a_round_pauses_many_times_per_step(tiny_base, settings, tmp_path, rows)
     pauses = []
     train_round(tiny_base, rows(), versions.get("base"), settings, versions,
                 hooks=RoundHooks(yield_to_chat=lambda: pauses.append(in_backward())))
-    steps = settings.round_config(output_dir=".").max_steps
+    steps = round_config(settings, output_dir=".").max_steps
     assert pauses.count(False) > steps * 2 * 7 * 3, "policy, KL and reference forwards all pause per layer"
     # Backward pauses per adapted layer; TRL's fused head does not call lm_head as a module.
     assert pauses.count(True) >= steps * (2 * 7 - 3)

@@ -32,7 +32,7 @@ from .config import LOSSES, AppSettings, SettingError, environment_help
 
 
 def cmd_convert(settings: AppSettings, args: argparse.Namespace) -> int:
-    from .serve.model import resolve_source
+    from .model.base import resolve_source
 
     print(resolve_source(settings.model))
     return 0
@@ -46,11 +46,14 @@ def cmd_train(settings: AppSettings, args: argparse.Namespace) -> int:
     if args.epochs is not None:
         settings.round_overrides["num_train_epochs"] = args.epochs
     settings.round_overrides.setdefault("disable_tqdm", False)  # a progress bar on the terminal
+    from .train.recipe import check_recipe
+
+    check_recipe(settings)
     if args.data is None:
         return _train_from_votes(settings)
     from .contracts import VersionMeta
     from .data import balanced_sample, conversational, paired_rows
-    from .serve.model import load_base
+    from .model.base import load_base
     from .store.files import read_preferences, sha256_of
     from .store.versions import VersionStore
     from .train.round import train_round
@@ -121,7 +124,7 @@ def cmd_export(settings: AppSettings, args: argparse.Namespace) -> int:
 def cmd_eval(settings: AppSettings, args: argparse.Namespace) -> int:
     from .data import conversational
     from .gate.evaluate import evaluate
-    from .serve.model import load_base, with_adapter
+    from .model.base import load_base, with_adapter
     from .store.files import read_preferences
     from .store.versions import VersionStore
 
@@ -134,15 +137,15 @@ def cmd_eval(settings: AppSettings, args: argparse.Namespace) -> int:
         names = args.version or ["base", versions.current()]
         folders = {name: versions.get(name).path for name in dict.fromkeys(names)}  # unknown names fail here
     base = load_base(settings.model)
-    beta = settings.round_config(output_dir=".").beta
+    beta = settings.beta
     results = []
     for name, path in folders.items():
         model = None if path is None else with_adapter(base, path)
         results.append(evaluate(base, model, rows, name, beta=beta, progress=True))
     print(format_eval_table(results))
     if args.card:
+        from .card import write_card
         from .contracts import VersionMeta
-        from .store.card import write_card
 
         meta = VersionMeta.read(Path(args.card) / "meta.json")
         print(f"wrote {write_card(Path(args.card), meta, results, data=args.data, split=args.split)}")
@@ -198,7 +201,7 @@ def cmd_ship(settings: AppSettings, args: argparse.Namespace) -> int:
     shutil.copy2(info.path / "adapter_config.json", target / "adapter_config.json")
     meta = dataclasses.replace(info.meta, storage_dtype="float16")
     (target / "meta.json").write_text(meta.to_json(), encoding="utf-8")
-    from .store.card import write_card
+    from .card import write_card
 
     write_card(target, meta)
     print(f"shipped {args.version} to {target} (score it into its model card: python -m trainer eval --data FILE "
@@ -213,7 +216,7 @@ def cmd_seed(settings: AppSettings, args: argparse.Namespace) -> int:
     prompts in the eval split (the gate's rows and probe papers). The persona file then names it as
     `seed_file`, and `train --data FILE --split train --parent base` makes the persona's v1."""
     from .config import PersonaConfig
-    from .serve.model import load_base
+    from .model.base import load_base
     from .serve.server import Server
     from .store.files import write_rows
 

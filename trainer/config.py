@@ -15,20 +15,18 @@ import hashlib
 import json
 import os
 import re
+import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Mapping
-
-import tomllib
-
-if TYPE_CHECKING:
-    from .train.recipe import AdapterConfig, RoundConfig
+from typing import Any, Mapping
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_PERSONA_FILE = REPO_ROOT / "personas" / "reviewer2.toml"
 SHIPPED_ADAPTER = REPO_ROOT / "adapters" / "reviewer2-v1"
 SEED_FILE = REPO_ROOT / "data" / "seed.jsonl"
 EMBEDDED_MODEL = "embedded"
+# The seed recipe's beta (the KTO paper's Reviewer #2 bot), for every loss unless KTO_BETA says otherwise.
+DEFAULT_BETA = 0.1
 # Where the embedded package cannot be installed (a Space: its llama-cpp-python dependency does not
 # build), the same model comes from the Hub instead.
 EMBEDDED_MODEL_HUB_ID = "HuggingFaceTB/SmolLM2-135M-Instruct"
@@ -374,26 +372,18 @@ class AppSettings:
         self.data_dir = Path(self.data_dir)
         self.shipped_adapter = Path(self.shipped_adapter) if self.shipped_adapter else None
 
-    def round_config(self, output_dir: str | Path, **extra: Any) -> "RoundConfig":
-        from .train.recipe import RoundConfig
-
-        use_cpu = not _cuda_available() or self.model.device == "cpu"
-        fields = {**self.round_overrides, **extra}
-        if fields.get("bf16") is None:
-            fields["bf16"] = _native_bf16(use_cpu)
-        if not use_cpu and not fields["bf16"] and fields.get("fp16") is None:
-            fields["fp16"] = True  # a GPU without native bf16 (a T4): fp16 mixed precision, as its base computes
-        return RoundConfig(output_dir=str(output_dir), use_cpu=use_cpu, **fields)
-
-    def adapter_config(self) -> "AdapterConfig":
-        from .train.recipe import AdapterConfig
-
-        return AdapterConfig(**self.adapter_overrides)
+    @property
+    def beta(self) -> float:
+        """The loss's beta (KTO_BETA, for every loss: KTO's, and DPO's, IPO's and AOT's through TRL's DPOConfig),
+        resolved here once, without TRL: train/recipe.py builds the trainers' configs from the same value."""
+        value = self.round_overrides.get("beta", DEFAULT_BETA)
+        return _parse(value, DEFAULT_BETA, "KTO_BETA") if isinstance(value, str) else float(value)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> "AppSettings":
-        from .train.recipe import AdapterConfig, RoundConfig
-
+        """Settings from the environment. KTO_<FIELD> and LORA_<FIELD> stay text here (this module loads neither
+        torch nor TRL); train/recipe.py parses and checks them against TRL's and PEFT's fields, which the app and
+        the CLI's training commands do at start-up (`recipe.check_recipe`)."""
         env = os.environ if env is None else env
         env = space_defaults(env)
         persona = PersonaConfig.from_toml(env.get("PERSONA_FILE", DEFAULT_PERSONA_FILE))
@@ -404,10 +394,10 @@ class AppSettings:
             **{part: _from_env(kind, env, ENVIRONMENT[part]) for part, kind in SETTINGS_PARTS.items()},
             data_dir=Path(env.get("DATA_DIR", "state")),
             shipped_adapter=env.get("SHIPPED_ADAPTER", persona.adapter) or None,
-            round_overrides=_prefixed_overrides(env, "KTO_", RoundConfig),
-            adapter_overrides=_prefixed_overrides(env, "LORA_", AdapterConfig),
+            round_overrides=_prefixed_texts(env, "KTO_"),
+            adapter_overrides=_prefixed_texts(env, "LORA_"),
         )
-        settings.round_config(output_dir=settings.data_dir / "rounds")  # fail at start-up, not mid-round
+        settings.beta  # noqa: B018 (a KTO_BETA that is not a number fails here)
         return settings
 
 
@@ -463,23 +453,6 @@ def _help(kind: type, name: str) -> str:
     return next(f.metadata.get("help", "") for f in dataclasses.fields(kind) if f.name == name)
 
 
-def _cuda_available() -> bool:
-    import torch
-
-    return torch.cuda.is_available()
-
-
-def _native_bf16(use_cpu: bool) -> bool:
-    import torch
-
-    from .patches import cpu_has_native_bf16
-
-    if not use_cpu:
-        # Not torch.cuda.is_bf16_supported(): it also says yes where bf16 is only emulated (slowly), as on a T4.
-        return torch.cuda.is_bf16_supported(including_emulation=False)
-    return cpu_has_native_bf16()
-
-
 def _positive(obj: Any, *names: str) -> None:
     """SettingError naming the environment variable of the first of `names` that is not above 0."""
     part = next(part for part, kind in SETTINGS_PARTS.items() if isinstance(obj, kind))
@@ -518,16 +491,11 @@ def _from_env(cls: type, env: Mapping[str, str], names: dict[str, str]) -> Any:
     return cls(**kwargs)
 
 
-def _prefixed_overrides(env: Mapping[str, str], prefix: str, cls: type) -> dict[str, Any]:
-    fields = {f.name: f for f in dataclasses.fields(cls)}
-    overrides = {}
-    for var, text in env.items():
-        if not var.startswith(prefix):
-            continue
-        name = var[len(prefix):].lower()
-        if name not in fields:
-            raise SettingError(f"{var} names no field of {cls.__name__}; see {cls.__mro__[1].__name__}'s fields")
-        f = fields[name]
-        default = f.default if f.default is not dataclasses.MISSING else None
-        overrides[name] = _parse(text, default, var)
-    return overrides
+def _prefixed_texts(env: Mapping[str, str], prefix: str) -> dict[str, str]:
+    """{field: text} of the environment variables named `prefix` + FIELD (the field's name in lower case)."""
+    return {var[len(prefix):].lower(): text for var, text in env.items() if var.startswith(prefix)}
+
+
+def parse_setting(text: str, like: Any, setting: str) -> Any:
+    """`text` parsed into the type of `like` (a field's default); SettingError naming `setting` if it is not."""
+    return _parse(text, like, setting)

@@ -3,6 +3,8 @@
 - `VersionMeta`: a version's `meta.json` (written by a round or an install, read by the dashboard,
   the command line and the gate's report), with `GateReport`, `Scores` and the round's parts.
 - `LoopStatus`, `HubStatus` and `AppStatus`: what the status line, the dashboard and the `/status` endpoint read.
+- `ReplySampler`, `ServedCopy`, `SampledReply`: what the gate needs of the server (a protocol, so that the gate
+  sits below serving in the layers and the server is handed to it).
 
 Plain dataclasses with no library imports: any room may import them. `to_dict` / `from_dict` are
 the only way in and out of JSON; `from_dict` ignores keys it does not know (a newer writer) and
@@ -15,9 +17,10 @@ import dataclasses
 import json
 import types
 import typing
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 T = TypeVar("T")
 
@@ -48,6 +51,38 @@ def to_dict(record: Any) -> dict[str, Any]:
 
 
 # -- the gate ----------------------------------------------------------------------------------------
+
+
+class ServedCopy(Protocol):
+    """A version as the decode loop serves it (serve/decoding.py `ServedVersion`)."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def model(self) -> Any: ...  # a torch.nn.Module: merged, CHAT_DTYPE (this module loads no torch)
+
+
+class SampledReply(Protocol):
+    """One reply sampled to its end (serve/server.py `Completion`), as the gate reads it."""
+
+    text: str
+    new_tokens: int
+    ended: bool  # ended with the end-of-turn token, not cut at the token cap
+
+
+class ReplySampler(Protocol):
+    """What the gate needs of the server (serve/server.py `Server`): the copy serving now, another version's copy
+    as it would serve, and replies of several copies sampled together through the decode loop."""
+
+    @property
+    def current(self) -> ServedCopy: ...
+
+    def load(self, name: str, path: Any, merged: bool = True) -> ServedCopy: ...
+
+    def sample(self, requests: list[tuple[Any, list[dict], int]], max_new_tokens: int | None = None,
+               cancel: Callable[[], bool] | None = None) -> Sequence[SampledReply]: ...
+
 
 
 @dataclass

@@ -8,11 +8,11 @@ from __future__ import annotations
 import json
 import math
 import random
+import re
 import unicodedata
 from itertools import zip_longest
 from typing import Callable, Iterable, Sequence
 
-from .gate.rubric import FINISHED
 from .store.votes import Pick, Vote
 
 Message = dict[str, str]
@@ -24,6 +24,9 @@ class PromptTooLong(ValueError):
 
 # Put after the first character of a special token's text typed by a visitor: the text reads the same, and no
 # tokenizer matches it as the token (U+2060 WORD JOINER, invisible and with no width).
+# A reply that stopped on its own ends a sentence (possibly inside quotes, brackets or emphasis); the gate's
+# reply checks (gate/rubric.py) read it too.
+FINISHED = re.compile(r"[.!?][\"')\]*_]*\s*$")
 WORD_JOINER = "\u2060"
 
 
@@ -58,9 +61,9 @@ def as_text_messages(messages: Sequence[Message], specials: Sequence[str]) -> li
 
 def ends_turn(reply: str) -> bool:
     """Whether a stored reply reads as one the model ended, rather than one cut at the token cap or stopped by
-    its visitor: it ends a sentence (gate/rubric.py FINISHED), or it is empty (ended at once). Such a reply is
+    its visitor: it ends a sentence (FINISHED), or it is empty (ended at once). Such a reply is
     trained with the end-of-turn token the chat template closes it with; any other is trained open, as the
-    model wrote it (see patches.ReferenceCachingKTOTrainer._prepare_dataset)."""
+    model wrote it (see train.trainers.ReferenceCachingKTOTrainer._prepare_dataset)."""
     return not reply.strip() or bool(FINISHED.search(reply.strip()))
 
 

@@ -41,17 +41,17 @@ from typing import Callable, Sequence, TypeVar
 
 from .config import AppSettings, LoopSettings
 from .contracts import GateReport, VersionMeta
-from .data import conversational, labelled_sample, kto_rows, pair_rows, paired_rows, pick_rows
+from .data import conversational, kto_rows, labelled_sample, pair_rows, paired_rows, pick_rows
 from .gate.holdout import is_gate_vote, split_gate_votes
 from .gate.judge import Gate
-from .serve.model import BaseModel
+from .model.base import BaseModel
 from .serve.rollout import Rollout
 from .store.files import read_preferences
 from .store.versions import VersionStore
 from .store.votes import Pick, Vote, VoteStore
+from .train.recipe import round_config
 from .train.reference import ReferenceCache
 from .train.round import RoundHooks, RoundResult, train_round
-
 
 HOUR = 3600.0
 T = TypeVar("T")
@@ -218,7 +218,7 @@ class Learner:
 
     def row_budget(self) -> int:
         """Rows one round's steps read: ROUND_MAX_STEPS x batch x accumulation."""
-        args = self.settings.round_config(output_dir=".")
+        args = round_config(self.settings, output_dir=".")
         return args.max_steps * args.per_device_train_batch_size * args.gradient_accumulation_steps
 
     def select_votes(self) -> RoundVotes:
@@ -321,7 +321,6 @@ class Learner:
     def learn(self, chosen: RoundVotes, hooks: RoundHooks) -> Learned:
         rows = self.rows(chosen)
         gate_rows = self.gate.rows()
-        early_stop = self.gate.early_stop_rows(gate_rows)  # used only with both labels: AUC needs them
         result = train_round(
             self.base, rows, self.versions.get(self.versions.current()), self.settings, self.versions,
             meta=VersionMeta(votes=vote_keys(chosen.training), replayed_votes=vote_keys(chosen.replayed),
@@ -332,7 +331,7 @@ class Learner:
                                                                   len(chosen.training) + len(chosen.training_picks)),
                              deferred_votes=chosen.deferred,
                              gate_votes=len(gate_rows) - len(self.gate.seed_rows())),
-            hooks=hooks, early_stop_rows=early_stop if len({r["label"] for r in early_stop}) == 2 else None,
+            hooks=hooks, early_stop_score=self.gate.early_stop_scorer(gate_rows),
             gate=(lambda adapter_dir: self._judge(adapter_dir, gate_rows)) if self.settings.gate.enabled else None,
             reference_cache=self.reference_cache, seed=len(self.versions.names()), last_vote_at=chosen.last_vote_at())
         swap = self.rollout.serve(result.version, reason="round") if result.passed else None

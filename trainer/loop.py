@@ -3,7 +3,7 @@
 Its policy: a round starts when MIN_VOTES votes wait (of both labels, unless seed anchors supply
 the other label: SEED_ANCHORS), or an admin asks;
 never while paused; and after a failed round not again until new votes (or an admin) arrive,
-instead of failing in a tight loop. A round pauses for chat at every layer (train/yielding.py),
+instead of failing in a tight loop. A round pauses for chat at every layer (model/yielding.py),
 and after MAX_YIELD_SECONDS of steady chat takes turns with it (serve/turns.py) so that rounds still end. Any
 failure is caught and shown in the status, with the serving version and every vote as they were.
 What a round does is learning.py's.

@@ -1,21 +1,21 @@
-"""Every use of a library's private internals, in one place, with the library code it was checked against.
+"""The registry of every use of a library's private internals, with the library code it was checked against.
 
-Each patch below says what it changes and why. `RELIED_ON` names the library code each one
-depends on, with a digest of that code's source as it was in the versions of `CHECKED_AGAINST`
-(requirements.txt pins them); `changed_since_checked()` lists what differs in the installed
-libraries, and tests/test_patches.py fails loudly on any of it, naming the patch to re-check.
+The patches live beside their users; each says what it changes and why. `RELIED_ON` names the
+library code each one depends on, with a digest of that code's source as it was in the versions of
+`CHECKED_AGAINST` (requirements.txt pins them); `changed_since_checked()` lists what differs in the
+installed libraries, and tests/test_patches.py fails loudly on any of it, naming the patch to re-check.
 
-- TRL's KTOTrainer (`ReferenceCachingKTOTrainer`, `kto_fast_paths`): reference log-probs from
-  our cache, a cheap model fingerprint, the fused LM head on CPU over labelled positions only,
-  in 8k-column tiles, and a hook after the fused head is installed (the shared prompt prefix);
-  the unpaired AOT loss in place of KTO's (`unpaired_aot_margin`).
-- TRL's DPOTrainer (`ReferenceCachingDPOTrainer`): the same fast paths, and reference log-probs
-  of chosen and rejected replies from our cache.
-- transformers' checkpointed layers (`layers_keep_caches`, `checkpointing_keeps_caches`): let a
-  layer keep a passed-in cache under checkpointing, and read which checkpointing it uses.
-- transformers' quantizer flag (`clear_quantized_flag`): a dequantized GGUF load may be saved.
-- torch's CPU feature probe (`cpu_has_native_bf16`).
+- TRL's KTOTrainer and DPOTrainer (train/trainers.py: `ReferenceCachingKTOTrainer`,
+  `ReferenceCachingDPOTrainer`, `kto_fast_paths`, `unpaired_aot_margin`).
+- transformers' checkpointed layers (train/prefix.py: `layers_keep_caches`,
+  `checkpointing_keeps_caches`): let a layer keep a passed-in cache under checkpointing, and read
+  which checkpointing it uses.
+- transformers' quantizer flag (model/base.py: `clear_quantized_flag`): a dequantized GGUF load may
+  be saved.
+- torch's CPU feature probe (model/base.py: `cpu_has_native_bf16`).
 - transformers' cache layers, whose rows and columns the decode loop rearranges (serve/kv.py).
+
+It imports nothing of the project and no library until a check resolves the names.
 """
 
 from __future__ import annotations
@@ -23,23 +23,7 @@ from __future__ import annotations
 import hashlib
 import importlib
 import inspect
-from contextlib import contextmanager, nullcontext
-from typing import TYPE_CHECKING, Any, Callable, ContextManager, Iterator
-
-import torch
-import torch.nn.functional as F
-from datasets import Dataset
-from torch.utils.data import DataLoader
-from transformers.modeling_layers import GradientCheckpointingLayer
-from trl import DPOTrainer, KTOTrainer
-from trl.trainer import dpo_trainer, kto_trainer
-from trl.trainer import utils as trl_utils
-
-from .data import without_turn_end
-from .train.losses import aot_unpaired_loss
-
-if TYPE_CHECKING:
-    from .train.reference import ReferenceCache
+from typing import Any
 
 CHECKED_AGAINST = {"trl": "1.16.0", "transformers": "5.23.0", "torch": "2.13.0"}
 
@@ -81,10 +65,6 @@ RELIED_ON = {
     "transformers.cache_utils.DynamicLayer.get_seq_length": "968c30ace32c39bb",
 }
 
-# Vocabulary columns TRL's fused LM head projects at once (TRL: 32768).
-VOCABULARY_TILE = 8192
-
-
 def _resolve(name: str) -> Any:
     """The object a dotted name points at: the longest importable module, then attributes."""
     parts = name.split(".")
@@ -118,229 +98,3 @@ def changed_since_checked() -> list[str]:
 
 
 # -- TRL's KTOTrainer ------------------------------------------------------------------------------
-
-
-@contextmanager
-def kto_fast_paths(extend_fused_head: Callable[[torch.nn.Module], None] | None = None) -> Iterator[None]:
-    """Four swaps of TRL module globals while our trainer is built and trains (one round at a time).
-
-    - The reference model's fingerprint is its config, not a hash of every weight: TRL names its
-      precompute cache after a hash that copies the whole model through numpy (+500 MiB peak RSS
-      here). Within one process the reference is always the same frozen base, and our reference
-      cache is keyed by token ids, so the config is fingerprint enough.
-    - The fused LM head scores only labelled positions on a CPU too. TRL does that on Triton
-      devices only (elsewhere a varying shape would recompile); on a CPU nothing recompiles, and
-      projecting every prompt position onto the 49k vocabulary was a third of a step here.
-    - `extend_fused_head(model)` runs after TRL installs its fused head (the shared prompt prefix).
-    - The fused head projects onto VOCABULARY_TILE columns at a time, not 32k: each tile's bf16 copy
-      of the head and its fp32 temporaries were over 100 MiB of a round's peak memory here.
-    """
-    trainers = (kto_trainer, dpo_trainer)  # the same swaps in both trainers' modules
-    saved = ([(m.hash_module, m.add_fused_lm_head) for m in trainers], trl_utils._use_triton,
-             trl_utils._CHUNKED_LOGPROB_CHUNK_SIZE)
-    add_fused_lm_head, use_triton = trl_utils.add_fused_lm_head, saved[1]
-
-    def add_fused_and_extend(model, **kwargs):
-        add_fused_lm_head(model, **kwargs)
-        if extend_fused_head is not None:
-            extend_fused_head(model)
-
-    for module in trainers:
-        module.hash_module = lambda model: hashlib.sha256(model.config.to_json_string().encode()).hexdigest()
-        module.add_fused_lm_head = add_fused_and_extend
-    trl_utils._use_triton = lambda device: device.type == "cpu" or use_triton(device)
-    trl_utils._CHUNKED_LOGPROB_CHUNK_SIZE = VOCABULARY_TILE
-    try:
-        yield
-    finally:
-        for module, (hash_module, add_fused) in zip(trainers, saved[0]):
-            module.hash_module, module.add_fused_lm_head = hash_module, add_fused
-        trl_utils._use_triton, trl_utils._CHUNKED_LOGPROB_CHUNK_SIZE = saved[1], saved[2]
-
-
-class ReferenceCachingKTOTrainer(KTOTrainer):
-    """TRL's KTOTrainer under `kto_fast_paths`, with reference log-probs from a `ReferenceCache` where it has them.
-
-    `reference_scope(base_model)` wraps the reference pass over the rows the cache lacks (the base
-    with the adapter off; see prefix.fixed_model). With `unpaired_aot_margin` set (and TRL's
-    loss_type apo_zero_unpaired, which has no KL pass) the loss is the AOT paper's unpaired loss on
-    the implicit rewards TRL computed (train/losses.py); TRL's metrics are logged as they are.
-    """
-
-    def __init__(self, *args, reference_cache: "ReferenceCache",
-                 reference_scope: Callable[[torch.nn.Module], ContextManager] = lambda model: nullcontext(),
-                 extend_fused_head: Callable[[torch.nn.Module], None] | None = None,
-                 unpaired_aot_margin: float | None = None, **kwargs):
-        self.unpaired_aot_margin = unpaired_aot_margin
-        if unpaired_aot_margin is not None and kwargs["args"].loss_type != "apo_zero_unpaired":
-            raise ValueError("the unpaired AOT loss reads the rewards of TRL's apo_zero_unpaired loss type")
-        self.reference_cache = reference_cache
-        self.reference_rows_computed = 0
-        self._reference_scope = reference_scope
-        self._extend_fused_head = extend_fused_head
-        with kto_fast_paths(extend_fused_head):
-            super().__init__(*args, **kwargs)
-
-    def train(self, *args, **kwargs):
-        with kto_fast_paths(self._extend_fused_head):
-            return super().train(*args, **kwargs)
-
-    def _precompute_ref_logps(self, dataset: Dataset, name: str, batch_size: int) -> Dataset:
-        cache = self.reference_cache
-        columns = {"ref_logps": "completion_ids"}
-        if self.calculate_KL:
-            columns["ref_KL_logps"] = "KL_completion_ids"
-        keys = {column: [cache.key(p, c) for p, c in zip(dataset["prompt_ids"], dataset[source])]
-                for column, source in columns.items()}
-        missing = [i for i in range(len(dataset)) if any(cache.get(k[i]) is None for k in keys.values())]
-        if missing:
-            with self._reference_scope(self.model.get_base_model()):
-                computed = super()._precompute_ref_logps(dataset.select(missing), name, batch_size)
-            for column in columns:
-                for i, logp in zip(missing, computed[column]):
-                    cache.put(keys[column][i], float(logp))
-        self.reference_rows_computed += len(missing)
-        for column in columns:
-            dataset = dataset.add_column(column, [cache.get(k) for k in keys[column]])
-        return dataset
-
-    def _prepare_dataset(self, dataset: Dataset, processing_class, args, dataset_name: str) -> Dataset:
-        """TRL's, then the end of turn taken off every completion but those of liked replies that ended.
-
-        The chat template closes every completion with the end-of-turn token, also a reply the model never
-        ended (cut at the token cap, or stopped). Trained as written, a disliked cut reply teaches the model
-        not to end there: replies grow, and more of them are cut. A disliked reply that did end is disliked
-        for what it says, not for ending, yet its closing token is pushed down with the rest: with most
-        votes down (5 up / 19 down is a typical round), the end of turn loses more than it gains and replies
-        run to the cap (14-16 of 16 probe replies unfinished after a round, against 7-8 before). So only a
-        liked, ended reply trains its end of turn; every other is trained open, as text. The KL completions
-        are rotated again from them.
-        """
-        dataset = super()._prepare_dataset(dataset, processing_class, args, dataset_name)
-        if "ends_turn" not in dataset.column_names:
-            return dataset
-        keeps_end = [bool(ended and liked) for ended, liked in zip(dataset["ends_turn"], dataset["label"])]
-        if all(keeps_end):
-            return dataset
-        end = getattr(processing_class, "tokenizer", processing_class).eos_token_id
-        completions = [ids if keep else without_turn_end(ids, end)
-                       for ids, keep in zip(dataset["completion_ids"], keeps_end)]
-        dataset = dataset.remove_columns("completion_ids").add_column("completion_ids", completions)
-        if "KL_completion_ids" in dataset.column_names:
-            batch = args.per_device_train_batch_size
-            rotated = [completions[start:start + batch][-1:] + completions[start:start + batch][:-1]
-                       for start in range(0, len(completions), batch)]
-            dataset = dataset.remove_columns("KL_completion_ids").add_column(
-                "KL_completion_ids", [ids for chunk in rotated for ids in chunk])
-        return dataset
-
-    def _compute_loss(self, model, inputs, return_outputs):
-        if self.unpaired_aot_margin is None:
-            return super()._compute_loss(model, inputs, return_outputs)
-        recorder = _SigmoidInputs()
-        kto_trainer.F = recorder
-        try:
-            result = super()._compute_loss(model, inputs, return_outputs)
-        finally:
-            kto_trainer.F = F
-        labels = torch.as_tensor(inputs["label"]).bool()
-        recorded = iter(recorder.inputs)
-        empty = torch.zeros(0, device=labels.device)
-        liked = next(recorded) if labels.any() else empty
-        disliked = next(recorded) if not labels.all() else empty
-        loss = aot_unpaired_loss(liked, disliked, self.unpaired_aot_margin)
-        return (loss, result[1]) if return_outputs else loss
-
-
-class _SigmoidInputs:
-    """torch.nn.functional, as KTOTrainer's module sees it while one batch's loss is computed: it keeps what
-    `sigmoid` was called on (beta * log-ratios: the implicit rewards, with their gradients)."""
-
-    def __init__(self) -> None:
-        self.inputs: list[torch.Tensor] = []
-
-    def sigmoid(self, x: torch.Tensor) -> torch.Tensor:
-        self.inputs.append(x)
-        return F.sigmoid(x)
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(F, name)
-
-
-class ReferenceCachingDPOTrainer(DPOTrainer):
-    """TRL's DPOTrainer (dpo, ipo, aot) under `kto_fast_paths`, with the reference log-probs of chosen and rejected
-    replies from a `ReferenceCache`: the reference is the fixed base, as in KTO rounds."""
-
-    def __init__(self, *args, reference_cache: "ReferenceCache", **kwargs):
-        self.reference_cache = reference_cache
-        self.reference_rows_computed = 0
-        with kto_fast_paths():
-            super().__init__(*args, **kwargs)
-
-    def train(self, *args, **kwargs):
-        with kto_fast_paths():
-            return super().train(*args, **kwargs)
-
-    def _precompute_ref_logps(self, dataset: Dataset, name: str, batch_size: int) -> Dataset:
-        cache = self.reference_cache
-        columns = {"ref_chosen_logps": "chosen_ids", "ref_rejected_logps": "rejected_ids"}
-        keys = {column: [cache.key(p, c) for p, c in zip(dataset["prompt_ids"], dataset[source])]
-                for column, source in columns.items()}
-        missing = [i for i in range(len(dataset)) if any(cache.get(k[i]) is None for k in keys.values())]
-        loader = DataLoader(dataset.select(missing), batch_size=batch_size, collate_fn=self.data_collator)
-        done = 0
-        for batch in loader:
-            batch = {k: v.to(self.accelerator.device) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
-            chosen, rejected = self.compute_ref_log_probs(self.model, batch)
-            for offset, (c, r) in enumerate(zip(chosen.tolist(), rejected.tolist())):
-                i = missing[done + offset]
-                cache.put(keys["ref_chosen_logps"][i], c)
-                cache.put(keys["ref_rejected_logps"][i], r)
-            done += len(chosen)
-        self.reference_rows_computed += len(missing)
-        for column in columns:
-            dataset = dataset.add_column(column, [cache.get(k) for k in keys[column]])
-        return dataset
-
-
-# -- transformers ----------------------------------------------------------------------------------
-
-
-def checkpointing_keeps_caches(model: torch.nn.Module) -> bool:
-    """Whether the model's checkpointed layers may be handed our caches: only non-reentrant checkpointing
-    carries gradients to tensors a layer reads from outside its inputs (a shared prefix's keys and values)."""
-    for layer in model.modules():
-        if isinstance(layer, GradientCheckpointingLayer) and layer.gradient_checkpointing:
-            func = getattr(layer, "_gradient_checkpointing_func", None)
-            if getattr(func, "keywords", {}).get("use_reentrant", True) is not False:
-                return False
-    return True
-
-
-@contextmanager
-def layers_keep_caches(model: torch.nn.Module) -> Iterator[None]:
-    """Let checkpointed layers keep a passed-in cache (transformers drops it: a normal cache is written twice
-    when a layer is recomputed). Only for caches that are write-once or read-only (prefix.py)."""
-    layers = [m for m in model.modules() if isinstance(m, GradientCheckpointingLayer)]
-    for layer in layers:
-        layer._can_checkpoint_with_cache = True
-    try:
-        yield
-    finally:
-        for layer in layers:
-            del layer._can_checkpoint_with_cache
-
-
-def clear_quantized_flag(model: torch.nn.Module) -> None:
-    """Let `save_pretrained` write a model loaded from GGUF: its weights are already dequantized to the
-    requested dtype; only the quantizer flag makes transformers (and Trainer) treat it as quantized."""
-    model.hf_quantizer = None
-    model.config.__dict__.pop("quantization_config", None)
-
-
-# -- torch -----------------------------------------------------------------------------------------
-
-
-def cpu_has_native_bf16() -> bool:
-    """Whether this CPU has avx512_bf16 (bf16 autocast pays only there)."""
-    return torch.cpu._is_avx512_bf16_supported()

@@ -18,16 +18,17 @@ from .contracts import AppStatus, VersionMeta, VoteCounts
 from .gate.judge import Gate
 from .learning import Learner
 from .loop import LearningLoop
+from .model.base import BaseModel, load_base
+from .model.memory import limit_arenas
 from .serve.chat import Chat
 from .serve.compare import Comparisons
-from .serve.model import BaseModel, load_base
 from .serve.rollout import Rollout
 from .serve.server import ServedVersion, Server
 from .serve.turns import Turns
 from .store.hub import HubSync
 from .store.versions import BASE, VersionStore
 from .store.votes import VoteStore
-from .train.memory import limit_arenas
+from .train.recipe import check_recipe
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +40,7 @@ CLOSE_GRACE_SECONDS = 5.0
 
 class Runtime:
     def __init__(self, settings: AppSettings, base: BaseModel):
+        check_recipe(settings)  # a bad KTO_ / LORA_ setting fails at start-up, not mid-round
         self.settings = settings
         self.base = base
         self.persona_note = ""  # why an adapter of another persona is not serving (status line, dashboard)

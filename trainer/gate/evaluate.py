@@ -27,10 +27,10 @@ import torch
 from tqdm.auto import tqdm
 
 from ..data import as_text_messages, special_texts, without_turn_end
-from ..serve.model import BaseModel, twin
-from ..train.memory import release_free_memory
-from ..train.prefix import expanded
-from ..train.yielding import attached
+from ..model.base import BaseModel, twin
+from ..model.caches import expanded
+from ..model.memory import release_free_memory
+from ..model.yielding import attached
 
 
 @dataclass

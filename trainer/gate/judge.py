@@ -18,13 +18,12 @@ from typing import Callable
 import torch
 
 from ..config import AppSettings
-from ..contracts import GateReport, ProbeReply, Scores
+from ..contracts import EarlyStopScore, GateReport, ProbeReply, ReplySampler, Scores, ServedCopy
 from ..data import kto_rows, pick_rows
-from ..serve.model import BaseModel, twin
-from ..serve.server import ServedVersion, Server
+from ..model.base import BaseModel, twin
+from ..model.memory import release_free_memory
 from ..store.versions import BASE
 from ..store.votes import VoteStore
-from ..train.memory import release_free_memory
 from .evaluate import evaluate
 from .holdout import seed_eval_rows, seed_probe_messages
 from .memo import ScoreMemo, adapter_digest
@@ -49,7 +48,7 @@ class Gate:
     """Judges candidates for one app: knows its gate rows, probe messages, what each adapter scored, and the
     server whose decode loop samples the probe replies."""
 
-    def __init__(self, settings: AppSettings, base: BaseModel, votes: VoteStore, server: Server):
+    def __init__(self, settings: AppSettings, base: BaseModel, votes: VoteStore, server: ReplySampler):
         self.settings, self.base, self.votes, self.server = settings, base, votes, server
         self._seed_rows: list[dict] | None = None
         self._probe_pool: list[str] | None = None
@@ -75,6 +74,20 @@ class Gate:
         votes = rows[seed:][-(count // 2):] if count >= 2 else []
         return rows[:min(seed, count - len(votes))] + votes
 
+    def early_stop_scorer(self, rows: list[dict]) -> Callable[[torch.nn.Module, int, torch.dtype | None],
+                                                              EarlyStopScore] | None:
+        """A round's early-stopping score (train/early_stopping.py) on `early_stop_rows(rows)`: AUC, margin, KL and
+        pair accuracy of the adapter being trained, under the round's autocast; None without both labels (AUC
+        needs them)."""
+        scored = self.early_stop_rows(rows)
+        if len({r["label"] for r in scored}) < 2:
+            return None
+
+        def score(model: torch.nn.Module, step: int, autocast: torch.dtype | None) -> EarlyStopScore:
+            result = evaluate(self.base, model, scored, f"step {step}", beta=self.settings.beta, autocast=autocast)
+            return EarlyStopScore(step, result.auc, result.margin, result.kl, result.pair_accuracy)
+        return score
+
     def probe_messages(self, draw: int) -> list[str]:
         """The round's probe messages, a new draw of GATE_PROBE_PROMPTS per `draw`: from the seed eval split (no
         round trains on it) and the persona's probe_prompts; for a persona without seed data, from its
@@ -89,7 +102,7 @@ class Gate:
                                               if vote.prompt and vote.prompt[-1]["role"] == "user"]
         return draw_probe_messages(pool, self.settings.gate.probe_prompts, draw)
 
-    def probe_replies(self, versions: list[ServedVersion], draw: int,
+    def probe_replies(self, versions: list[ServedCopy], draw: int,
                       cancel: Callable[[], bool] | None = None) -> list[list[ProbeReply]]:
         """The versions' sampled replies to the probe messages of `draw`, in one batch: a list per version."""
         gate = self.settings.gate
@@ -119,7 +132,7 @@ class Gate:
               draw: int = 0) -> GateReport:
         """Score the candidate adapter beside the serving version (`serving_dir` None: the base) on `rows`, and on
         their sampled replies to the probe messages of `draw` (a round's number)."""
-        beta = self.settings.round_config(output_dir=".").beta
+        beta = self.settings.beta
         memos = {}
 
         def memo(path: Path | None) -> ScoreMemo:
@@ -157,7 +170,7 @@ class Gate:
         prepared = {key[:2] for key in list(self._prepared)}  # the loop thread may be adding one
         return all((self.server.current.name, d) in prepared for d in draws)
 
-    def _sampled(self, candidate: ServedVersion, serving: ServedVersion, draw: int) -> list[list[ProbeReply]]:
+    def _sampled(self, candidate: ServedCopy, serving: ServedCopy, draw: int) -> list[list[ProbeReply]]:
         """Probe replies of the candidate and of the serving version (from their serving copies; the serving
         version's from `prepare` when it sampled the draw); twice as many when the first draw makes the
         candidate look worse, beyond the noise or not (rule.looks_worse, GATE_SECOND_LOOK)."""

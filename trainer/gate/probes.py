@@ -17,8 +17,7 @@ from __future__ import annotations
 import random
 from typing import Callable
 
-from ..contracts import ProbeReply
-from ..serve.server import ServedVersion, Server
+from ..contracts import ProbeReply, ReplySampler, ServedCopy
 from .rubric import check_reply, finished, loops
 
 
@@ -35,8 +34,8 @@ def probe_reply(message: str, seed: int, text: str, tokens: int, ended: bool, ma
                       checks=check_reply(text, message).score)
 
 
-def sample_probe_replies(server: Server, versions: list[ServedVersion], system_prompt: str, messages: list[str],
-                         samples: int, draw: int, max_new_tokens: int | None,
+def sample_probe_replies(server: ReplySampler, versions: list[ServedCopy], system_prompt: str,
+                         messages: list[str], samples: int, draw: int, max_new_tokens: int | None,
                          max_repetition: float, cancel: Callable[[], bool] | None = None) -> list[list[ProbeReply]]:
     """Each version's `samples` replies to each message, in one batch: a list per version, in the same
     (message, seed) order for every version. Seeds depend on `draw`, the message's place and the sample, so

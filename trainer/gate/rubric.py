@@ -13,6 +13,8 @@ import re
 import zlib
 from dataclasses import dataclass
 
+from ..data import FINISHED
+
 # Words too common to show that a reply is about the message in front of it.
 STOPWORDS = frozenset("""
 about above after again against also among another because been before being below between both
@@ -26,8 +28,6 @@ three there here able learn learns learning train trained training network netwo
 """.split())
 
 WORD = re.compile(r"[A-Za-z][A-Za-z0-9\-']+")
-# A reply that stopped on its own ends a sentence (possibly inside quotes, brackets or emphasis).
-FINISHED = re.compile(r"[.!?][\"')\]*_]*\s*$")
 
 
 def words(text: str) -> list[str]:

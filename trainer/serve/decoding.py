@@ -29,20 +29,27 @@ import weakref
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 import torch
 from transformers import DynamicCache, TextIteratorStreamer
 
 from ..config import ChatSettings
 from .kv import BatchCache, check_mergeable
+from .prompt_cache import PromptCache
 from .sampling import TokenSampler
 from .turns import Turns
 
-if TYPE_CHECKING:
-    from .server import ServedVersion
-
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, eq=False)
+class ServedVersion:
+    """A version as the decode loop serves it: its name, its model (merged, CHAT_DTYPE, or the bare base) and
+    the key/value cache of its persona prompt."""
+
+    name: str
+    model: torch.nn.Module
+    prompt_cache: PromptCache | None = None
 
 
 @dataclass(eq=False)
@@ -128,12 +135,14 @@ class DecodeLoop:
 
     def _run(self) -> None:
         while True:
-            if not self._batches:
+            if not self._batches and not self._waiting:
                 if self.turns is not None:
                     self.turns.chat_busy(False)
                 if self._closing:
                     return
                 self._wake.wait()
+            # Not asleep while replies wait for a row: when every row of a full batch ends in the same step, the
+            # waiting ones take the rows now (they once waited for the next visitor's message to wake the loop).
             self._wake.clear()
             if self.turns is not None:
                 self.turns.chat_busy(True)

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import threading
 
+from ..model.memory import release_free_memory
 from ..store.versions import BASE, VersionStore
-from ..train.memory import release_free_memory
 from .server import Server
 
 

@@ -28,22 +28,14 @@ import torch
 from transformers import TextIteratorStreamer
 
 from ..config import ChatSettings
-from ..patches import cpu_has_native_bf16
+from ..model.base import BaseModel, cpu_has_native_bf16, merged_with_adapter, serving_copy, with_adapter
 from ..store.versions import BASE
-from .decoding import DecodeLoop, Reply
+from .decoding import DecodeLoop, Reply, ServedVersion
 from .kv import check_mergeable
-from .model import BaseModel, merged_with_adapter, serving_copy, with_adapter
 from .prompt_cache import MIN_CACHED_TOKENS, PromptCache
 from .turns import Turns
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True, eq=False)
-class ServedVersion:
-    name: str
-    model: torch.nn.Module
-    prompt_cache: PromptCache | None = None
 
 
 @dataclass

@@ -1,7 +1,7 @@
 """Chat and training take turns on the cores: chat first, but steady chat cannot starve a round.
 
 On a 2-core CPU a decoding step and a training step each want every core, and running both at
-once slows both. So the trainer pauses at its pause points (train/yielding.py) while replies are
+once slows both. So the trainer pauses at its pause points (model/yielding.py) while replies are
 being decoded. A reply or a short burst of them is waited out entirely: it runs on an otherwise
 idle machine. Once chat has kept the trainer waiting for `grace_seconds` (counted down again while
 the trainer runs freely), the two alternate: chat decodes for a slice, then the decode loop holds

@@ -9,22 +9,26 @@ most rounds: margins on the seed rows fall while a round learns from votes.)
 
 from __future__ import annotations
 
+from typing import Callable
+
 import torch
 from peft import get_peft_model_state_dict, set_peft_model_state_dict
 from transformers import TrainerCallback
 
 from ..contracts import EarlyStopScore, EarlyStopSummary
-from ..gate.evaluate import evaluate
-from ..serve.model import BaseModel
+
+# (the adapter's model, the step, the round's autocast dtype or None) -> its score on held-out rows. The gate
+# provides it (Gate.early_stop_scorer): training does not import the gate.
+EarlyStopScorer = Callable[[torch.nn.Module, int, "torch.dtype | None"], EarlyStopScore]
 
 
 class EarlyStopping(TrainerCallback):
     """Stops training once `patience` scorings in a row fell below the best score by more than `tolerance`;
     remembers the weights of the latest step within it."""
 
-    def __init__(self, base: BaseModel, rows: list[dict], every: int, patience: int, beta: float,
-                 tolerance: float = 0.0, on_pairs: bool = False):
-        self.base, self.rows, self.every, self.patience, self.beta = base, rows, every, patience, beta
+    def __init__(self, score: EarlyStopScorer, every: int, patience: int, tolerance: float = 0.0,
+                 on_pairs: bool = False):
+        self.score, self.every, self.patience = score, every, patience
         self.on_pairs = on_pairs  # score by rewards/accuracy on the rows' pairs, not AUC
         self.tolerance = tolerance
         self.history: list[EarlyStopScore] = []
@@ -39,12 +43,11 @@ class EarlyStopping(TrainerCallback):
         if state.global_step % self.every and state.global_step != state.max_steps:
             return
         model.eval()
-        # Under the round's own mixed precision (its forwards run so), reusing the gate's reference cache.
+        # Under the round's own mixed precision (its forwards run so).
         autocast = torch.bfloat16 if args.bf16 else torch.float16 if args.fp16 else None
-        result = evaluate(self.base, model, self.rows, f"step {state.global_step}", beta=self.beta, autocast=autocast)
+        result = self.score(model, state.global_step, autocast)
         model.train()
-        self.history.append(EarlyStopScore(state.global_step, result.auc, result.margin, result.kl,
-                                           result.pair_accuracy))
+        self.history.append(result)
         score = result.pair_accuracy if self.on_pairs and result.pair_accuracy is not None else result.auc
         if self.best is None or score >= self.best - self.tolerance:
             self.best = score if self.best is None else max(self.best, score)

@@ -1,7 +1,7 @@
 """The preference losses a round can optimise, by name, and the one TRL lacks: the AOT paper's unpaired loss.
 
     kto            TRL's KTOTrainer (the KTO paper), on thumbs and on picks as one liked + one disliked row
-    aot_unpaired   the same rows and trainer; the loss below replaces KTO's (patches.py wires it in)
+    aot_unpaired   the same rows and trainer; the loss below replaces KTO's (train/trainers.py wires it in)
     dpo, ipo, aot  TRL's DPOTrainer (`loss_type` sigmoid / ipo / aot) on picks: (prompt, chosen, rejected)
 
 TRL's own `aot_unpaired` (a DPOTrainer loss) still takes (prompt, chosen, rejected) rows: it sorts

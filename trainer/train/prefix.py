@@ -19,8 +19,9 @@ from typing import Iterator
 import torch
 from transformers import DynamicCache
 from transformers.cache_utils import DynamicLayer
+from transformers.modeling_layers import GradientCheckpointingLayer
 
-from ..patches import checkpointing_keeps_caches, layers_keep_caches
+from ..model.caches import cache_of, expanded
 
 # Below this many shared tokens the extra backbone call costs more than it saves.
 MIN_SHARED_TOKENS = 16
@@ -58,38 +59,10 @@ class _WriteOnceLayer(DynamicLayer):
         return key_states, value_states
 
 
-class _ReadOnlyLayer(DynamicLayer):
-    """A fixed prefix's keys and values; each update returns prefix + new states and stores nothing."""
-
-    def __init__(self, keys: torch.Tensor, values: torch.Tensor):
-        super().__init__()
-        self.lazy_initialization(keys, values)
-        self.keys, self.values = keys, values
-
-    def update(self, key_states: torch.Tensor, value_states: torch.Tensor, *args, **kwargs):
-        return torch.cat([self.keys, key_states], dim=-2), torch.cat([self.values, value_states], dim=-2)
-
-
-def _cache_of(layers: list[DynamicLayer]) -> DynamicCache:
-    cache = DynamicCache()
-    cache.layers = layers
-    return cache
-
-
-def expanded(cache: DynamicCache, batch: int) -> DynamicCache:
-    """A read-only cache of `cache`'s keys and values (batch 1) broadcast to `batch` rows.
-
-    Every forward that continues from it sees the prefix alone, so any number of calls (a
-    checkpointed layer's recompute among them) read the same states, and `cache` is never written.
-    """
-    return _cache_of([_ReadOnlyLayer(keys.expand(batch, -1, -1, -1), values.expand(batch, -1, -1, -1))
-                      for keys, values, *_ in cache])
-
-
 def _encode_prefix(model: torch.nn.Module, prefix_ids: torch.Tensor) -> DynamicCache:
     """The prefix's keys and values; inside `fixed_model`, the last prefix's are reused when it comes again."""
     def encode() -> DynamicCache:
-        recorder = _cache_of([_WriteOnceLayer() for _ in range(model.config.num_hidden_layers)])
+        recorder = cache_of([_WriteOnceLayer() for _ in range(model.config.num_hidden_layers)])
         # use_cache=False: the layers still fill the cache passed in, and checkpointing has nothing to warn about
         model.base_model(input_ids=prefix_ids[None], past_key_values=recorder, use_cache=False)
         return recorder
@@ -151,3 +124,31 @@ def share_prompt_prefix(model: torch.nn.Module, min_tokens: int = MIN_SHARED_TOK
         return outputs
 
     model.forward = types.MethodType(forward, model)
+
+
+# -- transformers' checkpointed layers (registered in patches.RELIED_ON) ----------------------------
+
+
+def checkpointing_keeps_caches(model: torch.nn.Module) -> bool:
+    """Whether the model's checkpointed layers may be handed our caches: only non-reentrant checkpointing
+    carries gradients to tensors a layer reads from outside its inputs (a shared prefix's keys and values)."""
+    for layer in model.modules():
+        if isinstance(layer, GradientCheckpointingLayer) and layer.gradient_checkpointing:
+            func = getattr(layer, "_gradient_checkpointing_func", None)
+            if getattr(func, "keywords", {}).get("use_reentrant", True) is not False:
+                return False
+    return True
+
+
+@contextmanager
+def layers_keep_caches(model: torch.nn.Module) -> Iterator[None]:
+    """Let checkpointed layers keep a passed-in cache (transformers drops it: a normal cache is written twice
+    when a layer is recomputed). Only for caches that are write-once or read-only (prefix.py)."""
+    layers = [m for m in model.modules() if isinstance(m, GradientCheckpointingLayer)]
+    for layer in layers:
+        layer._can_checkpoint_with_cache = True
+    try:
+        yield
+    finally:
+        for layer in layers:
+            del layer._can_checkpoint_with_cache

@@ -7,11 +7,17 @@ every field the recipe names is set here; the others were measured (bench/round_
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field, fields
+from pathlib import Path
 from typing import Any
 
+import torch
 from peft import LoraConfig
 from trl import DPOConfig, KTOConfig
+
+from ..config import DEFAULT_BETA, AppSettings, SettingError, parse_setting
+from ..model.base import cpu_has_native_bf16
 
 
 @dataclass
@@ -20,7 +26,7 @@ class RoundConfig(KTOConfig):
     fastest here (bench/round_throughput.py)."""
 
     output_dir: str | None = field(default=None, metadata={"help": "Scratch folder of a round; set per round."})
-    beta: float = field(default=0.1, metadata={"help": "KTO beta (seed recipe)."})
+    beta: float = field(default=DEFAULT_BETA, metadata={"help": "KTO beta (seed recipe); every loss's beta."})
     learning_rate: float = field(default=5e-4, metadata={"help": "Seed recipe learning rate."})
     lr_scheduler_type: str = field(default="cosine", metadata={"help": "Seed recipe schedule."})
     warmup_steps: float = field(default=0, metadata={"help": "Rounds are short; no warm-up."})
@@ -88,3 +94,48 @@ class AdapterConfig(LoraConfig):
     target_modules: list[str] | str | None = field(default="all-linear", metadata={
         "help": "Every linear layer but the LM head."})
     task_type: str | None = field(default="CAUSAL_LM", metadata={"help": "Causal LM adapter."})
+
+
+def _overrides(values: dict[str, Any], cls: type, prefix: str) -> dict[str, Any]:
+    """`values` ({field: value}; text from the environment is parsed into the field's type) checked against
+    `cls`'s fields; SettingError naming the environment variable of the first that is not a field or not valid."""
+    known = {f.name: f for f in dataclasses.fields(cls)}
+    parsed = {}
+    for name, value in values.items():
+        var = prefix + name.upper()
+        if name not in known:
+            raise SettingError(f"{var} names no field of {cls.__name__}; see {cls.__mro__[1].__name__}'s fields")
+        default = known[name].default if known[name].default is not dataclasses.MISSING else None
+        parsed[name] = parse_setting(value, default, var) if isinstance(value, str) else value
+    return parsed
+
+
+def _native_bf16(use_cpu: bool) -> bool:
+    if not use_cpu:
+        # Not torch.cuda.is_bf16_supported(): it also says yes where bf16 is only emulated (slowly), as on a T4.
+        return torch.cuda.is_bf16_supported(including_emulation=False)
+    return cpu_has_native_bf16()
+
+
+def round_config(settings: AppSettings, output_dir: str | Path, **extra: Any) -> RoundConfig:
+    """The round's TRL config: the seed recipe, KTO_<FIELD> settings, then `extra`; bf16 where the hardware
+    does it natively, fp16 mixed precision on a GPU without (a T4). SettingError for a KTO_ name or value that
+    is not valid."""
+    use_cpu = not torch.cuda.is_available() or settings.model.device == "cpu"
+    values = {**_overrides(settings.round_overrides, RoundConfig, "KTO_"), **extra}
+    if values.get("bf16") is None:
+        values["bf16"] = _native_bf16(use_cpu)
+    if not use_cpu and not values["bf16"] and values.get("fp16") is None:
+        values["fp16"] = True
+    return RoundConfig(output_dir=str(output_dir), use_cpu=use_cpu, **values)
+
+
+def adapter_config(settings: AppSettings) -> AdapterConfig:
+    """The round's PEFT LoRA config: the seed recipe and LORA_<FIELD> settings; SettingError as above."""
+    return AdapterConfig(**_overrides(settings.adapter_overrides, AdapterConfig, "LORA_"))
+
+
+def check_recipe(settings: AppSettings) -> None:
+    """Build both configs once, so that a bad KTO_ / LORA_ setting fails at start-up, not mid-round."""
+    round_config(settings, output_dir=settings.data_dir / "rounds")
+    adapter_config(settings)

@@ -2,7 +2,7 @@
 
 The reference is the base with the adapter off, the same in every round, so a vote's reference
 log-prob never changes: a round computes it only for rows (and KL pairs) it has not seen.
-(patches.ReferenceCachingKTOTrainer reads and fills this cache.)
+(train/trainers.py ReferenceCachingKTOTrainer reads and fills this cache.)
 """
 
 from __future__ import annotations

@@ -35,17 +35,17 @@ from transformers import TrainerCallback, TrainerState
 from ..config import AppSettings
 from ..contracts import ClassWeights, EarlyStopSummary, GateReport, LabelCounts, Recipe, RoundTimings, VersionMeta
 from ..data import as_text_messages, class_weights, fit_row, special_texts, stratified_batches
-from ..patches import ReferenceCachingDPOTrainer, ReferenceCachingKTOTrainer
-from ..serve.model import BaseModel, twin
+from ..model.base import BaseModel, twin
+from ..model.memory import release_free_memory
+from ..model.yielding import attached, waiting_with
 from ..store.versions import VersionInfo, VersionStore
-from .early_stopping import EarlyStopping
+from .early_stopping import EarlyStopping, EarlyStopScorer
 from .frozen import keep_no_weight_copies
-from .memory import release_free_memory
-from .prefix import fixed_model, share_prompt_prefix
 from .losses import DPO_LOSS_TYPES
-from .recipe import AdapterConfig, PairedRoundConfig, RoundConfig
+from .prefix import fixed_model, share_prompt_prefix
+from .recipe import AdapterConfig, PairedRoundConfig, RoundConfig, adapter_config, round_config
 from .reference import ReferenceCache
-from .yielding import attached, waiting_with
+from .trainers import ReferenceCachingDPOTrainer, ReferenceCachingKTOTrainer
 
 log = logging.getLogger(__name__)
 
@@ -130,7 +130,7 @@ def plan_round(rows: list[dict], settings: AppSettings, seed: int = 0) -> RoundP
     TRL's KTOTrainer reads them in order) and cut to what the round's steps read, so the label counts
     and class weights are those of the rows trained on; pairs are shuffled by `seed`.
     """
-    defaults = settings.round_config(output_dir=".")
+    defaults = round_config(settings, output_dir=".")
     batch = defaults.per_device_train_batch_size
     if settings.training.paired:
         rows = random.Random(seed).sample(rows, len(rows))
@@ -158,7 +158,7 @@ def fitted_rows(rows: list[dict], base: BaseModel, settings: AppSettings) -> lis
     rows = [{**row, **{key: as_text_messages(row[key], specials) for key in ("prompt", "completion", "chosen",
                                                                             "rejected") if isinstance(row.get(key), list)}}
             for row in rows]
-    max_length = settings.round_config(output_dir=".").max_length
+    max_length = round_config(settings, output_dir=".").max_length
     if max_length is None:
         return rows
 
@@ -173,7 +173,7 @@ def rows_read(plan: RoundPlan, steps: int, settings: AppSettings) -> list[dict]:
     """The rows in a batch of the first `steps` optimizer steps: TRL reads the plan's rows in order (KTOConfig's
     sequential sampler, which PairedRoundConfig copies for pairs too), again from the start if the steps
     outlast one pass."""
-    defaults = settings.round_config(output_dir=".")
+    defaults = round_config(settings, output_dir=".")
     return plan.rows[:steps * defaults.per_device_train_batch_size * defaults.gradient_accumulation_steps]
 
 
@@ -202,20 +202,19 @@ def _continue_from(parent: VersionInfo, model) -> bool:
 
 
 def train_adapter(base: BaseModel, plan: RoundPlan, parent: VersionInfo, settings: AppSettings, staging: Path,
-                  hooks: RoundHooks, early_stop_rows: list[dict] | None,
+                  hooks: RoundHooks, early_stop_score: EarlyStopScorer | None,
                   reference_cache: ReferenceCache) -> TrainedAdapter:
     """Train the round's adapter on a twin and save it into `staging`; the trainer and its tree are freed
     before this returns, so whatever runs next (the gate) has their memory."""
     started = time.time()
     model = twin(base.model)
     keep_no_weight_copies(model)  # before TRL wraps the linears in LoRA layers; see frozen.py
-    adapter = settings.adapter_config()
+    adapter = adapter_config(settings)
     # Pause hooks go on the twin's linear layers before TRL wraps them in LoRA layers (they stay the
     # wrapped base layers), so the reference pass in the trainer's constructor pauses for chat too.
     with tempfile.TemporaryDirectory(prefix="round-") as scratch, attached(model):
-        args = settings.round_config(output_dir=scratch, max_steps=plan.steps,
-                                     desirable_weight=plan.weights.desirable,
-                                     undesirable_weight=plan.weights.undesirable)
+        args = round_config(settings, output_dir=scratch, max_steps=plan.steps,
+                            desirable_weight=plan.weights.desirable, undesirable_weight=plan.weights.undesirable)
         if settings.training.loss == "aot_unpaired":  # TRL's loss type whose rewards the AOT loss reads; no KL pass
             args.loss_type = "apo_zero_unpaired"
         callbacks: list[TrainerCallback] = [_HooksCallback(hooks)]
@@ -223,9 +222,8 @@ def train_adapter(base: BaseModel, plan: RoundPlan, parent: VersionInfo, setting
         every, patience = settings.gate.early_stop_every, settings.gate.early_stop_patience
         # Only a round long enough to stop early scores itself: a shorter one would pay for scorings (10 s each
         # on this CPU, as long as a step) to stop nothing; the gate still judges what it trained.
-        if early_stop_rows and every > 0 and plan.steps >= every * (patience + 1):
-            early = EarlyStopping(base, early_stop_rows, settings.gate.early_stop_every,
-                                  settings.gate.early_stop_patience, args.beta, settings.gate.auc_tolerance,
+        if early_stop_score is not None and every > 0 and plan.steps >= every * (patience + 1):
+            early = EarlyStopping(early_stop_score, every, patience, settings.gate.auc_tolerance,
                                   on_pairs=settings.training.paired)
             callbacks.append(early)
         trainer = _trainer(settings, model, args, plan, base, adapter, callbacks, reference_cache)
@@ -298,7 +296,7 @@ def round_meta(meta: VersionMeta, base: BaseModel, parent: VersionInfo, plan: Ro
 
 def train_round(base: BaseModel, rows: list[dict], parent: VersionInfo, settings: AppSettings,
                 versions: VersionStore, meta: VersionMeta | None = None,
-                hooks: RoundHooks | None = None, early_stop_rows: list[dict] | None = None,
+                hooks: RoundHooks | None = None, early_stop_score: EarlyStopScorer | None = None,
                 gate: Callable[[Path], GateReport] | None = None,
                 reference_cache: ReferenceCache | None = None, seed: int = 0,
                 last_vote_at: float | None = None) -> RoundResult:
@@ -307,9 +305,10 @@ def train_round(base: BaseModel, rows: list[dict], parent: VersionInfo, settings
     the vote or pick it came from); the result's `read` holds those of the rows a batch trained on, since a
     round reads only what its steps reach (plan_round, and early stopping).
 
-    With `early_stop_rows` and GATE_EARLY_STOP_EVERY > 0 the round stops early once its score on
-    them stops improving, and keeps its best weights. `gate(adapter_dir)` judges the finished
-    adapter; its report goes into the version's metadata (the caller decides whether it serves).
+    With `early_stop_score` (its adapter's score on held-out rows: Gate.early_stop_scorer) and
+    GATE_EARLY_STOP_EVERY > 0 the round stops early once that score stops improving, and keeps its best
+    weights. `gate(adapter_dir)` judges the finished adapter; its report goes into the version's metadata (the
+    caller decides whether it serves).
     `reference_cache` keeps the base's log-probs of rows across rounds (a fresh one when None); `seed`
     draws the order of the rows (plan_round); `last_vote_at` (epoch seconds), when the newest vote the round
     reads was cast, gives the version's vote-to-version time.
@@ -318,7 +317,7 @@ def train_round(base: BaseModel, rows: list[dict], parent: VersionInfo, settings
     hooks = hooks or RoundHooks()
     plan = plan_round(fitted_rows(rows, base, settings), settings, seed)
     with versions.staging() as staging, waiting_with(hooks.yield_to_chat):
-        trained = train_adapter(base, plan, parent, settings, staging, hooks, early_stop_rows,
+        trained = train_adapter(base, plan, parent, settings, staging, hooks, early_stop_score,
                                 ReferenceCache() if reference_cache is None else reference_cache)
         gate_started = time.time()
         report = gate(staging) if gate is not None else None  # still inside waiting_with: it pauses for chat

@@ -12,9 +12,9 @@ from pathlib import Path
 from huggingface_hub import EvalResult as HubEvalResult
 from huggingface_hub import ModelCard, ModelCardData
 
-from ..config import EMBEDDED_MODEL_HUB_ID
-from ..contracts import VersionMeta
-from ..gate.evaluate import EvalResult
+from .config import EMBEDDED_MODEL_HUB_ID
+from .contracts import VersionMeta
+from .gate.evaluate import EvalResult
 
 LICENSE = "apache-2.0"  # the base model's (SmolLM2) and this project's
 METRICS = (("roc_auc", "AUC of implicit rewards, liked vs disliked", "auc"),

@@ -29,7 +29,6 @@ from peft.tuners.lora import LoraLayer
 from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
 
 from ..config import EMBEDDED_MODEL, ModelSettings
-from ..patches import clear_quantized_flag
 from ..store.files import sha256_of
 
 log = logging.getLogger(__name__)
@@ -222,3 +221,18 @@ def cast_copy(model: PreTrainedModel, dtype: torch.dtype) -> PreTrainedModel:
             module.register_parameter(name, copies[id(param)])
     model.config.dtype = dtype
     return model
+
+
+# -- library internals (registered in patches.RELIED_ON) ----------------------------------------
+
+
+def clear_quantized_flag(model: torch.nn.Module) -> None:
+    """Let `save_pretrained` write a model loaded from GGUF: its weights are already dequantized to the
+    requested dtype; only the quantizer flag makes transformers (and Trainer) treat it as quantized."""
+    model.hf_quantizer = None
+    model.config.__dict__.pop("quantization_config", None)
+
+
+def cpu_has_native_bf16() -> bool:
+    """Whether this CPU has avx512_bf16 (bf16 autocast pays only there)."""
+    return torch.cpu._is_avx512_bf16_supported()

@@ -32,7 +32,7 @@ from trainer.contracts import VersionMeta  # noqa: E402
 from trainer.store.events import event_files, read_events  # noqa: E402
 from trainer.store.hub import PUSHED, HubSync, pull  # noqa: E402
 from trainer.store.versions import VersionStore  # noqa: E402
-from trainer.store.votes import Reply, VoteStore  # noqa: E402
+from trainer.store.votes import StoredReply, VoteStore  # noqa: E402
 
 TOKEN = "hf_bench"
 NEW_VOTES_PER_INTERVAL = 50
@@ -61,7 +61,7 @@ def cast_votes(store: VoteStore, start: int, count: int, persona: str) -> None:
         session = f"visitor-{i // 10}"
         prompt = [{"role": "system", "content": persona},
                   {"role": "user", "content": f"Title: {title}. Abstract: {abstract}"}]
-        store.add_reply(Reply(id=f"reply-{i}", session=session, prompt=prompt, version="v0001",
+        store.add_reply(StoredReply(id=f"reply-{i}", session=session, prompt=prompt, version="v0001",
                               completion=("The abstract claims far more than the experiments show; the baselines "
                                           "are weak and the ablations missing. Recommendation: reject. ") * 3))
         store.vote(f"reply-{i}", session, i % 3 != 0)

@@ -28,7 +28,7 @@ from transformers import AutoModelForCausalLM  # noqa: E402
 from bench.report import median, p95, publish, table  # noqa: E402
 from trainer.config import AppSettings, ChatSettings, LoopSettings, PersonaConfig  # noqa: E402
 from trainer.runtime import Runtime  # noqa: E402
-from trainer.store.votes import Reply  # noqa: E402
+from trainer.store.votes import StoredReply  # noqa: E402
 
 HARSH = ("The baselines are a decade old, the ablations are missing, and the claimed gain sits inside "
          "the noise of a single seed. The related work forgets three obvious papers. Major revision.")
@@ -98,7 +98,7 @@ def add_votes(runtime: Runtime, n: int, tag: str) -> None:
         prompt = [{"role": "system", "content": persona.system_prompt},
                   {"role": "user", "content": persona.examples[i % len(persona.examples)]}]
         reply_id = f"{tag}-{i}"
-        runtime.votes.add_reply(Reply(id=reply_id, session="bench", prompt=prompt,
+        runtime.votes.add_reply(StoredReply(id=reply_id, session="bench", prompt=prompt,
                                       completion=HARSH if i % 2 == 0 else KIND, version="base"))
         runtime.votes.vote(reply_id, "bench", i % 2 == 0)
 

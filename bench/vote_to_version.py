@@ -32,7 +32,7 @@ from trainer.config import AppSettings  # noqa: E402
 from trainer.data import conversational  # noqa: E402
 from trainer.runtime import Runtime  # noqa: E402
 from trainer.store.files import read_preferences  # noqa: E402
-from trainer.store.votes import Reply  # noqa: E402
+from trainer.store.votes import StoredReply  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 VOTES_PER_VOTER = 4  # under VOTER_ROUND_CAP (8): the caps are on, as on a Space
@@ -88,7 +88,7 @@ def cast_votes(runtime: Runtime, papers: list[str], count: int, tag: str) -> lis
     votes = []
     for i, (prompt, completion) in enumerate(zip(prompts, completions)):
         reply_id, voter = f"{tag}-{i}", f"{tag}-voter-{i // VOTES_PER_VOTER}"
-        runtime.votes.add_reply(Reply(id=reply_id, session=voter, prompt=prompt, completion=completion.text,
+        runtime.votes.add_reply(StoredReply(id=reply_id, session=voter, prompt=prompt, completion=completion.text,
                                       version=completion.version))
         votes.append((reply_id, voter, len(completion.text.split()) < 80 and completion.ended))
     return votes

@@ -1,4 +1,4 @@
-"""Shared fixtures: an isolated environment for every test, a tiny tokenizer and a tiny random Llama, the
+"""Shared fixtures: the test tiers, an isolated environment for every test, a tiny tokenizer and a tiny random Llama, the
 embedded model (converted once per run, for the end-to-end tests), and helpers the test modules share.
 
 Nothing touches the network, and nothing a developer has set leaks in: every setting the app reads
@@ -31,6 +31,19 @@ from trainer.store.versions import VersionInfo, VersionStore
 from trainer.train.round import train_round
 
 ROOT = Path(__file__).resolve().parent.parent
+# Tiers (pyproject.toml's markers): a test that needs none of these fixtures (a model, the embedded model, a local
+# Hub, a launched app; directly or through another fixture) is a `unit` test, the others `integration`; `e2e` tests
+# (the embedded model end to end) keep their own mark. `pytest -m unit` runs the first tier alone.
+INTEGRATION_FIXTURES = {"tokenizer", "embedded_dir", "hub_server", "launch"}
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if item.get_closest_marker("e2e") is not None:
+            continue
+        needs = INTEGRATION_FIXTURES & set(getattr(item, "fixturenames", ()))
+        item.add_marker(pytest.mark.integration if needs else pytest.mark.unit)
+
 # Set by Hugging Face Spaces (read by the app) or by huggingface_hub: never let a developer's leak in.
 FOREIGN_VARIABLES = ("SPACE_ID", "SPACE_AUTHOR_NAME", "HF_TOKEN", "HF_ENDPOINT", "HF_HUB_CACHE", "TRANSFORMERS_CACHE")
 

@@ -15,10 +15,10 @@ import torch
 
 from trainer.config import ChatSettings
 from trainer.serve.chat import Chat, ChatError
+from trainer.serve.core_sharing import CoreSharing
 from trainer.serve.kv import UnsupportedCache
 from trainer.serve.sampling import sampling_processors
 from trainer.serve.server import Server
-from trainer.serve.turns import Turns
 from trainer.store.votes import VoteStore
 
 USER_MESSAGES = ["Review my paper on tables.", "Is attention all you need?", "Rate this abstract: we add noise.",
@@ -213,8 +213,8 @@ def test_seeded_samples_are_the_same_alone_and_in_a_batch(tiny_base):
         server.decoder.close()
 
 
-class GatedTurns(Turns):
-    """Turns whose decode loop holds still before its first step until `opened` is set."""
+class GatedTurns(CoreSharing):
+    """CoreSharing whose decode loop holds still before its first step until `opened` is set."""
 
     def __init__(self):
         super().__init__(grace_seconds=0.0, training_share=0.5)

@@ -9,7 +9,7 @@ from huggingface_hub import ModelCard
 
 from trainer.config import SEED_FILE
 from trainer.store.versions import VersionStore
-from trainer.store.votes import Reply, VoteStore
+from trainer.store.votes import StoredReply, VoteStore
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -52,7 +52,7 @@ def test_train_publishes_a_version_from_the_vote_store(tmp_path, tiny_model_dir)
     votes = VoteStore(tmp_path / "votes.sqlite3")
     prompt = [{"role": "system", "content": "You are Reviewer #2."}, {"role": "user", "content": "My paper."}]
     for i in range(4):
-        votes.add_reply(Reply(id=f"r{i}", session="s", prompt=prompt, version="base",
+        votes.add_reply(StoredReply(id=f"r{i}", session="s", prompt=prompt, version="base",
                               completion="Weak baselines. Reject." if i % 2 else "Great work!"))
         votes.vote(f"r{i}", "s", bool(i % 2))
     trained = run(env, "train")
@@ -97,7 +97,7 @@ def test_paired_losses_train_from_picks_and_files_and_export_pairs(tmp_path, tin
     prompt = [{"role": "system", "content": "You are Reviewer #2."}, {"role": "user", "content": "My paper."}]
     for i in range(3):
         for side, text in (("a", "Weak baselines. Reject."), ("b", "Great work!")):
-            votes.add_reply(Reply(id=f"{side}{i}", session="s", prompt=prompt, version="base", completion=text))
+            votes.add_reply(StoredReply(id=f"{side}{i}", session="s", prompt=prompt, version="base", completion=text))
         votes.pick(f"c{i}", f"a{i}", f"b{i}", "s", "a" if i < 2 else "neither")
     votes.vote("a0", "s", True)
     votes.vote("b0", "s", False)

@@ -43,3 +43,24 @@ def test_status_serializes_to_the_json_the_status_endpoint_returns():
     data = to_dict(status)
     assert data["votes_waiting"] == {"up": 1, "down": 2} and data["loop"]["state"] == "training"
     assert json.loads(json.dumps(data)) == data
+
+
+def test_the_projects_errors_share_one_base_and_keep_their_builtin_kinds():
+    """The command line prints TrainerError without a traceback and lets anything else (a library's bug) show
+    its own; each error keeps its builtin kind, so callers catching ValueError or OSError still catch it."""
+    from trainer.admin import AdminError
+    from trainer.config import SettingError
+    from trainer.contracts import TrainerError
+    from trainer.data import LabelError, PromptTooLong
+    from trainer.learning import NotEnoughVotes
+    from trainer.serve.server import SamplingFailed
+    from trainer.store.files import DataFileError
+    from trainer.store.hub import HubConflict
+    from trainer.store.versions import VersionError
+    from trainer.store.votes import VoteError
+
+    kinds = {SettingError: ValueError, DataFileError: ValueError, VersionError: ValueError, VoteError: ValueError,
+             NotEnoughVotes: ValueError, LabelError: ValueError, PromptTooLong: ValueError,
+             HubConflict: RuntimeError, SamplingFailed: RuntimeError, AdminError: PermissionError}
+    for error, kind in kinds.items():
+        assert issubclass(error, TrainerError) and issubclass(error, kind), error

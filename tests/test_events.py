@@ -5,7 +5,7 @@ import json
 import sqlite3
 
 from trainer.store.events import EventWriter, event_files, read_events
-from trainer.store.votes import KEPT_FOR_GATE, Reply, VoteStore
+from trainer.store.votes import KEPT_FOR_GATE, StoredReply, VoteStore
 
 PROMPT = [{"role": "system", "content": "You are Reviewer #2."}, {"role": "user", "content": "My paper."}]
 
@@ -19,7 +19,7 @@ def busy_store(path) -> VoteStore:
     """A store that has seen every kind of change: votes, a change of mind, retractions, marks, gate marks."""
     votes = VoteStore(path)
     for i in range(6):
-        votes.add_reply(Reply(id=f"r{i}", session="alice" if i < 4 else "bob", prompt=PROMPT,
+        votes.add_reply(StoredReply(id=f"r{i}", session="alice" if i < 4 else "bob", prompt=PROMPT,
                               completion=f"Reply {i} — ünïcode", version="v0001", stopped=i == 5))
     votes.vote("r0", "alice", True)
     votes.vote("r1", "alice", False)
@@ -34,7 +34,7 @@ def busy_store(path) -> VoteStore:
     votes.vote("r5", "bob", True)
     # Picks: one trained, then a change of mind (waits again); one kept for the gate; one "both bad".
     for i in range(6, 12):
-        votes.add_reply(Reply(id=f"r{i}", session="carol", prompt=PROMPT, completion=f"Pair reply {i}",
+        votes.add_reply(StoredReply(id=f"r{i}", session="carol", prompt=PROMPT, completion=f"Pair reply {i}",
                               version="v0001"))
     votes.pick("c1", "r6", "r7", "carol", "a")
     votes.mark_picks_trained(votes.picks(waiting=True), "v0002")

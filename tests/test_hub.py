@@ -17,7 +17,7 @@ from trainer.runtime import Runtime
 from trainer.store.events import event_files, read_events
 from trainer.store.hub import PUSHED_KEY, HubSync
 from trainer.store.versions import VersionStore
-from trainer.store.votes import Reply, VoteStore
+from trainer.store.votes import StoredReply, VoteStore
 from trainer.ui.status import hub_line, status_line
 
 REPO = "tester/reviewer2-data"
@@ -180,7 +180,7 @@ def test_pushes_keep_to_the_hours_budget_and_the_last_flush_takes_the_rest(hub_s
     status says why it waits, and the SIGTERM flush (outside the budget) takes everything."""
     sync = synced(hub_server, tmp_path / "a", push_seconds=0.2, max_commits_per_hour=2)
     for n in range(10):
-        sync.votes.add_reply(Reply(id=f"r{n}", session="alice", prompt=[{"role": "user", "content": "p"}],
+        sync.votes.add_reply(StoredReply(id=f"r{n}", session="alice", prompt=[{"role": "user", "content": "p"}],
                                    completion="Reject.", version="base"))
         sync.votes.vote(f"r{n}", "alice", n % 2 == 0)
         time.sleep(0.3)

@@ -5,13 +5,13 @@ import threading
 
 import pytest
 
-from trainer.store.votes import Reply, VoteError, VoteStore
+from trainer.store.votes import StoredReply, VoteError, VoteStore
 
 PROMPT = [{"role": "system", "content": "s"}, {"role": "user", "content": "u"}]
 
 
 def add(store: VoteStore, reply_id: str, session: str = "alice") -> None:
-    store.add_reply(Reply(id=reply_id, session=session, prompt=PROMPT, completion=f"reply {reply_id}",
+    store.add_reply(StoredReply(id=reply_id, session=session, prompt=PROMPT, completion=f"reply {reply_id}",
                           version="base"))
 
 
@@ -100,7 +100,7 @@ def test_concurrent_threads_are_exact(store):
 def _process_worker(path: str, first: int) -> None:
     store = VoteStore(path)
     for i in range(first, first + 25):
-        store.add_reply(Reply(id=f"p{i}", session="s", prompt=PROMPT, completion="c", version="base"))
+        store.add_reply(StoredReply(id=f"p{i}", session="s", prompt=PROMPT, completion="c", version="base"))
         store.vote(f"p{i}", "s", i % 2 == 0)
 
 
@@ -118,7 +118,7 @@ def test_concurrent_processes_are_exact(store):
 def two_replies(store, session="alice", prompt=None, ids=("a1", "b1")):
     prompt = prompt or [{"role": "user", "content": "Review my paper."}]
     for reply_id, text in zip(ids, ("Reject: no baselines.", "Accept, lovely.")):
-        store.add_reply(Reply(id=reply_id, session=session, prompt=prompt, completion=text, version="v0001"))
+        store.add_reply(StoredReply(id=reply_id, session=session, prompt=prompt, completion=text, version="v0001"))
 
 
 def test_a_pick_is_stored_as_a_pair_and_a_change_of_mind_replaces_it(tmp_path):

@@ -27,6 +27,7 @@ import sys
 from pathlib import Path
 
 from .config import LOSSES, AppSettings, SettingError, environment_help
+from .contracts import TrainerError
 
 # Every command imports what it needs when it runs: `--help` loads neither torch nor TRL.
 
@@ -350,8 +351,9 @@ def main(argv: list[str] | None = None) -> int:
                    "ship": cmd_ship, "versions": cmd_versions, "pull": cmd_pull, "push": cmd_push,
                    "seed": cmd_seed}[args.command]
         return handler(settings, args)
-    except (SettingError, ValueError, OSError, RuntimeError) as err:  # VersionError, DataFileError, HubConflict,
-        # and the Hub's own errors (HfHubHTTPError is an OSError) carry clear messages
+    except (TrainerError, OSError) as err:  # the project's own errors (SettingError, VersionError, DataFileError,
+        # HubConflict, ...), and files or the Hub out of reach (HfHubHTTPError is an OSError), carry clear
+        # messages; anything else is a bug, here or in a library, and keeps its traceback
         print(f"error: {err}", file=sys.stderr)
         return 2
 

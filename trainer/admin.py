@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 from .config import LoopSettings
+from .contracts import TrainerError
 from .data import kto_rows
 from .loop import LearningLoop
 from .serve.rollout import Rollout
@@ -19,7 +20,7 @@ from .store.versions import VersionError
 from .store.votes import VoteStore
 
 
-class AdminError(PermissionError):
+class AdminError(TrainerError, PermissionError):
     """An admin action without the admin token."""
 
 

@@ -25,6 +25,12 @@ from typing import Any, Protocol, TypeVar
 T = TypeVar("T")
 
 
+class TrainerError(Exception):
+    """Base of the project's own errors (SettingError, VersionError, DataFileError, HubConflict, ...): each message
+    says what went wrong and what to do. The command line prints them without a traceback; any other error, a
+    library's bug included, keeps its traceback."""
+
+
 def from_dict(cls: type[T], data: dict[str, Any]) -> T:
     """Build dataclass `cls` from JSON data, nested dataclasses (and lists of them) included."""
     hints = typing.get_type_hints(cls)

@@ -13,12 +13,17 @@ import unicodedata
 from itertools import zip_longest
 from typing import Callable, Iterable, Sequence
 
+from .contracts import TrainerError
 from .store.votes import Pick, Vote
 
 Message = dict[str, str]
 
 
-class PromptTooLong(ValueError):
+class LabelError(TrainerError, ValueError):
+    """Rows that lack a label a loss needs (KTO's class weights need both)."""
+
+
+class PromptTooLong(TrainerError, ValueError):
     """The system prompt and the new message alone exceed the prompt token budget."""
 
 
@@ -110,7 +115,7 @@ def class_weights(n_desirable: int, n_undesirable: int, cap: float = float("inf"
     none above `cap`: one liked reply among 19 disliked ones must not weigh as much as all of them.
     """
     if n_desirable <= 0 or n_undesirable <= 0:
-        raise ValueError(f"KTO needs both labels; got {n_desirable} desirable and {n_undesirable} undesirable")
+        raise LabelError(f"KTO needs both labels; got {n_desirable} desirable and {n_undesirable} undesirable")
     if n_desirable >= n_undesirable:
         return 1.0, min(cap, n_desirable / n_undesirable)
     return min(cap, n_undesirable / n_desirable), 1.0

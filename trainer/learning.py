@@ -40,7 +40,7 @@ from pathlib import Path
 from typing import Callable, Sequence, TypeVar
 
 from .config import AppSettings, LoopSettings
-from .contracts import GateReport, VersionMeta
+from .contracts import GateReport, TrainerError, VersionMeta
 from .data import conversational, kto_rows, labelled_sample, pair_rows, paired_rows, pick_rows
 from .gate.holdout import is_gate_vote, split_gate_votes
 from .gate.judge import Gate
@@ -110,7 +110,7 @@ def within_caps(items: Sequence[T], voter_of: Callable[[T], str], address_of: Ca
     return kept, waiting
 
 
-class NotEnoughVotes(ValueError):
+class NotEnoughVotes(TrainerError, ValueError):
     """A round was asked for without rows of both labels to train on."""
 
 

@@ -4,8 +4,8 @@ Its policy: a round starts when MIN_VOTES votes wait (of both labels, unless see
 the other label: SEED_ANCHORS), or an admin asks;
 never while paused; and after a failed round not again until new votes (or an admin) arrive,
 instead of failing in a tight loop. A round pauses for chat at every layer (model/yielding.py),
-and after MAX_YIELD_SECONDS of steady chat takes turns with it (serve/turns.py) so that rounds still end. Any
-failure is caught and shown in the status, with the serving version and every vote as they were.
+and after MAX_YIELD_SECONDS of steady chat shares the cores with it (serve/core_sharing.py) so that rounds
+still end. Any failure is caught and shown in the status, with the serving version and every vote as they were.
 What a round does is learning.py's.
 """
 
@@ -18,7 +18,7 @@ import time
 from typing import Callable
 
 from .config import LoopSettings
-from .contracts import LoopStatus
+from .contracts import LoopStatus, TrainerError
 from .learning import Learner, NotEnoughVotes
 from .serve.server import SamplingCancelled, Server
 from .store.votes import VoteStore
@@ -27,7 +27,7 @@ from .train.round import RoundHooks, RoundResult
 log = logging.getLogger(__name__)
 
 
-class RoundHeld(RuntimeError):
+class RoundHeld(TrainerError, RuntimeError):
     """A round cannot start yet, for a reason the message gives (e.g. the Hub's history is not read yet)."""
 
 
@@ -196,8 +196,8 @@ class LearningLoop:
         return "paused" if self._paused else "idle"
 
     def _yield_to_chat(self) -> None:
-        if self.server.turns is not None:
-            self.server.turns.training_pause()
+        if self.server.cores is not None:
+            self.server.cores.training_pause()
 
     def _update(self, **changes) -> None:
         with self._status_lock:

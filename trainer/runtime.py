@@ -22,9 +22,9 @@ from .model.base import BaseModel, load_base
 from .model.memory import limit_arenas
 from .serve.chat import Chat
 from .serve.compare import Comparisons
+from .serve.core_sharing import CoreSharing
 from .serve.rollout import Rollout
 from .serve.server import ServedVersion, Server
-from .serve.turns import Turns
 from .store.hub import HubSync
 from .store.versions import BASE, VersionStore
 from .store.votes import VoteStore
@@ -45,8 +45,8 @@ class Runtime:
         self.base = base
         self.persona_note = ""  # why an adapter of another persona is not serving (status line, dashboard)
         persona = settings.persona
-        turns = Turns(settings.loop.max_yield_seconds, settings.loop.training_share)
-        self.server = Server(base, settings.chat, persona.system_prompt, turns)
+        cores = CoreSharing(settings.loop.max_yield_seconds, settings.loop.training_share)
+        self.server = Server(base, settings.chat, persona.system_prompt, cores)
         self.votes = VoteStore(settings.data_dir / "votes.sqlite3")
         self.versions = VersionStore(settings.data_dir / "versions")
         self.hub = HubSync(settings.hub, settings.data_dir, self.votes, self.versions)

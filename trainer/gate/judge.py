@@ -143,18 +143,19 @@ class Gate:
         current = self.server.current
         serving_copy = current if current.name == serving else self.server.load(serving, serving_dir)
         candidate_copy = self.server.load("candidate", candidate_dir)
+        candidate_twin = serving_twin = None
         try:
             started = time.perf_counter()
             replies = self._sampled(candidate_copy, serving_copy, draw)
             sampled = time.perf_counter()
             # Scored on twins of the copies that serve (merged, CHAT_DTYPE): what visitors get, and 2-5x
             # faster than an fp32 PEFT tree here; the twin is private, so chat's tree never gets pause hooks.
-            candidate = score(self.base, lambda: twin(candidate_copy.model), "candidate", rows, replies[0], beta,
-                              memo(candidate_dir))
-            serving_scores = score(self.base, None if serving_dir is None else (lambda: twin(serving_copy.model)),
-                                   serving, rows, replies[1], beta, memo(serving_dir))
+            candidate_twin = functools.partial(twin, candidate_copy.model)
+            serving_twin = None if serving_dir is None else functools.partial(twin, serving_copy.model)
+            candidate = score(self.base, candidate_twin, "candidate", rows, replies[0], beta, memo(candidate_dir))
+            serving_scores = score(self.base, serving_twin, serving, rows, replies[1], beta, memo(serving_dir))
         finally:
-            del candidate_copy, serving_copy
+            del candidate_copy, serving_copy, candidate_twin, serving_twin
             release_free_memory()
         scored = time.perf_counter()
         # Kept: the candidate's (the next gate's serving version if it passes) and the serving version's.

@@ -28,7 +28,7 @@ from peft import PeftModel
 from peft.tuners.lora import LoraLayer
 from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
 
-from ..config import EMBEDDED_MODEL, ModelSettings
+from ..config import EMBEDDED_MODEL, ModelSettings, SettingError
 from ..store.files import sha256_of
 
 log = logging.getLogger(__name__)
@@ -113,7 +113,7 @@ def resolve_source(settings: ModelSettings) -> str:
 def pick_device(settings: ModelSettings) -> torch.device:
     if settings.device == "cuda" or (settings.device == "auto" and torch.cuda.is_available()):
         if not torch.cuda.is_available():
-            raise RuntimeError("DEVICE=cuda but no CUDA device is visible")
+            raise SettingError("DEVICE=cuda but no CUDA device is visible")
         return torch.device("cuda")
     return torch.device("cpu")
 
@@ -132,7 +132,7 @@ def load_base(settings: ModelSettings, source: str | None = None) -> BaseModel:
     device = pick_device(settings)
     tokenizer = AutoTokenizer.from_pretrained(source)
     if tokenizer.chat_template is None:
-        raise ValueError(f"MODEL_ID {source!r} has no chat template; pick an instruct / chat model")
+        raise SettingError(f"MODEL_ID {source!r} has no chat template; pick an instruct / chat model")
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     half = cuda_half_dtype() if device.type == "cuda" else None

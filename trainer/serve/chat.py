@@ -16,8 +16,9 @@ from dataclasses import dataclass, field
 from typing import Callable, Iterator
 
 from ..config import ChatSettings
+from ..contracts import TrainerError
 from ..data import PromptTooLong, as_text, fit_history, has_visible_text, special_texts
-from ..store.votes import PICK_CHOICES, Reply, VoteError, VoteStore
+from ..store.votes import PICK_CHOICES, StoredReply, VoteError, VoteStore
 from .server import Completion, ServedVersion, Server
 from .voters import Identity
 
@@ -25,7 +26,7 @@ from .voters import Identity
 STREAM_UPDATE_SECONDS = 0.1
 
 
-class ChatError(ValueError):
+class ChatError(TrainerError, ValueError):
     """A message the bot refuses; the text says why and what to do."""
 
 
@@ -151,7 +152,7 @@ class Chat:
 
         def store(completion: Completion) -> None:
             try:
-                self.votes.add_reply(Reply(id=reply_id, session=session_key, prompt=prompt,
+                self.votes.add_reply(StoredReply(id=reply_id, session=session_key, prompt=prompt,
                                            completion=shown.final(completion), version=completion.version,
                                            stopped=completion.stopped, voter_id=identity.voter,
                                            address=identity.address))
@@ -254,7 +255,7 @@ class Chat:
 
         def store(side: int, completion: Completion) -> None:
             try:
-                self.votes.add_reply(Reply(id=comparison.reply_ids[side], session=session_key, prompt=prompt,
+                self.votes.add_reply(StoredReply(id=comparison.reply_ids[side], session=session_key, prompt=prompt,
                                            completion=completion.text, version=completion.version,
                                            stopped=completion.stopped, voter_id=identity.voter,
                                            address=identity.address))

@@ -34,10 +34,10 @@ import torch
 from transformers import DynamicCache, TextIteratorStreamer
 
 from ..config import ChatSettings
+from .core_sharing import CoreSharing
 from .kv import BatchCache, check_mergeable
 from .prompt_cache import PromptCache
 from .sampling import TokenSampler
-from .turns import Turns
 
 log = logging.getLogger(__name__)
 
@@ -53,14 +53,14 @@ class ServedVersion:
 
 
 @dataclass(eq=False)
-class Reply:
+class ReplyInFlight:
     """One reply being decoded: its prompt, its version, its visitor's stop, where its tokens go."""
 
     served: "ServedVersion"
     prompt_ids: torch.Tensor  # [prompt length]
     stop: threading.Event
     streamer: TextIteratorStreamer
-    finished: Callable[["Reply"], None]  # runs off the decode loop once the reply has ended
+    finished: Callable[["ReplyInFlight"], None]  # runs off the decode loop once the reply has ended
     # Sampling draws from this generator where given (the gate's seeded probe replies), else torch's global one.
     generator: torch.Generator | None = None
     max_new_tokens: int | None = None  # None: the chat's CHAT_MAX_NEW_TOKENS
@@ -81,7 +81,7 @@ class VersionBatch:
     """The replies of one version decoding together, and the token each one feeds next."""
 
     served: "ServedVersion"
-    replies: list[Reply]
+    replies: list[ReplyInFlight]
     kv: BatchCache
     next_tokens: torch.Tensor  # [rows]
 
@@ -100,13 +100,13 @@ def _close_open_loops() -> None:
 class DecodeLoop:
     """Owns the thread that decodes every reply; `submit` hands it one."""
 
-    def __init__(self, tokenizer, settings: ChatSettings, device: torch.device, turns: Turns | None = None):
-        self.tokenizer, self.settings, self.device, self.turns = tokenizer, settings, device, turns
+    def __init__(self, tokenizer, settings: ChatSettings, device: torch.device, cores: CoreSharing | None = None):
+        self.tokenizer, self.settings, self.device, self.cores = tokenizer, settings, device, cores
         self.sampler = TokenSampler(settings)
         eos = tokenizer.eos_token_id
         self.end_ids = set(eos if isinstance(eos, list) else [eos])
-        self._arrivals: queue.SimpleQueue[Reply] = queue.SimpleQueue()
-        self._waiting: collections.deque[Reply] = collections.deque()  # arrived, no free row yet
+        self._arrivals: queue.SimpleQueue[ReplyInFlight] = queue.SimpleQueue()
+        self._waiting: collections.deque[ReplyInFlight] = collections.deque()  # arrived, no free row yet
         self._wake = threading.Event()
         self._batches: list[VersionBatch] = []
         self._finisher = ThreadPoolExecutor(max_workers=1, thread_name_prefix="reply-finished")
@@ -117,7 +117,7 @@ class DecodeLoop:
         self.steps = 0
         self.largest_batch = 0
 
-    def submit(self, reply: Reply) -> None:
+    def submit(self, reply: ReplyInFlight) -> None:
         self._arrivals.put(reply)
         self._wake.set()
 
@@ -136,17 +136,17 @@ class DecodeLoop:
     def _run(self) -> None:
         while True:
             if not self._batches and not self._waiting:
-                if self.turns is not None:
-                    self.turns.chat_busy(False)
+                if self.cores is not None:
+                    self.cores.chat_busy(False)
                 if self._closing:
                     return
                 self._wake.wait()
             # Not asleep while replies wait for a row: when every row of a full batch ends in the same step, the
             # waiting ones take the rows now (they once waited for the next visitor's message to wake the loop).
             self._wake.clear()
-            if self.turns is not None:
-                self.turns.chat_busy(True)
-                self.turns.wait_chat_turn()
+            if self.cores is not None:
+                self.cores.chat_busy(True)
+                self.cores.wait_chat_turn()
             try:
                 self._iteration()
             except BaseException:  # the loop must outlive any reply; _step and _admit fail their own replies
@@ -159,7 +159,7 @@ class DecodeLoop:
         for batch in list(self._batches):
             self._step(batch)
 
-    def _take_arrivals(self) -> list[Reply]:
+    def _take_arrivals(self) -> list[ReplyInFlight]:
         """The replies to admit now: those waiting, in arrival order, as many as CHAT_MAX_ROWS leaves room for
         (a stopped one is taken at once: admitting ends it without a row)."""
         while True:
@@ -174,9 +174,9 @@ class DecodeLoop:
         self._waiting = collections.deque(waiting[room:])
         return taken
 
-    def _admit(self, arrivals: list[Reply]) -> None:
+    def _admit(self, arrivals: list[ReplyInFlight]) -> None:
         """Prefill the replies that arrived, per version, and add their rows to that version's batch."""
-        by_version: dict[int, list[Reply]] = {}
+        by_version: dict[int, list[ReplyInFlight]] = {}
         for reply in arrivals:
             if reply.stop.is_set():
                 self._end(reply, stopped=True)
@@ -204,7 +204,7 @@ class DecodeLoop:
     def _batch_of(self, served: "ServedVersion") -> VersionBatch | None:
         return next((batch for batch in self._batches if batch.served is served), None)
 
-    def _prefill(self, replies: list[Reply]) -> tuple[BatchCache, torch.Tensor]:
+    def _prefill(self, replies: list[ReplyInFlight]) -> tuple[BatchCache, torch.Tensor]:
         """One forward pass over the new replies' prompts, each after the cached system prompt where it has it.
 
         Rows are laid out [system prompt][padding][the rest of the prompt], so every row's last column is
@@ -250,7 +250,7 @@ class DecodeLoop:
         self.steps += 1
         self._drop_ended(batch)
 
-    def _choose(self, replies: list[Reply], logits: torch.Tensor) -> torch.Tensor:
+    def _choose(self, replies: list[ReplyInFlight], logits: torch.Tensor) -> torch.Tensor:
         """Each reply's next token from its row of logits; streams it, or ends the reply."""
         chosen = []
         for row, reply in enumerate(replies):
@@ -286,7 +286,7 @@ class DecodeLoop:
         batch.next_tokens = batch.next_tokens[rows]
         batch.replies = [batch.replies[row] for row in keep]
 
-    def _end(self, reply: Reply, stopped: bool = False, error: BaseException | None = None) -> None:
+    def _end(self, reply: ReplyInFlight, stopped: bool = False, error: BaseException | None = None) -> None:
         reply.stopped, reply.error = stopped, error
         reply.streamer.end()
         self._finisher.submit(reply.finished, reply)

@@ -18,8 +18,10 @@ import torch
 from transformers import DynamicCache
 from transformers.cache_utils import DynamicLayer
 
+from ..contracts import TrainerError
 
-class UnsupportedCache(ValueError):
+
+class UnsupportedCache(TrainerError, ValueError):
     """The model's cache is not one batched serving can merge rows of (sliding windows, linear attention)."""
 
 

@@ -28,12 +28,13 @@ import torch
 from transformers import TextIteratorStreamer
 
 from ..config import ChatSettings
+from ..contracts import TrainerError
 from ..model.base import BaseModel, cpu_has_native_bf16, merged_with_adapter, serving_copy, with_adapter
 from ..store.versions import BASE
-from .decoding import DecodeLoop, Reply, ServedVersion
+from .core_sharing import CoreSharing
+from .decoding import DecodeLoop, ReplyInFlight, ServedVersion
 from .kv import check_mergeable
 from .prompt_cache import MIN_CACHED_TOKENS, PromptCache
-from .turns import Turns
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +53,11 @@ class Completion:
     ended: bool = False  # it ended with the end-of-turn token (not cut at its token cap, nor stopped)
 
 
-class SamplingCancelled(Exception):
+class SamplingFailed(TrainerError, RuntimeError):
+    """A sampled reply failed, or did not end in time (Server.sample)."""
+
+
+class SamplingCancelled(TrainerError):
     """Server.sample was told to stop before its replies ended."""
 
 
@@ -80,10 +85,10 @@ class ReplyStream:
         self._streamer = TextIteratorStreamer(tokenizer, skip_special_tokens=True)
         server._enter(self.served.name)
         generator = None if seed is None else torch.Generator(server.base.device).manual_seed(seed)
-        server.decoder.submit(Reply(self.served, prompt_ids, stop, self._streamer, self._finished,
+        server.decoder.submit(ReplyInFlight(self.served, prompt_ids, stop, self._streamer, self._finished,
                                     generator=generator, max_new_tokens=max_new_tokens))
 
-    def _finished(self, reply: Reply) -> None:
+    def _finished(self, reply: ReplyInFlight) -> None:
         try:
             if reply.error is not None:
                 self._error = reply.error
@@ -127,22 +132,22 @@ class ReplyStream:
 class Server:
     """Owns the serving reference and the decode loop, and knows which versions have replies in flight.
 
-    `system_prompt` is the prompt every conversation starts with; each version caches it. `turns`,
+    `system_prompt` is the prompt every conversation starts with; each version caches it. `cores`,
     if given, is how the decode loop shares the cores with training.
     """
 
     def __init__(self, base: BaseModel, chat: ChatSettings, system_prompt: str | None = None,
-                 turns: Turns | None = None):
+                 cores: CoreSharing | None = None):
         self.base = base
         self.chat = chat
-        self.turns = turns
+        self.cores = cores
         self._prefix_ids = self._system_prefix(system_prompt) if chat.cache_system_prompt else None
         self._served: ServedVersion | None = None  # the base until the first swap; see `current`
         self._in_flight: Counter[str] = Counter()  # replies being generated, by version name
         self._idle = threading.Condition()
         self.longest_swap_seconds = 0.0
         self._check_batchable()
-        self.decoder = DecodeLoop(base.tokenizer, chat, base.device, turns)
+        self.decoder = DecodeLoop(base.tokenizer, chat, base.device, cores)
 
     def _check_batchable(self) -> None:
         """Refuse at start-up a model whose cache the decode loop cannot batch, not at a visitor's first reply."""
@@ -257,9 +262,9 @@ class Server:
                     raise SamplingCancelled("sampling cancelled")
                 if time.monotonic() >= deadline:
                     stop_all()
-                    raise RuntimeError(f"sampled replies did not end within {timeout:.0f} s")
+                    raise SamplingFailed(f"sampled replies did not end within {timeout:.0f} s")
             if stream.completion is None:
-                raise RuntimeError(f"a sampled reply failed: {stream._error}")
+                raise SamplingFailed(f"a sampled reply failed: {stream._error}")
         return [stream.completion for stream in streams]
 
     def _enter(self, version: str) -> None:

@@ -11,8 +11,10 @@ import os
 import uuid
 from pathlib import Path
 
+from ..contracts import TrainerError
 
-class UnsafeDataDir(RuntimeError):
+
+class UnsafeDataDir(TrainerError, RuntimeError):
     """DATA_DIR's file system cannot lock a file or rename one atomically; the message says what to use."""
 
 

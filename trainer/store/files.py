@@ -12,8 +12,10 @@ from pathlib import Path
 
 from datasets import Dataset, load_dataset
 
+from ..contracts import TrainerError
 
-class DataFileError(ValueError):
+
+class DataFileError(TrainerError, ValueError):
     """A preference file that cannot be used; the message names the file, row and field."""
 
 

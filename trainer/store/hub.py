@@ -39,7 +39,7 @@ from huggingface_hub import CommitScheduler, HfApi, snapshot_download
 from huggingface_hub.errors import HfHubHTTPError
 
 from ..config import HubSettings
-from ..contracts import HubStatus
+from ..contracts import HubStatus, TrainerError
 from .events import EVENTS_FOLDER, EventWriter, event_files, read_events
 from .versions import VersionStore
 from .votes import VoteStore
@@ -58,7 +58,7 @@ HOUR = 3600.0
 RATE_LIMITED_SECONDS = 60.0  # the wait after a 429 that names none (no Retry-After)
 
 
-class HubConflict(RuntimeError):
+class HubConflict(TrainerError, RuntimeError):
     """DATA_DIR and HUB_REPO both hold versions of their own: syncing would mix two histories."""
 
 

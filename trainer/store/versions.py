@@ -26,14 +26,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
-from ..contracts import VersionMeta
+from ..contracts import TrainerError, VersionMeta
 
 BASE = "base"
 NAME = re.compile(r"^v(\d{4,})$")
 STAGING_PREFIX = ".staging-"
 
 
-class VersionError(ValueError):
+class VersionError(TrainerError, ValueError):
     """Names a version that does not exist, or a publish that cannot happen."""
 
 

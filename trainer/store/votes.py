@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
+from ..contracts import TrainerError
 from .disk import check_local_disk
 
 SCHEMA = """
@@ -80,12 +81,12 @@ CREATE TABLE IF NOT EXISTS store_meta (
 KEPT_FOR_GATE = "held-out"
 
 
-class VoteError(ValueError):
+class VoteError(TrainerError, ValueError):
     """A vote that cannot be recorded; the message is fit to show the visitor."""
 
 
 @dataclass(frozen=True)
-class Reply:
+class StoredReply:
     id: str
     session: str
     prompt: list[dict]
@@ -112,7 +113,7 @@ class Vote:
     completion: str
     version: str
     updated_at: float
-    voter_id: str = ""  # the reply's (Reply.voter_id): who voted, across sessions
+    voter_id: str = ""  # the reply's (StoredReply.voter_id): who voted, across sessions
     address: str = ""
 
     @property
@@ -138,7 +139,7 @@ class Pick:
     version_a: str
     version_b: str
     updated_at: float
-    voter_id: str = ""  # reply A's (Reply.voter_id)
+    voter_id: str = ""  # reply A's (StoredReply.voter_id)
     address: str = ""
 
     @property
@@ -314,19 +315,19 @@ class VoteStore:
 
     # -- replies and votes ------------------------------------------------------------------------
 
-    def add_reply(self, reply: Reply) -> None:
+    def add_reply(self, reply: StoredReply) -> None:
         row = (reply.id, reply.session, json.dumps(reply.prompt), reply.completion, reply.version,
                int(reply.stopped), reply.created_at or time.time(), reply.voter_id, reply.address)
         with self._write() as db:
             db.execute(f"INSERT INTO replies ({REPLY_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", row)
             self._log(db, "reply", self._reply_body(row))
 
-    def get_reply(self, reply_id: str) -> Reply | None:
+    def get_reply(self, reply_id: str) -> StoredReply | None:
         with self._connect() as db:
             row = db.execute(f"SELECT {REPLY_COLUMNS} FROM replies WHERE id = ?", (reply_id,)).fetchone()
         if row is None:
             return None
-        return Reply(id=row[0], session=row[1], prompt=json.loads(row[2]), completion=row[3], version=row[4],
+        return StoredReply(id=row[0], session=row[1], prompt=json.loads(row[2]), completion=row[3], version=row[4],
                      stopped=bool(row[5]), created_at=row[6], voter_id=row[7], address=row[8])
 
     def vote(self, reply_id: str, voter: str, liked: bool | None) -> str:

@@ -15,7 +15,7 @@ def _loop_state(status: AppStatus) -> str:
     return loop.state
 
 
-def learning_curve(status: AppStatus, last: int = 4) -> str:
+def learning_curve_text(status: AppStatus, last: int = 4) -> str:
     """The like share of the votes on each of the `last` voted versions' replies, oldest first."""
     voted = [(name, counts) for name, counts in status.votes_by_version.items() if counts.liked_share is not None]
     return " → ".join(f"`{name}` {counts.liked_share:.0%} of {counts.up + counts.down}"
@@ -49,7 +49,7 @@ def status_line(status: AppStatus) -> str:
     ]
     if status.persona_note:
         lines.append(f"⚠️ {status.persona_note[0].upper()}{status.persona_note[1:]}.")
-    curve = learning_curve(status)
+    curve = learning_curve_text(status)
     if curve:
         lines.append(f"Liked, of the votes on each version's replies: {curve}")
     if loop.last_version and not loop.last_rejection:

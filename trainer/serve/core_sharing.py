@@ -19,7 +19,7 @@ import time
 TRAINING_SLICE_SECONDS = 0.5
 
 
-class Turns:
+class CoreSharing:
     def __init__(self, grace_seconds: float, training_share: float, slice_seconds: float = TRAINING_SLICE_SECONDS):
         if not 0 < training_share < 1:
             raise ValueError(f"training_share must be in (0, 1), got {training_share}")

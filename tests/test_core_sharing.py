@@ -1,12 +1,12 @@
-"""Chat and training taking turns on the cores (serve/turns.py), on the clock with no model."""
+"""Chat and training taking turns on the cores (serve/core_sharing.py), on the clock with no model."""
 
 import threading
 import time
 
-from trainer.serve.turns import Turns
+from trainer.serve.core_sharing import CoreSharing
 
 
-def run_trainer(turns: Turns, seconds: float) -> float:
+def run_trainer(turns: CoreSharing, seconds: float) -> float:
     """Call the pause point as a training loop would for `seconds`; returns the share of time it computed."""
     computing, started = 0.0, time.monotonic()
     while time.monotonic() - started < seconds:
@@ -18,7 +18,7 @@ def run_trainer(turns: Turns, seconds: float) -> float:
 
 
 def test_a_short_burst_of_chat_is_waited_out_entirely():
-    turns = Turns(grace_seconds=1.0, training_share=0.5, slice_seconds=0.05)
+    turns = CoreSharing(grace_seconds=1.0, training_share=0.5, slice_seconds=0.05)
     turns.chat_busy(True)
     threading.Timer(0.2, turns.chat_busy, args=(False,)).start()
     started = time.monotonic()
@@ -28,7 +28,7 @@ def test_a_short_burst_of_chat_is_waited_out_entirely():
 
 
 def test_steady_chat_gets_its_grace_then_shares_the_cores():
-    turns = Turns(grace_seconds=0.3, training_share=0.5, slice_seconds=0.05)
+    turns = CoreSharing(grace_seconds=0.3, training_share=0.5, slice_seconds=0.05)
     turns.chat_busy(True)
     share = run_trainer(turns, 2.0)
     # 0.3 s of grace, then half of the remaining 1.7 s: about 0.42 of the whole.
@@ -47,7 +47,7 @@ def test_steady_chat_gets_its_grace_then_shares_the_cores():
 
 
 def test_once_chat_goes_quiet_the_trainer_runs_freely_and_chat_earns_its_grace_back():
-    turns = Turns(grace_seconds=0.2, training_share=0.5, slice_seconds=0.05)
+    turns = CoreSharing(grace_seconds=0.2, training_share=0.5, slice_seconds=0.05)
     turns.chat_busy(True)
     run_trainer(turns, 0.5)
     turns.chat_busy(False)

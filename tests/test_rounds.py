@@ -60,6 +60,28 @@ def test_round_continues_from_its_parent(tiny_base, settings, tmp_path, rows):
     assert parent.keys() == child.keys() and all(torch.equal(parent[k], child[k]) for k in parent)
 
 
+@pytest.mark.parametrize("reference", ["base", "parent"])
+def test_a_round_measures_its_rewards_against_its_reference(tiny_base, settings, tmp_path, rows, reference):
+    """REFERENCE=parent: TRL's frozen "ref" copy of the parent's adapter is the reference, so the first step's
+    rewards (taken before any update) are zero; against the base they are the parent's distance from it. Either
+    way the version keeps one adapter, the round's."""
+    versions = VersionStore(tmp_path / "versions")
+    settings.round_overrides["learning_rate"] = 0.05  # a parent far enough from the base to tell them apart
+    train_round(tiny_base, rows(), versions.get("base"), settings, versions)
+    settings.training.reference = reference
+    result = train_round(tiny_base, rows(), versions.get("v0001"), settings, versions)
+    first = result.meta.metrics[0]
+    rewards = [abs(first[k]) for k in ("rewards/chosen", "rewards/rejected") if k in first]
+    if reference == "parent":
+        assert max(rewards) < 1e-3 and first["kl"] < 1e-3
+    else:
+        assert max(rewards) > 1e-2
+    assert result.meta.continued_from_parent is True
+    parent = load_file(versions.get("v0001").path / ADAPTER_WEIGHTS)
+    child = load_file(versions.get(result.version).path / ADAPTER_WEIGHTS)
+    assert parent.keys() == child.keys(), "only the round's adapter is saved, not TRL's 'ref' copy"
+
+
 def test_round_with_another_lora_shape_starts_fresh(tiny_base, settings, tmp_path, rows):
     versions = VersionStore(tmp_path / "versions")
     train_round(tiny_base, rows(), versions.get("base"), settings, versions)

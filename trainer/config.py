@@ -20,6 +20,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
+from .contracts import TrainerError
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_PERSONA_FILE = REPO_ROOT / "personas" / "reviewer2.toml"
 SHIPPED_ADAPTER = REPO_ROOT / "adapters" / "reviewer2-v1"
@@ -32,7 +34,7 @@ DEFAULT_BETA = 0.1
 EMBEDDED_MODEL_HUB_ID = "HuggingFaceTB/SmolLM2-135M-Instruct"
 
 
-class SettingError(ValueError):
+class SettingError(TrainerError, ValueError):
     """A setting has a value it cannot take; the message names the setting and what it accepts."""
 
 
@@ -290,6 +292,7 @@ class GateSettings:
 UNPAIRED_LOSSES = ("kto", "aot_unpaired")
 PAIRED_LOSSES = ("dpo", "ipo", "aot")
 LOSSES = UNPAIRED_LOSSES + PAIRED_LOSSES
+REFERENCES = ("base", "parent")
 
 
 @dataclass
@@ -303,10 +306,16 @@ class TrainingSettings:
     aot_margin: float = field(default=0.1, metadata={
         "help": "aot_unpaired: the margin (in rewards) by which each quantile of liked rewards should beat the "
                 "disliked one; 0 = penalise only quantiles where disliked beats liked."})
+    reference: str = field(default="base", metadata={
+        "help": "The reference model of kto / aot_unpaired rounds that continue a version: base (the bare base, "
+                "adapter off, its log-probs kept across rounds) or parent (a frozen copy of the serving version's "
+                "adapter, TRL's 'ref' adapter: a round's rewards and KL then measure its move away from what serves)."})
 
     def __post_init__(self) -> None:
         if self.loss not in LOSSES:
             raise SettingError(f"LOSS must be one of {', '.join(LOSSES)}; got {self.loss!r}")
+        if self.reference not in REFERENCES:
+            raise SettingError(f"REFERENCE must be one of {', '.join(REFERENCES)}; got {self.reference!r}")
         if self.aot_margin < 0:
             raise SettingError(f"AOT_MARGIN must be >= 0, got {self.aot_margin}")
 
@@ -428,7 +437,7 @@ ENVIRONMENT: dict[str, dict[str, str]] = {
     "gate": {f.name: "GATE_" + f.name.upper() for f in dataclasses.fields(GateSettings)},
     "hub": {"repo": "HUB_REPO", "token": "HF_TOKEN", "push_seconds": "HUB_PUSH_SECONDS", "private": "HUB_PRIVATE",
             "endpoint": "HF_ENDPOINT", "max_commits_per_hour": "HUB_MAX_COMMITS_PER_HOUR"},
-    "training": {"loss": "LOSS", "aot_margin": "AOT_MARGIN"},
+    "training": {"loss": "LOSS", "aot_margin": "AOT_MARGIN", "reference": "REFERENCE"},
 }
 ENVIRONMENT_PREFIXES = {"KTO_": "any trl.KTOConfig field, seed recipe defaults (e.g. KTO_MAX_STEPS=12, KTO_BETA=0.1)",
                         "LORA_": "any peft.LoraConfig field, seed recipe defaults (e.g. LORA_R=8)"}

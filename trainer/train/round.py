@@ -28,7 +28,7 @@ from typing import Callable
 
 import torch
 from datasets import Dataset
-from peft import get_peft_model_state_dict, set_peft_model_state_dict
+from peft import get_peft_model, get_peft_model_state_dict, set_peft_model_state_dict
 from safetensors.torch import load_file
 from transformers import TrainerCallback, TrainerState
 
@@ -190,15 +190,24 @@ def _parent_weights(parent: VersionInfo, model) -> dict[str, torch.Tensor] | Non
 
 
 def _continue_from(parent: VersionInfo, model) -> bool:
-    """Load the parent's LoRA into the model's only adapter, if it fits; whether it did.
+    """Load the parent's LoRA into the model's "default" adapter, if it fits; whether it did.
 
-    Loaded after TRL wrapped the twin: the reference stays the base (adapter disabled) rather than
-    a copy of the parent, as TRL would make from a PeftModel.
+    With REFERENCE=base it is loaded after TRL wrapped the twin: the reference stays the base (adapter
+    disabled) rather than a copy of the parent, as TRL makes from a PeftModel (`_parent_as_reference`).
     """
     weights = _parent_weights(parent, model)
     if weights is not None:
         set_peft_model_state_dict(model, weights)
     return weights is not None
+
+
+def _parent_as_reference(model, adapter: AdapterConfig, parent: VersionInfo):
+    """The twin wrapped in the round's LoRA holding the parent's weights, for TRL to copy into its frozen "ref"
+    adapter (KTOTrainer does so for a PeftModel): the reference is the serving version, not the base. A parent
+    without an adapter that fits leaves the LoRA fresh (zero), and so the reference the base."""
+    wrapped = get_peft_model(model, adapter)
+    _continue_from(parent, wrapped)
+    return wrapped
 
 
 def train_adapter(base: BaseModel, plan: RoundPlan, parent: VersionInfo, settings: AppSettings, staging: Path,
@@ -226,14 +235,18 @@ def train_adapter(base: BaseModel, plan: RoundPlan, parent: VersionInfo, setting
             early = EarlyStopping(early_stop_score, every, patience, settings.gate.auc_tolerance,
                                   on_pairs=settings.training.paired)
             callbacks.append(early)
-        trainer = _trainer(settings, model, args, plan, base, adapter, callbacks, reference_cache)
+        peft_config: AdapterConfig | None = adapter
+        if settings.training.reference == "parent" and settings.training.loss not in DPO_LOSS_TYPES:
+            model, peft_config = _parent_as_reference(model, adapter, parent), None
+            reference_cache = ReferenceCache()  # the parent's log-probs, not the base's kept across rounds
+        trainer = _trainer(settings, model, args, plan, base, peft_config, callbacks, reference_cache)
         continued = _continue_from(parent, trainer.model)
         prepared = time.time()
         trainer.train()
         trained = time.time()
         if early is not None:
             early.restore_best(trainer.model)
-        trainer.model.save_pretrained(staging)
+        trainer.model.save_pretrained(staging, selected_adapters=["default"])  # not TRL's frozen "ref" copy
         result = TrainedAdapter(
             state=trainer.state, args=args, adapter=adapter, continued_from_parent=continued,
             loss=settings.training.loss,
@@ -247,7 +260,7 @@ def train_adapter(base: BaseModel, plan: RoundPlan, parent: VersionInfo, setting
 
 
 def _trainer(settings: AppSettings, model, args: RoundConfig, plan: RoundPlan, base: BaseModel,
-             adapter: AdapterConfig, callbacks: list[TrainerCallback], reference_cache: ReferenceCache):
+             adapter: AdapterConfig | None, callbacks: list[TrainerCallback], reference_cache: ReferenceCache):
     """TRL's trainer for the round's loss, on the twin, with the reference (the base) log-probs from the cache."""
     loss = settings.training.loss
     dataset = Dataset.from_list([{k: v for k, v in row.items() if k != "source"} for row in plan.rows])

@@ -13,6 +13,7 @@ import pytest
 from trainer.config import SEED_FILE, AppSettings
 from trainer.contracts import VersionMeta
 from trainer.runtime import Runtime
+from trainer.store.versions import VersionError
 from trainer.store.votes import VoteError
 from trainer.ui.status import status_line
 
@@ -125,6 +126,9 @@ def test_a_second_persona_starts_from_the_base_and_learns_only_from_its_own(
     kind.versions.set_current(restored, reason="restored from the Hub")
     again = Runtime(settings, tiny_base)
     assert again.server.current.name == "base" and "not 'Professor Kind'" in status_line(again.status())
+    with pytest.raises(VersionError, match="trained for the persona 'Reviewer #2', not 'Professor Kind'"):
+        again.admin.rollback("sesame", restored)  # nor can an admin serve it by hand
+    assert again.admin.rollback("sesame", result.version) == f"Now serving {result.version}."
     again.close()
 
 

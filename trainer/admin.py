@@ -10,13 +10,13 @@ import hmac
 import time
 from pathlib import Path
 
-from .config import LoopSettings
+from .config import LoopSettings, PersonaConfig
 from .contracts import TrainerError
 from .data import kto_rows
 from .loop import LearningLoop
 from .serve.rollout import Rollout
 from .store.files import write_rows
-from .store.versions import VersionError
+from .store.versions import BASE, VersionError
 from .store.votes import VoteStore
 
 
@@ -26,8 +26,9 @@ class AdminError(TrainerError, PermissionError):
 
 class Admin:
     def __init__(self, settings: LoopSettings, loop: LearningLoop, rollout: Rollout, votes: VoteStore,
-                 exports: Path):
+                 exports: Path, persona: PersonaConfig | None = None):
         self.settings, self.loop, self.rollout, self.votes, self.exports = settings, loop, rollout, votes, exports
+        self.persona = persona  # versions trained for another persona are not served (None: no check)
 
     def check(self, token: str | None, username: str | None = None) -> None:
         settings = self.settings
@@ -61,6 +62,11 @@ class Admin:
         self.check(token, username)
         if not version:
             raise VersionError("Pick a version to serve.")
+        if self.persona is not None and version != BASE:
+            meta = self.rollout.versions.get(version).meta
+            if meta.persona is not None and meta.persona != self.persona.digest:
+                raise VersionError(f"{version} was trained for the persona {meta.persona_name!r}, not "
+                                   f"{self.persona.name!r} (PERSONA_FILE): it cannot serve here.")
         self.rollout.serve(version, reason="rollback")
         return f"Now serving {version}."
 

@@ -59,7 +59,8 @@ class Runtime:
         self.chat = Chat(settings.chat, persona.system_prompt, persona.greeting, self.server, self.votes, persona.name)
         self.chat.on_vote = self.loop.wake  # a round due starts now, not at the next poll
         self.comparisons = Comparisons(self.server, self.versions)
-        self.admin = Admin(settings.loop, self.loop, self.rollout, self.votes, settings.data_dir / "exports")
+        self.admin = Admin(settings.loop, self.loop, self.rollout, self.votes, settings.data_dir / "exports",
+                           persona=settings.persona)
         # Before anything serves: on a fresh disk the Hub's votes and versions come back first.
         self.hub.start(on_restored=self._serve_restored)
         self.server.swap(self._first_version())

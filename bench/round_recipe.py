@@ -4,8 +4,8 @@ A learning run (bench/learning.py) takes 40 minutes and measures three rounds wh
 earlier rounds served; a recipe change is read here first, on one fixed set of votes. The script copies a
 DATA_DIR that holds votes (a learning run's state folder: learning-crowd-128-anchors's in BENCHMARKS.md), marks
 every vote a round used as waiting again, and for each recipe runs `python -m trainer train` on them (the app's
-own round: anchors, replays, early stopping, the gate); then it tabulates the gate's verdict and its sampled probe replies, the
-candidate's beside the serving version's (same papers, same seeds), with the round's reward trajectory.
+own round: anchors, replays, early stopping, the gate); then it tabulates the gate's verdict and its sampled
+probe replies, the candidate's beside the serving version's (same papers, same seeds), with the round's rewards.
 
 Run:  .venv/bin/python bench/round_recipe.py --state STATE [--tokens 128] \
           --recipe base: --recipe parent:REFERENCE=parent --recipe parent-beta05:REFERENCE=parent,KTO_BETA=0.5

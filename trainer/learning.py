@@ -20,10 +20,10 @@ other stays waiting for the next round.
 Anchors are seed training rows (at most SEED_ANCHORS, a new draw each round) of the label the round's
 new votes lack: a round on a handful of visitor votes keeps the persona it started from, and votes of
 one label alone can train (a round on 24 dislikes would otherwise have nothing to contrast them with,
-and stall). Visitors dislike far more than they like (2 liked of 24 in bench/learning.py's rounds), and
-a round of 22 dislikes beside 6 liked rows unlearned what the bot did without learning what to do
-instead: its sampled replies ended half as often (BENCHMARKS.md, learning-crowd-128-fast). So the
-anchors even out the labels (`anchor_labels`), and the persona's own liked replies say what to do.
+and stall). Visitors dislike far more than they like (2-5 liked of 24 in bench/learning.py's rounds), so
+the anchors even out the labels (`anchor_labels`), as the KTO paper's class balance asks, and the
+persona's own liked replies say what to do. Measured, that alone did not make rounds learn
+(BENCHMARKS.md learning-crowd-128-anchors; README, Learning from votes).
 
 Any failure raises, with every vote still waiting and the serving version untouched; what to do
 then is the loop's policy (loop.py).

@@ -61,6 +61,11 @@ class RoundConfig(KTOConfig):
     disable_tqdm: bool | None = field(default=True, metadata={"help": "The app shows its own progress."})
     dataloader_num_workers: int = field(default=0, metadata={"help": "Rows are few; no worker processes."})
     seed: int = field(default=0, metadata={"help": "Seed of a round."})
+    undesirable_weight_scale: float = field(default=1.0, metadata={
+        "help": "Multiplies the undesirable_weight (the KTO paper's lambda_U) the class balance sets: below 1, a "
+                "round's disliked rows, the bot's own replies, push less than its liked ones pull "
+                "(bench/round_recipe.py: 0.25 with REFERENCE=parent and beta 0.5 kept 25 of 32 probe replies "
+                "finished where 1.0 kept 20, and the base reference 1)."})
     max_class_weight: float = field(default=2.0, metadata={
         "help": "Cap on the weight that balances the minority label (desirable_weight / undesirable_weight are "
                 "set per round from the label counts, up to this)."})

@@ -144,7 +144,9 @@ def plan_round(rows: list[dict], settings: AppSettings, seed: int = 0) -> RoundP
     else:
         desirable = sum(1 for r in rows if r["label"])
         labels = LabelCounts(desirable=desirable, undesirable=len(rows) - desirable)
-        weights = ClassWeights(*class_weights(labels.desirable, labels.undesirable, cap=defaults.max_class_weight))
+        desirable_weight, undesirable_weight = class_weights(labels.desirable, labels.undesirable,
+                                                             cap=defaults.max_class_weight)
+        weights = ClassWeights(desirable_weight, undesirable_weight * defaults.undesirable_weight_scale)
     return RoundPlan(rows=rows, labels=labels, weights=weights, steps=steps)
 
 

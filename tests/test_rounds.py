@@ -82,6 +82,15 @@ def test_a_round_measures_its_rewards_against_its_reference(tiny_base, settings,
     assert parent.keys() == child.keys(), "only the round's adapter is saved, not TRL's 'ref' copy"
 
 
+def test_disliked_rows_can_weigh_less_than_the_class_balance_sets(settings, rows):
+    """KTO_UNDESIRABLE_WEIGHT_SCALE multiplies lambda_U after the class balance; 1 leaves it as it was."""
+    unbalanced = rows(8)[:2] + [row for row in rows(16) if not row["label"]]  # 1 liked : 9 disliked
+    assert plan_round(unbalanced, settings).weights.undesirable == 1.0
+    settings.round_overrides["undesirable_weight_scale"] = "0.25"  # as the environment gives it
+    weights = plan_round(unbalanced, settings).weights
+    assert (weights.desirable, weights.undesirable) == (2.0, 0.25)
+
+
 def test_round_with_another_lora_shape_starts_fresh(tiny_base, settings, tmp_path, rows):
     versions = VersionStore(tmp_path / "versions")
     train_round(tiny_base, rows(), versions.get("base"), settings, versions)

@@ -27,11 +27,11 @@ class PromptTooLong(TrainerError, ValueError):
     """The system prompt and the new message alone exceed the prompt token budget."""
 
 
-# Put after the first character of a special token's text typed by a visitor: the text reads the same, and no
-# tokenizer matches it as the token (U+2060 WORD JOINER, invisible and with no width).
 # A reply that stopped on its own ends a sentence (possibly inside quotes, brackets or emphasis); the gate's
 # reply checks (gate/rubric.py) read it too.
 FINISHED = re.compile(r"[.!?][\"')\]*_]*\s*$")
+# Put after the first character of a special token's text typed by a visitor: the text reads the same, and no
+# tokenizer matches it as the token (U+2060 WORD JOINER, invisible and with no width).
 WORD_JOINER = "\u2060"
 
 

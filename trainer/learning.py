@@ -260,11 +260,11 @@ class Learner:
         # round's size, and so its time, follows its new votes.
         context = max(2, math.ceil(CONTEXT_SHARE * new_rows))
         anchor_count = min(anchor_count, room, context)
-        if self.paired:
-            anchors = self.anchor_rows(draw, liked=anchor_count, disliked=0)
-        else:
-            liked = sum(v.label for v in training) + sum(p.chosen is not None for p in training_picks)
-            anchors = self.anchor_rows(draw, *anchor_labels(anchor_count, liked, new_rows - liked))
+        # Pairs hold both labels already: only unpaired rounds fill the label their votes lack.
+        liked = 0 if self.paired else sum(v.label for v in training) + sum(p.chosen is not None
+                                                                            for p in training_picks)
+        disliked = 0 if self.paired else new_rows - liked
+        anchors = self.anchor_rows(draw, *anchor_labels(anchor_count, liked, disliked))
         room -= len(anchors)
         room = min(room, context)
         replayed_picks = replayed_picks[:room // per_pick]

@@ -139,7 +139,7 @@ def one_case(runtime: Runtime, papers: list[str], count: int, visitors: int, tag
             "start": (judged - cast) - timings.total_s, "steps": meta.steps, "rows": meta.rows,
             "scorings": scorings, "passed": meta.gate.passed if meta.gate else None,
             "probes": meta.gate.probe_s or 0.0, "score": meta.gate.score_s or 0.0,
-            "second_look": meta.gate.second_look,
+            "looks": meta.gate.looks if meta.gate else 0,
             "auc": meta.gate.candidate.auc if meta.gate else None,
             "pairs": meta.gate.candidate.pair_accuracy if meta.gate else None,
             "chat": list(crowd.replies) if crowd else []}
@@ -180,7 +180,7 @@ def main() -> None:
                 cases.setdefault((count, busy), []).append(case)
                 print(f"{count} votes{' with chat' if busy else ''}: {case['seconds']:.0f} s (prepare "
                       f"{case['prepare']:.0f}, train {case['train']:.0f} with {case['scorings']} scorings, gate "
-                      f"{case['gate']:.0f} = probes {case['probes']:.0f} (second look {case['second_look']}) + "
+                      f"{case['gate']:.0f} = probes {case['probes']:.0f} ({case['looks']} looks) + "
                       f"score {case['score']:.0f}, start {case['start']:.1f}), {case['steps']} steps, passed "
                       f"{case['passed']}", flush=True)
     rss_rounds = peak_rss_mib()
@@ -206,7 +206,7 @@ def main() -> None:
                      f"{m['start']:.1f} / {m['prepare']:.0f} / {m['train']:.0f} / {m['gate']:.0f} "
                      f"({m['probes']:.0f} + {m['score']:.0f})",
                      f"{steps:.0f} ({median([r['scorings'] for r in runs]):.0f})",
-                     verdicts + "".join(" (second look)" for r in runs if r["second_look"])[:14],
+                     verdicts + "".join(f" ({r['looks']} looks)" for r in runs if r["looks"] > 1)[:14],
                      f"{plain[count]:.0f} s", f"{m['seconds'] / plain[count]:.2f}x", f"<= {goals.get(count, '?')} s"))
     body = table(("round", "vote to version", "start / prepare / train / gate (probes + score), s",
                   "steps (early-stop scorings)",

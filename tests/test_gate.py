@@ -10,7 +10,7 @@ from trainer.data import conversational
 from trainer.gate.holdout import is_gate_vote
 from trainer.gate.probes import draw_probe_messages, probe_reply
 from trainer.gate.rubric import repetition
-from trainer.gate.rule import decide, distinct_n, looks_worse, paired_excess
+from trainer.gate.rule import decide, distinct_n, looks_worse, paired_excess, undecided
 from trainer.model.base import load_base, twin
 from trainer.runtime import Runtime
 from trainer.serve.server import SamplingCancelled
@@ -107,6 +107,21 @@ def test_a_candidate_that_only_looks_worse_gets_a_second_look():
     assert not passed and reasons[0].startswith("16 of its 32 sampled probe replies are unfinished, against 10")
 
 
+def test_a_candidate_still_undecided_after_its_second_look_gets_more_pairs():
+    """Round 2 of the learning-crowd-128-parent-lambda run: 19 of 32 probe replies unfinished against 12 read as
+    noise, the version served, and fresh voters liked it 9 points less. At the same rates 64 pairs decide."""
+    gate = GateSettings(min_distinct2=0)
+    # Pair by pair: both cut 7, only the candidate's 12, only the serving version's 5, neither 8.
+    ours = replies([CUT] * 7 + [CUT] * 12 + [GOOD] * 5 + [GOOD] * 8)
+    theirs = replies([CUT] * 7 + [GOOD] * 12 + [CUT] * 5 + [GOOD] * 8)
+    assert undecided(ours, theirs, gate) and decide_on(ours, theirs, min_distinct2=0)[0]
+    ours, theirs = replies([r.text for r in ours] * 2), replies([r.text for r in theirs] * 2)
+    assert not undecided(ours, theirs, gate), "beyond the noise: decided"
+    passed, reasons = decide_on(ours, theirs, min_distinct2=0)
+    assert not passed and reasons[0].startswith("38 of its 64 sampled probe replies are unfinished, against 24")
+    assert not undecided(replies([GOOD] * 32), replies([CUT] * 32), gate), "better: nothing to decide"
+
+
 def test_paired_excess_is_a_mean_with_a_lower_bound():
     assert paired_excess([1, 1, 1, 1], [0, 0, 0, 0]) == (1.0, 1.0)
     mean, lower = paired_excess([1, 0, 1, 0], [0, 0, 0, 0])
@@ -150,6 +165,7 @@ def test_the_gate_keeps_out_a_candidate_whose_sampled_replies_loop(runtime, sett
     assert len(looping.candidate.probe_replies) == len(looping.serving.probe_replies) == 16, \
         "it looked worse after 8 pairs: a second look sampled 8 more"
     assert looping.second_look and not same.second_look and looping.probe_s > 0 and looping.score_s > 0
+    assert (same.looks, looping.looks) == (1, 2), "decided after the second look: no third"
     assert len({(r.message, r.seed) for r in looping.candidate.probe_replies}) == 16
     assert runtime.server.generating == 0 and runtime.server.current.name == "base"
 

@@ -143,6 +143,7 @@ class GateReport:
     #                               sampled ahead), a second look's included
     score_s: float | None = None  # seconds scoring the gate rows
     second_look: bool = False     # a second draw of probe papers was sampled
+    looks: int = 1                # draws of probe papers sampled (GATE_MAX_LOOKS); 1 in older versions' meta
 
 
 # -- a version's metadata -----------------------------------------------------------------------------

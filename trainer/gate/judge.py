@@ -28,7 +28,7 @@ from .evaluate import evaluate
 from .holdout import seed_eval_rows, seed_probe_messages
 from .memo import ScoreMemo, adapter_digest
 from .probes import draw_probe_messages, sample_probe_replies
-from .rule import check, looks_worse, scores_of
+from .rule import check, looks_worse, scores_of, undecided
 
 # A second look draws papers and seeds of their own: the round's draw number plus this.
 SECOND_LOOK_DRAW = 1_000_003
@@ -161,9 +161,10 @@ class Gate:
         # Kept: the candidate's (the next gate's serving version if it passes) and the serving version's.
         self._memos = memos
         report = check(candidate, serving_scores, len(rows), self.settings.gate)
-        second_look = len(replies[0]) > len(self.probe_messages(draw)) * self.settings.gate.probe_samples
+        per_look = len(self.probe_messages(draw)) * self.settings.gate.probe_samples
+        looks = -(-len(replies[0]) // per_look) if per_look else 0
         return dataclasses.replace(report, probe_s=sampled - started, score_s=scored - sampled,
-                                   second_look=second_look)
+                                   second_look=looks > 1, looks=looks)
 
     def is_prepared(self, draw: int) -> bool:
         """Whether the serving version's probe replies for `draw` (and its second look's) are sampled (prepare)."""
@@ -174,7 +175,8 @@ class Gate:
     def _sampled(self, candidate: ServedCopy, serving: ServedCopy, draw: int) -> list[list[ProbeReply]]:
         """Probe replies of the candidate and of the serving version (from their serving copies; the serving
         version's from `prepare` when it sampled the draw); twice as many when the first draw makes the
-        candidate look worse, beyond the noise or not (rule.looks_worse, GATE_SECOND_LOOK)."""
+        candidate look worse, beyond the noise or not (rule.looks_worse, GATE_SECOND_LOOK), and more draws while it
+        still looks worse without a verdict (rule.undecided, GATE_MAX_LOOKS)."""
         if self.settings.gate.probe_prompts <= 0 or self.settings.gate.probe_samples <= 0:
             return [[], []]
 
@@ -184,8 +186,12 @@ class Gate:
                 return [self.probe_replies([candidate], d)[0], prepared]
             return self.probe_replies([candidate, serving], d)
 
-        replies = both(draw)
-        if self.settings.gate.second_look and looks_worse(replies[0], replies[1], self.settings.gate):
-            more = both(draw + SECOND_LOOK_DRAW)
-            replies = [replies[0] + more[0], replies[1] + more[1]]
+        gate = self.settings.gate
+        replies, looks = both(draw), 1
+        # The second look whenever it looks worse: 16 pairs are too few even for a verdict beyond the noise (8 of
+        # 8 against 0 has no spread to read). Later ones only while no rule has decided (rule.undecided).
+        while gate.second_look and looks < max(gate.max_looks, 2) and (
+                looks_worse(*replies, gate) if looks == 1 else undecided(*replies, gate)):
+            more = both(draw + looks * SECOND_LOOK_DRAW)
+            replies, looks = [replies[0] + more[0], replies[1] + more[1]], looks + 1
         return replies

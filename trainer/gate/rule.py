@@ -66,26 +66,42 @@ def worse_beyond_noise(candidate: list[float], serving: list[float], tolerance: 
     return paired_excess(candidate, serving)[1] > tolerance
 
 
+def probe_measures(ours: list[ProbeReply], theirs: list[ProbeReply],
+                   settings: GateSettings) -> dict[str, tuple[list[float], list[float], float]]:
+    """The probe rules' paired values, by rule: (the candidate's badness, the serving version's, the tolerance of
+    the mean excess). Unfinished and looping replies count 1, reply checks count negated, and length is compared
+    with the serving version's times GATE_MAX_LENGTH_RATIO (absent when that is 0)."""
+    measures = {"unfinished": ([not r.finished for r in ours], [not r.finished for r in theirs], 0.0),
+                "loops": ([r.loops for r in ours], [r.loops for r in theirs], 0.0),
+                "checks": ([-r.checks for r in ours], [-r.checks for r in theirs], settings.rubric_tolerance)}
+    if settings.max_length_ratio > 0:
+        measures["length"] = ([r.tokens for r in ours], [settings.max_length_ratio * r.tokens for r in theirs], 0.0)
+    return measures
+
+
 def probe_reasons(candidate: Scores, serving: Scores, settings: GateSettings) -> list[str]:
     """Reasons from the paired probe replies: unfinished, looping, failing checks, or drifting longer."""
     ours, theirs = candidate.probe_replies, serving.probe_replies
     if not ours or [(r.message, r.seed) for r in ours] != [(r.message, r.seed) for r in theirs]:
         return []  # no replies, or not the same requests: nothing to compare pair by pair
-    n, reasons = len(ours), []
-    if worse_beyond_noise([not r.finished for r in ours], [not r.finished for r in theirs]):
+    n, version = len(ours), serving.version
+    worse = {rule for rule, (a, b, tolerance) in probe_measures(ours, theirs, settings).items()
+             if worse_beyond_noise(a, b, tolerance)}
+    reasons = []
+    if "unfinished" in worse:
         reasons.append(f"{sum(not r.finished for r in ours)} of its {n} sampled probe replies are unfinished, against "
-                       f"{sum(not r.finished for r in theirs)} of the serving {serving.version}'s (beyond the noise)")
-    if worse_beyond_noise([r.loops for r in ours], [r.loops for r in theirs]):
+                       f"{sum(not r.finished for r in theirs)} of the serving {version}'s (beyond the noise)")
+    if "loops" in worse:
         reasons.append(f"{sum(r.loops for r in ours)} of its {n} sampled probe replies loop, against "
-                       f"{sum(r.loops for r in theirs)} of the serving {serving.version}'s (beyond the noise)")
-    if worse_beyond_noise([-r.checks for r in ours], [-r.checks for r in theirs], settings.rubric_tolerance):
+                       f"{sum(r.loops for r in theirs)} of the serving {version}'s (beyond the noise)")
+    if "checks" in worse:
         reasons.append(f"its replies to held-out prompts pass {mean_checks(ours):.0%} of the reply checks, below the "
-                       f"serving {serving.version}'s {mean_checks(theirs):.0%} minus {settings.rubric_tolerance:.0%} "
+                       f"serving {version}'s {mean_checks(theirs):.0%} minus {settings.rubric_tolerance:.0%} "
                        "(beyond the noise)")
-    ratio = settings.max_length_ratio
-    if ratio > 0 and worse_beyond_noise([r.tokens for r in ours], [ratio * r.tokens for r in theirs]):
+    if "length" in worse:
         reasons.append(f"its sampled probe replies are {mean_tokens(ours):.0f} tokens long on average, over "
-                       f"{ratio}x the serving {serving.version}'s {mean_tokens(theirs):.0f} (beyond the noise)")
+                       f"{settings.max_length_ratio}x the serving {version}'s {mean_tokens(theirs):.0f} "
+                       "(beyond the noise)")
     return reasons
 
 
@@ -97,11 +113,17 @@ def looks_worse(ours: list[ProbeReply], theirs: list[ProbeReply], settings: Gate
     the cap twice as often); 32 can."""
     if not ours or len(ours) != len(theirs):
         return False
-    ratio = settings.max_length_ratio
-    return (paired_excess([not r.finished for r in ours], [not r.finished for r in theirs])[0] > 0
-            or paired_excess([r.loops for r in ours], [r.loops for r in theirs])[0] > 0
-            or paired_excess([-r.checks for r in ours], [-r.checks for r in theirs])[0] > settings.rubric_tolerance
-            or (ratio > 0 and paired_excess([r.tokens for r in ours], [ratio * r.tokens for r in theirs])[0] > 0))
+    return any(paired_excess(a, b)[0] > tolerance for a, b, tolerance in probe_measures(ours, theirs, settings).values())
+
+
+def undecided(ours: list[ProbeReply], theirs: list[ProbeReply], settings: GateSettings) -> bool:
+    """Whether the candidate looks worse (looks_worse) by some rule, yet no rule finds it worse beyond the noise:
+    then more pairs can still decide (GATE_MAX_LOOKS). 32 pairs read 19 unfinished replies against 12 as noise
+    (round 2 of the learning-crowd-128-parent-lambda run; voters then liked that version 9 points less); at the
+    same rates 64 pairs do not."""
+    if not looks_worse(ours, theirs, settings):
+        return False
+    return not any(worse_beyond_noise(a, b, tolerance) for a, b, tolerance in probe_measures(ours, theirs, settings).values())
 
 
 def mean_tokens(replies: list[ProbeReply]) -> float:

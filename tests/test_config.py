@@ -75,6 +75,19 @@ def test_beta_is_resolved_without_trl():
     assert AppSettings.from_env({}).beta == 0.1 and AppSettings.from_env({"KTO_BETA": "0.05"}).beta == 0.05
     with pytest.raises(SettingError, match="KTO_BETA='low' is not a valid float"):
         AppSettings.from_env({"KTO_BETA": "low"})
+    pairs = {"KTO_BETA": "0.05", "DPO_BETA": "0.2"}
+    assert AppSettings.from_env({**pairs, "LOSS": "dpo"}).beta == 0.2, "DPO_BETA is the pair losses' beta"
+    assert AppSettings.from_env(pairs).beta == 0.05, "and only theirs"
+    assert AppSettings.from_env({"KTO_BETA": "0.05", "LOSS": "ipo"}).beta == 0.05, "unset: KTO_BETA's"
+    with pytest.raises(SettingError, match="DPO_BETA must be > 0"):
+        AppSettings.from_env({"DPO_BETA": "-1"})
+
+
+def test_a_pair_round_config_takes_dpo_beta(tmp_path):
+    from trainer.train.recipe import PairedRoundConfig, round_config
+    settings = AppSettings.from_env({"LOSS": "aot", "DPO_BETA": "0.3", "KTO_MAX_STEPS": "3"})
+    paired = PairedRoundConfig.from_round(round_config(settings, tmp_path), "aot")
+    assert paired.beta == 0.3 and paired.max_steps == 3 and paired.loss_type == ["aot"]
 
 
 def test_on_a_space_its_owner_is_admin_and_votes_go_to_its_own_repo_given_a_token():

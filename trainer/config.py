@@ -306,10 +306,13 @@ class TrainingSettings:
     loss: str = field(default="kto", metadata={
         "help": "kto (TRL's KTOTrainer on thumbs, and on picks as one liked and one disliked reply), aot_unpaired "
                 "(the AOT paper's unpaired loss over the same rows), or on picks only, through TRL's DPOTrainer: "
-                "dpo, ipo, aot. The beta of every loss is KTO_BETA."})
+                "dpo, ipo, aot. Its beta: KTO_BETA, or DPO_BETA for dpo, ipo and aot."})
     aot_margin: float = field(default=0.1, metadata={
         "help": "aot_unpaired: the margin (in rewards) by which each quantile of liked rewards should beat the "
                 "disliked one; 0 = penalise only quantiles where disliked beats liked."})
+    dpo_beta: float = field(default=0.0, metadata={
+        "help": "Beta of the pair losses (dpo, ipo, aot: TRL's DPOConfig.beta); 0 = KTO_BETA's (the seed "
+                "recipe's 0.1)."})
     reference: str = field(default="base", metadata={
         "help": "The reference model of kto / aot_unpaired rounds that continue a version: base (the bare base, "
                 "adapter off, its log-probs kept across rounds) or parent (a frozen copy of the serving version's "
@@ -322,6 +325,8 @@ class TrainingSettings:
             raise SettingError(f"REFERENCE must be one of {', '.join(REFERENCES)}; got {self.reference!r}")
         if self.aot_margin < 0:
             raise SettingError(f"AOT_MARGIN must be >= 0, got {self.aot_margin}")
+        if self.dpo_beta < 0:
+            raise SettingError(f"DPO_BETA must be > 0 (or 0: KTO_BETA's), got {self.dpo_beta}")
 
     @property
     def paired(self) -> bool:
@@ -387,8 +392,11 @@ class AppSettings:
 
     @property
     def beta(self) -> float:
-        """The loss's beta (KTO_BETA, for every loss: KTO's, and DPO's, IPO's and AOT's through TRL's DPOConfig),
-        resolved here once, without TRL: train/recipe.py builds the trainers' configs from the same value."""
+        """The round's loss's beta, resolved here once, without TRL: DPO_BETA for the pair losses (dpo, ipo, aot,
+        through TRL's DPOConfig) when set, else KTO_BETA (KTO's, and every loss's by default). train/recipe.py
+        builds the trainers' configs from the same value, and the gate scores implicit rewards with it."""
+        if self.training.paired and self.training.dpo_beta > 0:
+            return self.training.dpo_beta
         value = self.round_overrides.get("beta", DEFAULT_BETA)
         return _parse(value, DEFAULT_BETA, "KTO_BETA") if isinstance(value, str) else float(value)
 
@@ -441,7 +449,7 @@ ENVIRONMENT: dict[str, dict[str, str]] = {
     "gate": {f.name: "GATE_" + f.name.upper() for f in dataclasses.fields(GateSettings)},
     "hub": {"repo": "HUB_REPO", "token": "HF_TOKEN", "push_seconds": "HUB_PUSH_SECONDS", "private": "HUB_PRIVATE",
             "endpoint": "HF_ENDPOINT", "max_commits_per_hour": "HUB_MAX_COMMITS_PER_HOUR"},
-    "training": {"loss": "LOSS", "aot_margin": "AOT_MARGIN", "reference": "REFERENCE"},
+    "training": {"loss": "LOSS", "aot_margin": "AOT_MARGIN", "dpo_beta": "DPO_BETA", "reference": "REFERENCE"},
 }
 ENVIRONMENT_PREFIXES = {"KTO_": "any trl.KTOConfig field, seed recipe defaults (e.g. KTO_MAX_STEPS=12, KTO_BETA=0.1)",
                         "LORA_": "any peft.LoraConfig field, seed recipe defaults (e.g. LORA_R=8)"}

@@ -26,7 +26,8 @@ class RoundConfig(KTOConfig):
     fastest here (bench/round_throughput.py)."""
 
     output_dir: str | None = field(default=None, metadata={"help": "Scratch folder of a round; set per round."})
-    beta: float = field(default=DEFAULT_BETA, metadata={"help": "KTO beta (seed recipe); every loss's beta."})
+    beta: float = field(default=DEFAULT_BETA, metadata={
+        "help": "KTO beta (seed recipe); a pair loss's too unless DPO_BETA is set (AppSettings.beta)."})
     learning_rate: float = field(default=5e-4, metadata={"help": "Seed recipe learning rate."})
     lr_scheduler_type: str = field(default="cosine", metadata={"help": "Seed recipe schedule."})
     warmup_steps: float = field(default=0, metadata={"help": "Rounds are short; no warm-up."})
@@ -127,7 +128,7 @@ def round_config(settings: AppSettings, output_dir: str | Path, **extra: Any) ->
     does it natively, fp16 mixed precision on a GPU without (a T4). SettingError for a KTO_ name or value that
     is not valid."""
     use_cpu = not torch.cuda.is_available() or settings.model.device == "cpu"
-    values = {**_overrides(settings.round_overrides, RoundConfig, "KTO_"), **extra}
+    values = {**_overrides(settings.round_overrides, RoundConfig, "KTO_"), "beta": settings.beta, **extra}
     if values.get("bf16") is None:
         values["bf16"] = _native_bf16(use_cpu)
     if not use_cpu and not values["bf16"] and values.get("fp16") is None:

@@ -3,6 +3,8 @@
 - `VersionMeta`: a version's `meta.json` (written by a round or an install, read by the dashboard,
   the command line and the gate's report), with `GateReport`, `Scores` and the round's parts.
 - `LoopStatus`, `HubStatus` and `AppStatus`: what the status line, the dashboard and the `/status` endpoint read.
+- `StoredReply`, `Vote`, `Pick`, `VersionInfo`: the stores' rows as the other parts read them; `RoundResult`:
+  a round's outcome, as the learner hands it to the loop.
 - `ReplySampler`, `ServedCopy`, `SampledReply`: what the gate needs of the server (a protocol, so that the gate
   sits below serving in the layers and the server is handed to it).
 
@@ -262,6 +264,97 @@ class VersionMeta:
 
     def to_json(self) -> str:
         return json.dumps(to_dict(self), indent=2, default=str)
+
+
+# -- replies, votes, picks and versions -------------------------------------------------------------------
+# The store's rows as the rest of the app reads them (store/votes.py, store/versions.py), and a round's outcome.
+
+
+@dataclass(frozen=True)
+class StoredReply:
+    id: str
+    session: str
+    prompt: list[dict]
+    completion: str
+    version: str
+    stopped: bool = False
+    created_at: float = 0.0
+    voter_id: str = ""  # the visitor, hashed (serve/voters.py): a signed-in user, or session plus address
+    address: str = ""   # the visitor's address, hashed
+
+
+@dataclass(frozen=True)
+class Vote:
+    """A vote joined with the reply it is about: everything a training row needs."""
+
+    reply_id: str
+    voter: str
+    label: bool
+    revision: int
+    prompt: list[dict]
+    completion: str
+    version: str
+    updated_at: float
+    voter_id: str = ""  # the reply's (StoredReply.voter_id): who voted, across sessions
+    address: str = ""
+
+    @property
+    def identity(self) -> str:
+        """The voter for caps and shares: the hashed identity, or the session where none was recorded."""
+        return self.voter_id or self.voter
+
+
+PICK_CHOICES = ("a", "b", "neither")
+
+
+@dataclass(frozen=True)
+class Pick:
+    """A paired preference joined with its two replies: which of two replies to one message was better."""
+
+    pair_id: str
+    voter: str
+    choice: str            # a | b | neither
+    revision: int
+    prompt: list[dict]
+    completion_a: str
+    completion_b: str
+    version_a: str
+    version_b: str
+    updated_at: float
+    voter_id: str = ""  # reply A's (StoredReply.voter_id)
+    address: str = ""
+
+    @property
+    def identity(self) -> str:
+        return self.voter_id or self.voter
+
+    @property
+    def chosen(self) -> str | None:
+        return {"a": self.completion_a, "b": self.completion_b}.get(self.choice)
+
+    @property
+    def rejected(self) -> str | None:
+        return {"a": self.completion_b, "b": self.completion_a}.get(self.choice)
+
+
+@dataclass(frozen=True)
+class VersionInfo:
+    name: str
+    path: Path | None  # None for the base: no adapter
+    meta: VersionMeta = field(default_factory=VersionMeta)
+
+
+@dataclass
+class RoundResult:
+    version: str
+    meta: VersionMeta
+    gate: GateReport | None = None
+    # The `source` of every row in a batch the round trained on (rows may carry one: see train_round).
+    read: frozenset[str] = frozenset()
+
+    @property
+    def passed(self) -> bool:
+        return self.gate is None or self.gate.passed
 
 
 # -- status -------------------------------------------------------------------------------------------

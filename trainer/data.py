@@ -13,8 +13,7 @@ import unicodedata
 from itertools import zip_longest
 from typing import Callable, Iterable, Sequence
 
-from .contracts import TrainerError
-from .store.votes import Pick, Vote
+from .contracts import Pick, TrainerError, Vote
 
 Message = dict[str, str]
 

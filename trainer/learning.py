@@ -40,7 +40,7 @@ from pathlib import Path
 from typing import Callable, Sequence, TypeVar
 
 from .config import AppSettings, LoopSettings
-from .contracts import GateReport, TrainerError, VersionMeta
+from .contracts import GateReport, Pick, RoundResult, TrainerError, VersionMeta, Vote
 from .data import conversational, kto_rows, labelled_sample, pair_rows, paired_rows, pick_rows
 from .gate.holdout import is_gate_vote, split_gate_votes
 from .gate.judge import Gate
@@ -48,10 +48,10 @@ from .model.base import BaseModel
 from .serve.rollout import Rollout
 from .store.files import read_preferences
 from .store.versions import VersionStore
-from .store.votes import Pick, Vote, VoteStore
+from .store.votes import VoteStore
 from .train.recipe import round_config
 from .train.reference import ReferenceCache
-from .train.round import RoundHooks, RoundResult, train_round
+from .train.round import RoundHooks, train_round
 
 HOUR = 3600.0
 T = TypeVar("T")

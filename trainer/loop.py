@@ -18,11 +18,11 @@ import time
 from typing import Callable
 
 from .config import LoopSettings
-from .contracts import LoopStatus, TrainerError
+from .contracts import LoopStatus, RoundResult, TrainerError
 from .learning import Learner, NotEnoughVotes
 from .serve.server import SamplingCancelled, Server
 from .store.votes import VoteStore
-from .train.round import RoundHooks, RoundResult
+from .train.round import RoundHooks
 
 log = logging.getLogger(__name__)
 

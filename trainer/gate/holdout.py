@@ -12,9 +12,9 @@ import hashlib
 from typing import Sequence
 
 from ..config import GateSettings
+from ..contracts import Vote
 from ..data import conversational
 from ..store.files import read_preferences
-from ..store.votes import Vote
 
 
 def is_gate_vote(reply_id: str, share: float) -> bool:

@@ -16,9 +16,9 @@ from dataclasses import dataclass, field
 from typing import Callable, Iterator
 
 from ..config import ChatSettings
-from ..contracts import TrainerError
+from ..contracts import PICK_CHOICES, StoredReply, TrainerError
 from ..data import PromptTooLong, as_text, fit_history, has_visible_text, special_texts
-from ..store.votes import PICK_CHOICES, StoredReply, VoteError, VoteStore
+from ..store.votes import VoteError, VoteStore
 from .server import Completion, ServedVersion, Server
 from .voters import Identity
 

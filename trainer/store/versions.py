@@ -22,11 +22,10 @@ import tempfile
 import threading
 import time
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
-from ..contracts import TrainerError, VersionMeta
+from ..contracts import TrainerError, VersionInfo, VersionMeta
 
 BASE = "base"
 NAME = re.compile(r"^v(\d{4,})$")
@@ -35,13 +34,6 @@ STAGING_PREFIX = ".staging-"
 
 class VersionError(TrainerError, ValueError):
     """Names a version that does not exist, or a publish that cannot happen."""
-
-
-@dataclass(frozen=True)
-class VersionInfo:
-    name: str
-    path: Path | None  # None for the base: no adapter
-    meta: VersionMeta = field(default_factory=VersionMeta)
 
 
 def _fsync_dir(path: Path) -> None:

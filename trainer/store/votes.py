@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
-from ..contracts import TrainerError
+from ..contracts import PICK_CHOICES, Pick, StoredReply, TrainerError, Vote
 from .disk import check_local_disk
 
 SCHEMA = """
@@ -85,74 +85,7 @@ class VoteError(TrainerError, ValueError):
     """A vote that cannot be recorded; the message is fit to show the visitor."""
 
 
-@dataclass(frozen=True)
-class StoredReply:
-    id: str
-    session: str
-    prompt: list[dict]
-    completion: str
-    version: str
-    stopped: bool = False
-    created_at: float = 0.0
-    voter_id: str = ""  # the visitor, hashed (serve/voters.py): a signed-in user, or session plus address
-    address: str = ""   # the visitor's address, hashed
-
-
 REPLY_COLUMNS = "id, session, prompt, completion, version, stopped, created_at, voter_id, address"
-
-
-@dataclass(frozen=True)
-class Vote:
-    """A vote joined with the reply it is about: everything a training row needs."""
-
-    reply_id: str
-    voter: str
-    label: bool
-    revision: int
-    prompt: list[dict]
-    completion: str
-    version: str
-    updated_at: float
-    voter_id: str = ""  # the reply's (StoredReply.voter_id): who voted, across sessions
-    address: str = ""
-
-    @property
-    def identity(self) -> str:
-        """The voter for caps and shares: the hashed identity, or the session where none was recorded."""
-        return self.voter_id or self.voter
-
-
-PICK_CHOICES = ("a", "b", "neither")
-
-
-@dataclass(frozen=True)
-class Pick:
-    """A paired preference joined with its two replies: which of two replies to one message was better."""
-
-    pair_id: str
-    voter: str
-    choice: str            # a | b | neither
-    revision: int
-    prompt: list[dict]
-    completion_a: str
-    completion_b: str
-    version_a: str
-    version_b: str
-    updated_at: float
-    voter_id: str = ""  # reply A's (StoredReply.voter_id)
-    address: str = ""
-
-    @property
-    def identity(self) -> str:
-        return self.voter_id or self.voter
-
-    @property
-    def chosen(self) -> str | None:
-        return {"a": self.completion_a, "b": self.completion_b}.get(self.choice)
-
-    @property
-    def rejected(self) -> str | None:
-        return {"a": self.completion_b, "b": self.completion_a}.get(self.choice)
 
 
 @dataclass(frozen=True)

@@ -33,12 +33,13 @@ from safetensors.torch import load_file
 from transformers import TrainerCallback, TrainerState
 
 from ..config import AppSettings
-from ..contracts import ClassWeights, EarlyStopSummary, GateReport, LabelCounts, Recipe, RoundTimings, VersionMeta
+from ..contracts import (ClassWeights, EarlyStopSummary, GateReport, LabelCounts, Recipe, RoundResult, RoundTimings,
+                         VersionInfo, VersionMeta)
 from ..data import as_text_messages, class_weights, fit_row, special_texts, stratified_batches
 from ..model.base import BaseModel, twin
 from ..model.memory import release_free_memory
 from ..model.yielding import attached, waiting_with
-from ..store.versions import VersionInfo, VersionStore
+from ..store.versions import VersionStore
 from .early_stopping import EarlyStopping, EarlyStopScorer
 from .frozen import keep_no_weight_copies
 from .losses import DPO_LOSS_TYPES
@@ -78,19 +79,6 @@ class _HooksCallback(TrainerCallback):
     def on_step_end(self, args, state, control, **kwargs):
         release_free_memory()  # a step's activations and recomputed layers
         self.hooks.progress(state.global_step, state.max_steps)
-
-
-@dataclass
-class RoundResult:
-    version: str
-    meta: VersionMeta
-    gate: GateReport | None = None
-    # The `source` of every row in a batch the round trained on (rows may carry one: see train_round).
-    read: frozenset[str] = frozenset()
-
-    @property
-    def passed(self) -> bool:
-        return self.gate is None or self.gate.passed
 
 
 @dataclass

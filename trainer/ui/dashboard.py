@@ -15,8 +15,8 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from ..contracts import AppStatus, VersionMeta, VoteCounts
-from ..store.versions import BASE, VersionInfo
+from ..contracts import AppStatus, VersionInfo, VersionMeta, VoteCounts
+from ..store.versions import BASE
 from ..store.votes import VoteStore
 from .status import dashboard_summary
 

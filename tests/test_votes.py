@@ -172,3 +172,21 @@ def test_a_data_dir_that_cannot_lock_is_refused_before_anything_is_written(tmp_p
     with pytest.raises(UnsafeDataDir, match="cannot hold the votes database.*No locks available.*HUB_REPO"):
         VoteStore(tmp_path / "bucket" / "votes.db")
     assert list((tmp_path / "bucket").iterdir()) == [], "no database, no probe left behind"
+
+
+def test_a_store_from_before_voters_were_kept_reads_by_name(tmp_path):
+    """A database an older app wrote (replies without voter_id and address) opens, and its rows read as today's."""
+    import sqlite3
+    path = tmp_path / "votes.sqlite3"
+    with sqlite3.connect(path) as db:
+        db.execute("CREATE TABLE replies (id TEXT PRIMARY KEY, session TEXT NOT NULL, prompt TEXT NOT NULL, "
+                   "completion TEXT NOT NULL, version TEXT NOT NULL, stopped INTEGER NOT NULL, created_at REAL NOT NULL)")
+        db.execute("INSERT INTO replies VALUES ('r1', 'alice', '[]', 'old reply', 'v0001', 0, 1.0)")
+    store = VoteStore(path)
+    assert store.get_reply("r1") == StoredReply(id="r1", session="alice", prompt=[], completion="old reply",
+                                                version="v0001", created_at=1.0)
+    assert store.vote("r1", "alice", True) == "recorded"
+    (vote,) = store.votes(waiting=True)
+    assert (vote.reply_id, vote.label, vote.completion, vote.identity) == ("r1", True, "old reply", "alice")
+    assert store.waiting_counts() == (1, 0) and store.counts_by_version() == {"v0001": (1, 0)}
+    assert store.waiting_voters() == [(True, "alice", "")] and store.trained_by_voter(["v0002"]) == []

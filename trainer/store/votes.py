@@ -106,7 +106,7 @@ class VoteStore:
         with self._connect() as db:
             db.execute("PRAGMA journal_mode=WAL")
             db.executescript(SCHEMA)
-            columns = {row[1] for row in db.execute("PRAGMA table_info(replies)")}
+            columns = {row["name"] for row in db.execute("PRAGMA table_info(replies)")}
             for column in ("voter_id", "address"):  # a store from before voters were kept
                 if column not in columns:
                     db.execute(f"ALTER TABLE replies ADD COLUMN {column} TEXT NOT NULL DEFAULT ''")
@@ -124,6 +124,7 @@ class VoteStore:
         # A connection per call: sqlite3 connections must not cross threads, and Gradio runs
         # handlers on a pool of them.
         db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+        db.row_factory = sqlite3.Row  # rows are read by column name
         try:
             db.execute("PRAGMA busy_timeout=30000")
             db.execute("PRAGMA foreign_keys=ON")
@@ -147,7 +148,7 @@ class VoteStore:
     @staticmethod
     def _meta(db: sqlite3.Connection, key: str) -> str | None:
         row = db.execute("SELECT value FROM store_meta WHERE key = ?", (key,)).fetchone()
-        return None if row is None else row[0]
+        return None if row is None else row["value"]
 
     @staticmethod
     def _set_meta(db: sqlite3.Connection, key: str, value: str) -> None:
@@ -169,34 +170,32 @@ class VoteStore:
     def _log_vote_row(self, db: sqlite3.Connection, reply_id: str, voter: str) -> None:
         row = db.execute("SELECT label, revision, created_at, updated_at FROM votes WHERE reply_id = ? AND voter = ?",
                          (reply_id, voter)).fetchone()
-        self._log(db, "vote", {"reply_id": reply_id, "voter": voter, "label": row[0], "revision": row[1],
-                               "created_at": row[2], "updated_at": row[3]})
+        self._log(db, "vote", {"reply_id": reply_id, "voter": voter, **dict(row)})
 
-    def _log_pick_row(self, db: sqlite3.Connection, row: tuple) -> None:
-        self._log(db, "pick", {"pair_id": row[0], "voter": row[1], "reply_a": row[2], "reply_b": row[3],
-                               "choice": row[4], "revision": row[5], "created_at": row[7], "updated_at": row[8]})
+    def _log_pick_row(self, db: sqlite3.Connection, row: sqlite3.Row) -> None:
+        self._log(db, "pick", {key: row[key] for key in ("pair_id", "voter", "reply_a", "reply_b", "choice", "revision",
+                                                         "created_at", "updated_at")})
 
     def _log_existing_rows(self, db: sqlite3.Connection) -> None:
         """A store made before the outbox existed: its rows become events once, so they reach the Hub too."""
         for row in db.execute(f"SELECT {REPLY_COLUMNS} FROM replies ORDER BY created_at").fetchall():
             self._log(db, "reply", self._reply_body(row))
-        for reply_id, voter, trained_in in db.execute(
-                "SELECT reply_id, voter, trained_in FROM votes ORDER BY updated_at").fetchall():
-            self._log_vote_row(db, reply_id, voter)
-            if trained_in is not None:
-                revision = db.execute("SELECT revision FROM votes WHERE reply_id = ? AND voter = ?",
-                                      (reply_id, voter)).fetchone()[0]
-                self._log(db, "mark", {"version": trained_in, "votes": [[reply_id, voter, revision]]})
+        for row in db.execute("SELECT reply_id, voter, revision, trained_in FROM votes ORDER BY updated_at").fetchall():
+            self._log_vote_row(db, row["reply_id"], row["voter"])
+            if row["trained_in"] is not None:
+                self._log(db, "mark", {"version": row["trained_in"],
+                                       "votes": [[row["reply_id"], row["voter"], row["revision"]]]})
         for row in db.execute("SELECT * FROM picks ORDER BY updated_at").fetchall():
             self._log_pick_row(db, row)
-            if row[6] is not None:
-                self._log(db, "mark_picks", {"version": row[6], "picks": [[row[0], row[1], row[5]]]})
+            if row["trained_in"] is not None:
+                self._log(db, "mark_picks", {"version": row["trained_in"],
+                                             "picks": [[row["pair_id"], row["voter"], row["revision"]]]})
 
     @staticmethod
-    def _reply_body(row: tuple) -> dict:
-        return {"id": row[0], "session": row[1], "prompt": json.loads(row[2]), "completion": row[3],
-                "version": row[4], "stopped": bool(row[5]), "created_at": row[6], "voter_id": row[7],
-                "address": row[8]}
+    def _reply_body(row: tuple | sqlite3.Row) -> dict:
+        """A reply's event body from its REPLY_COLUMNS values (a row as read, or as about to be written)."""
+        body = dict(zip(REPLY_COLUMNS.split(", "), row, strict=True))
+        return {**body, "prompt": json.loads(body["prompt"]), "stopped": bool(body["stopped"])}
 
     def events_after(self, seq: int, limit: int | None = None) -> list[Event]:
         """This store's own events after `seq`, in order."""
@@ -207,11 +206,11 @@ class VoteStore:
             params = (seq, limit)
         with self._connect() as db:
             rows = db.execute(query, params).fetchall()
-        return [Event(self.origin, s, at, kind, json.loads(body)) for s, at, kind, body in rows]
+        return [Event(self.origin, row["seq"], row["at"], row["kind"], json.loads(row["body"])) for row in rows]
 
     def last_event_seq(self) -> int:
         with self._connect() as db:
-            return db.execute("SELECT COALESCE(MAX(seq), 0) FROM events").fetchone()[0]
+            return db.execute("SELECT COALESCE(MAX(seq), 0) AS seq FROM events").fetchone()["seq"]
 
     def apply_events(self, events: list[Event]) -> int:
         """Replay another store's events (in their order) into this one, in one transaction; returns how many.
@@ -258,10 +257,7 @@ class VoteStore:
     def get_reply(self, reply_id: str) -> StoredReply | None:
         with self._connect() as db:
             row = db.execute(f"SELECT {REPLY_COLUMNS} FROM replies WHERE id = ?", (reply_id,)).fetchone()
-        if row is None:
-            return None
-        return StoredReply(id=row[0], session=row[1], prompt=json.loads(row[2]), completion=row[3], version=row[4],
-                     stopped=bool(row[5]), created_at=row[6], voter_id=row[7], address=row[8])
+        return None if row is None else StoredReply(**self._reply_body(row))
 
     def vote(self, reply_id: str, voter: str, liked: bool | None) -> str:
         """Record, change or retract `voter`'s vote on a reply; returns what happened.
@@ -274,11 +270,11 @@ class VoteStore:
             owner = db.execute("SELECT session FROM replies WHERE id = ?", (reply_id,)).fetchone()
             if owner is None:
                 raise VoteError("That reply is unknown or still being written; vote once it has finished.")
-            if owner[0] != voter:
+            if owner["session"] != voter:
                 raise VoteError("You can only vote on replies written in your own chat.")
             row = db.execute("SELECT label FROM votes WHERE reply_id = ? AND voter = ?",
                              (reply_id, voter)).fetchone()
-            if liked is None or (row is not None and bool(row[0]) == liked):
+            if liked is None or (row is not None and bool(row["label"]) == liked):
                 if row is None:
                     return "nothing to retract"
                 db.execute("DELETE FROM votes WHERE reply_id = ? AND voter = ?", (reply_id, voter))
@@ -298,10 +294,10 @@ class VoteStore:
         """(label, voter identity, address) of every waiting vote, oldest first: what caps are counted on,
         without reading prompts."""
         with self._connect() as db:
-            rows = db.execute("""SELECT v.label, COALESCE(NULLIF(r.voter_id, ''), v.voter), r.address
+            rows = db.execute("""SELECT v.label, COALESCE(NULLIF(r.voter_id, ''), v.voter) AS voter, r.address
                                  FROM votes v JOIN replies r ON r.id = v.reply_id
                                  WHERE v.trained_in IS NULL ORDER BY v.updated_at""").fetchall()
-        return [(bool(label), voter, address) for label, voter, address in rows]
+        return [(bool(row["label"]), row["voter"], row["address"]) for row in rows]
 
     def trained_by_voter(self, versions: list[str]) -> list[tuple[str, str, int]]:
         """(voter identity, address, votes and picks) that the rounds of `versions` trained on."""
@@ -309,41 +305,45 @@ class VoteStore:
             return []
         marks = ", ".join("?" * len(versions))
         with self._connect() as db:
-            return db.execute(f"""
-                SELECT voter, address, COUNT(*) FROM (
+            rows = db.execute(f"""
+                SELECT voter, address, COUNT(*) AS count FROM (
                     SELECT COALESCE(NULLIF(r.voter_id, ''), v.voter) AS voter, r.address AS address
                     FROM votes v JOIN replies r ON r.id = v.reply_id WHERE v.trained_in IN ({marks})
                     UNION ALL
                     SELECT COALESCE(NULLIF(r.voter_id, ''), p.voter), r.address
                     FROM picks p JOIN replies r ON r.id = p.reply_a WHERE p.trained_in IN ({marks}))
                 GROUP BY voter, address""", (*versions, *versions)).fetchall()
+        return [(row["voter"], row["address"], row["count"]) for row in rows]
 
     def waiting_counts(self) -> tuple[int, int]:
         """(thumbs up, thumbs down) among votes no published round has used yet."""
         with self._connect() as db:
-            rows = dict(db.execute(
-                "SELECT label, COUNT(*) FROM votes WHERE trained_in IS NULL GROUP BY label").fetchall())
-        return rows.get(1, 0), rows.get(0, 0)
+            return self._label_counts(db, "trained_in IS NULL")
 
     def votes_per_hour(self) -> list[tuple[float, bool, int]]:
         """(hour start as a Unix time, label, count) for the dashboard."""
         with self._connect() as db:
-            rows = db.execute("SELECT CAST(updated_at / 3600 AS INTEGER) * 3600, label, COUNT(*) FROM votes "
-                              "GROUP BY 1, 2 ORDER BY 1").fetchall()
-        return [(float(hour), bool(label), count) for hour, label, count in rows]
+            rows = db.execute("SELECT CAST(updated_at / 3600 AS INTEGER) * 3600 AS hour, label, COUNT(*) AS count "
+                              "FROM votes GROUP BY hour, label ORDER BY hour").fetchall()
+        return [(float(row["hour"]), bool(row["label"]), row["count"]) for row in rows]
 
     def counts_by_version(self) -> dict[str, tuple[int, int]]:
         """(thumbs up, thumbs down) on the replies each version wrote, in order of first vote: its like share."""
         with self._connect() as db:
-            rows = db.execute("SELECT r.version, SUM(v.label), COUNT(*) - SUM(v.label) FROM votes v "
+            rows = db.execute("SELECT r.version, SUM(v.label) AS up, COUNT(*) - SUM(v.label) AS down FROM votes v "
                               "JOIN replies r ON r.id = v.reply_id GROUP BY r.version "
                               "ORDER BY MIN(v.updated_at)").fetchall()
-        return {version: (int(up), int(down)) for version, up, down in rows}
+        return {row["version"]: (int(row["up"]), int(row["down"])) for row in rows}
 
     def total_counts(self) -> tuple[int, int]:
         with self._connect() as db:
-            rows = dict(db.execute("SELECT label, COUNT(*) FROM votes GROUP BY label").fetchall())
-        return rows.get(1, 0), rows.get(0, 0)
+            return self._label_counts(db, "1")
+
+    @staticmethod
+    def _label_counts(db: sqlite3.Connection, where: str) -> tuple[int, int]:
+        counts = {row["label"]: row["count"] for row in db.execute(
+            f"SELECT label, COUNT(*) AS count FROM votes WHERE {where} GROUP BY label").fetchall()}
+        return counts.get(1, 0), counts.get(0, 0)
 
     def votes(self, waiting: bool, limit: int | None = None) -> list[Vote]:
         """Waiting votes (oldest first), or already-trained ones (newest first) for replay."""
@@ -367,8 +367,7 @@ class VoteStore:
             params = (*params, limit)
         with self._connect() as db:
             rows = db.execute(query, params).fetchall()
-        return [Vote(reply_id=r[0], voter=r[1], label=bool(r[2]), revision=r[3], prompt=json.loads(r[4]),
-                     completion=r[5], version=r[6], updated_at=r[7], voter_id=r[8], address=r[9]) for r in rows]
+        return [Vote(**{**dict(r), "label": bool(r["label"]), "prompt": json.loads(r["prompt"])}) for r in rows]
 
     def keep_for_gate(self, votes: list[Vote]) -> int:
         """Mark the revisions read as gate votes: no round trains on them."""
@@ -394,19 +393,19 @@ class VoteStore:
         if choice not in PICK_CHOICES:
             raise VoteError(f"A pick is one of {', '.join(PICK_CHOICES)}; got {choice!r}.")
         with self._write() as db:
-            rows = {row[0]: row for row in db.execute(
+            rows = {row["id"]: row for row in db.execute(
                 "SELECT id, session, prompt FROM replies WHERE id IN (?, ?)", (reply_a, reply_b)).fetchall()}
             if reply_a == reply_b or len(rows) != 2:
                 raise VoteError("Both replies must have finished before you pick one; wait for them to end.")
-            if any(row[1] != voter for row in rows.values()):
+            if any(row["session"] != voter for row in rows.values()):
                 raise VoteError("You can only pick between replies written in your own chat.")
-            if rows[reply_a][2] != rows[reply_b][2]:
+            if rows[reply_a]["prompt"] != rows[reply_b]["prompt"]:
                 raise VoteError("A pick compares two replies to the same message.")
             row = db.execute("SELECT choice, reply_a, reply_b FROM picks WHERE pair_id = ? AND voter = ?",
                              (pair_id, voter)).fetchone()
-            if row is not None and (row[1], row[2]) != (reply_a, reply_b):
+            if row is not None and (row["reply_a"], row["reply_b"]) != (reply_a, reply_b):
                 raise VoteError("That comparison holds other replies.")
-            if row is not None and row[0] == choice:
+            if row is not None and row["choice"] == choice:
                 return "unchanged"
             now = time.time()
             db.execute(
@@ -433,13 +432,15 @@ class VoteStore:
     def waiting_pick_counts(self) -> tuple[int, int]:
         """(picks of a better reply, "both bad" picks) that no published round has used yet."""
         with self._connect() as db:
-            rows = dict(db.execute("SELECT choice = 'neither', COUNT(*) FROM picks WHERE trained_in IS NULL "
-                                   "GROUP BY 1").fetchall())
-        return rows.get(0, 0), rows.get(1, 0)
+            counts = {row["neither"]: row["count"] for row in db.execute(
+                "SELECT choice = 'neither' AS neither, COUNT(*) AS count FROM picks WHERE trained_in IS NULL "
+                "GROUP BY neither").fetchall()}
+        return counts.get(0, 0), counts.get(1, 0)
 
     def _select_picks(self, where: str, params: tuple, order: str, limit: int | None) -> list[Pick]:
-        query = f"""SELECT p.pair_id, p.voter, p.choice, p.revision, a.prompt, a.completion, b.completion,
-                           a.version, b.version, p.updated_at, a.voter_id, a.address
+        query = f"""SELECT p.pair_id, p.voter, p.choice, p.revision, a.prompt, a.completion AS completion_a,
+                           b.completion AS completion_b, a.version AS version_a, b.version AS version_b,
+                           p.updated_at, a.voter_id, a.address
                     FROM picks p JOIN replies a ON a.id = p.reply_a JOIN replies b ON b.id = p.reply_b
                     WHERE {where} ORDER BY p.updated_at {order}"""
         if limit is not None:
@@ -447,10 +448,7 @@ class VoteStore:
             params = (*params, limit)
         with self._connect() as db:
             rows = db.execute(query, params).fetchall()
-        return [Pick(pair_id=r[0], voter=r[1], choice=r[2], revision=r[3], prompt=json.loads(r[4]),
-                     completion_a=r[5], completion_b=r[6], version_a=r[7], version_b=r[8], updated_at=r[9],
-                     voter_id=r[10], address=r[11])
-                for r in rows]
+        return [Pick(**{**dict(r), "prompt": json.loads(r["prompt"])}) for r in rows]
 
     def keep_picks_for_gate(self, picks: list[Pick]) -> int:
         return self.mark_picks_trained(picks, KEPT_FOR_GATE)

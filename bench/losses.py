@@ -103,7 +103,7 @@ def main() -> None:
             liked = like_rate(base, merged_with_adapter(base, path), persona, fresh, args.tokens) if fresh else None
             results.append({"loss": loss, "beta": beta, "auc": s.auc, "pair_accuracy": s.pair_accuracy,
                             "margin": s.margin * 0.1 / beta, "kl": s.kl,
-                            "dominance": dominance(s.rewards_liked, s.rewards_disliked), "like_rate": liked,
+                            "dominance": dominance(s.rewards_desirable, s.rewards_undesirable), "like_rate": liked,
                             "seconds": seconds})
             print(json.dumps(results[-1]), flush=True)
             # Published after every round, so a run cut short still leaves the rows it finished.

@@ -81,7 +81,7 @@ def test_chat_vote_round_swap(running_app, wait_for):
     status = wait_for(lambda: (s := client.predict(api_name="/status"))["loop"]["rounds"] == 1 and s,
                       timeout=300, every=0.5)
     assert status["serving"] == "v0001", status
-    assert status["votes_waiting"] == {"up": 0, "down": 0}
+    assert status["votes_waiting"] == {"desirable": 0, "undesirable": 0}
 
     history, _ = client.predict("Title: Paper 9. Abstract: A new claim.", api_name="/chat")
     new_row = len(history) - 1

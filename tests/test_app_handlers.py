@@ -21,7 +21,7 @@ def test_status_and_dashboard_render_in_every_state(runtime, settings, vote_on_r
     assert handlers.status_json()["loop"]["rounds"] == 1
     # vote_on_replies votes like / dislike in turn: half of the votes on the base's replies are likes.
     assert "`base` 50% of 4" in status
-    assert handlers.status_json()["votes_by_version"] == {"base": {"up": 2, "down": 2}}
+    assert handlers.status_json()["votes_by_version"] == {"base": {"desirable": 2, "undesirable": 2}}
     assert board.versions.set_index("version").loc["base", "liked (votes on its replies)"] == "50% of 4"
     assert list(board.learning_curve["bar"]) == ["base liked"]
 

@@ -18,8 +18,8 @@ from trainer.contracts import (
 
 
 def test_version_meta_round_trips_with_nested_records():
-    scores = Scores("v0001", 0.9, 1.2, 0.05, 0.8, 0.0, rubric=0.75, liked_quantiles=[0.1, 0.2],
-                    disliked_quantiles=[-0.1, 0.0])
+    scores = Scores("v0001", 0.9, 1.2, 0.05, 0.8, 0.0, rubric=0.75, desirable_quantiles=[0.1, 0.2],
+                    undesirable_quantiles=[-0.1, 0.0])
     meta = VersionMeta(name="v0002", parent="v0001", rows=8, label_counts=LabelCounts(4, 4),
                        early_stopping=EarlyStopSummary([EarlyStopScore(2, 0.9, 1.0, 0.1)], 2, 4, True, True),
                        gate=GateReport(True, [], scores, scores, 56), metrics=[{"step": 1, "loss": 0.7}],
@@ -34,6 +34,11 @@ def test_older_and_newer_metadata_read():
     assert meta.gate_votes == 5 and meta.name == "v0003"
     shipped = VersionMeta.read(SHIPPED_ADAPTER / "meta.json")
     assert shipped.recipe.r == 8 and shipped.steps == 32 and shipped.label_counts.desirable == 128
+    scores = {"version": "v0002", "auc": 0.8, "margin": 1.0, "kl": 0.1, "distinct2": 0.9, "repetition": 0.0,
+              "liked_quantiles": [1.0, 2.0], "disliked_quantiles": [-1.0]}  # as releases before 2026-12 wrote
+    gate = VersionMeta.from_json({"gate": {"passed": True, "reasons": [], "candidate": scores, "serving": scores,
+                                           "rows": 4}}).gate
+    assert gate.candidate.desirable_quantiles == [1.0, 2.0] and gate.serving.undesirable_quantiles == [-1.0]
 
 
 def test_status_serializes_to_the_json_the_status_endpoint_returns():
@@ -41,7 +46,7 @@ def test_status_serializes_to_the_json_the_status_endpoint_returns():
                        min_votes=8, needs_both_labels=False, loop=LoopStatus(state="training", step=2, total_steps=4),
                        generating=1)
     data = to_dict(status)
-    assert data["votes_waiting"] == {"up": 1, "down": 2} and data["loop"]["state"] == "training"
+    assert data["votes_waiting"] == {"desirable": 1, "undesirable": 2} and data["loop"]["state"] == "training"
     assert json.loads(json.dumps(data)) == data
 
 

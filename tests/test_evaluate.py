@@ -53,11 +53,11 @@ def test_batched_rewards_match_one_by_one(tiny_base, settings, trained_version, 
         kl_tokens += len(ids) - start
     liked = [e for e, r in zip(expected, data) if r["label"]]
     disliked = [e for e, r in zip(expected, data) if not r["label"]]
-    assert batched.rewards_liked == pytest.approx(liked, rel=1e-4, abs=1e-5)
-    assert batched.rewards_disliked == pytest.approx(disliked, rel=1e-4, abs=1e-5)
+    assert batched.rewards_desirable == pytest.approx(liked, rel=1e-4, abs=1e-5)
+    assert batched.rewards_undesirable == pytest.approx(disliked, rel=1e-4, abs=1e-5)
     assert batched.kl == pytest.approx(kl_sum / kl_tokens, rel=1e-4)
     served = Server(tiny_base, settings.chat).load(version.name, version.path).model  # LoRA merged
-    assert evaluate(tiny_base, served, data, version.name).rewards_liked == pytest.approx(liked, rel=1e-3, abs=1e-4)
+    assert evaluate(tiny_base, served, data, version.name).rewards_desirable == pytest.approx(liked, rel=1e-3, abs=1e-4)
 
 
 def test_known_rows_are_not_scored_again_and_give_the_same_figures(tiny_base, trained_version, trained_model, rows):
@@ -72,12 +72,12 @@ def test_known_rows_are_not_scored_again_and_give_the_same_figures(tiny_base, tr
     assert again.scored_rows == 1 and built == [1] and len(known) == 3
     fresh = evaluate(tiny_base, model, data, version.name)
     assert fresh.scored_rows == 3
-    assert (again.auc, again.rewards_liked, again.rewards_disliked) == (fresh.auc, fresh.rewards_liked,
-                                                                        fresh.rewards_disliked)
+    assert (again.auc, again.rewards_desirable, again.rewards_undesirable) == (fresh.auc, fresh.rewards_desirable,
+                                                                        fresh.rewards_undesirable)
     assert again.kl == pytest.approx(fresh.kl, rel=1e-6)
     untouched = evaluate(tiny_base, lambda: pytest.fail("every row is known: no model needed"), data, version.name,
                          known=known)
-    assert untouched.scored_rows == 0 and untouched.rewards_liked == fresh.rewards_liked
+    assert untouched.scored_rows == 0 and untouched.rewards_desirable == fresh.rewards_desirable
 
 
 @pytest.mark.e2e

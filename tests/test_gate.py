@@ -241,7 +241,7 @@ def test_gate_serves_honest_rounds_and_keeps_poisoned_ones_out(embedded_runtime,
         assert report.candidate.auc > 0.6 and not report.reasons
     else:
         assert report.candidate.auc < 0.4 and "held-out AUC" in report.reasons[0]
-        assert len(report.candidate.liked_quantiles) == 21
+        assert len(report.candidate.desirable_quantiles) == 21
 
 
 def test_early_stop_rows_are_the_newest_gate_votes_and_seed_rows(runtime, settings):

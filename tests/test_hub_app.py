@@ -70,7 +70,7 @@ def test_kill_restart_and_sigterm_lose_nothing_beyond_the_last_interval(hub_serv
     third, url = start_app(tmp_path / "third", app_env(hub_server, tiny_model_dir, HUB_PUSH_SECONDS="600"))
     client = Client(url, verbose=False)
     status = client.predict(api_name="/status")
-    assert status["serving"] == "v0001" and status["votes_waiting"] == {"up": 0, "down": 0}
+    assert status["serving"] == "v0001" and status["votes_waiting"] == {"desirable": 0, "undesirable": 0}
     chat_and_vote(client, 2)
     third.send_signal(signal.SIGTERM)  # as a Space restart does: the votes go up before it exits
     assert third.wait(timeout=60) == 0

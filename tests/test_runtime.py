@@ -140,7 +140,7 @@ def test_trainer_thread_trains_on_enough_votes_and_swaps(runtime, send, vote_on_
     wait_for(lambda: runtime.loop.status().rounds == 1)  # the round ends after its version serves
     assert runtime.server.current.name == "v0001"
     status = runtime.status()
-    assert (status.votes_waiting.up, status.votes_waiting.down) == (0, 0) and status.loop.last_error is None
+    assert (status.votes_waiting.desirable, status.votes_waiting.undesirable) == (0, 0) and status.loop.last_error is None
     assert runtime.versions.current() == "v0001" and status.loop.last_swap_ms < 5
     assert len(runtime.versions.get("v0001").meta.votes) == 4
 
@@ -159,7 +159,7 @@ def test_crash_mid_round_keeps_serving_and_keeps_every_vote(runtime, monkeypatch
     assert runtime.loop.run_round() is None
     status = runtime.status()
     assert status.serving == "base" and runtime.versions.names() == []
-    assert (status.votes_waiting.up, status.votes_waiting.down) == (2, 2)
+    assert (status.votes_waiting.desirable, status.votes_waiting.undesirable) == (2, 2)
     assert "killed mid-round" in status.loop.last_error and status.loop.state == "idle"
     assert not runtime.loop.ready(), "no retry loop on the same votes"
     runtime.admin.train_now("sesame")

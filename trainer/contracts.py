@@ -34,7 +34,10 @@ class TrainerError(Exception):
 
 
 def from_dict(cls: type[T], data: dict[str, Any]) -> T:
-    """Build dataclass `cls` from JSON data, nested dataclasses (and lists of them) included."""
+    """Build dataclass `cls` from JSON data, nested dataclasses (and lists of them) included; keys an older
+    release wrote are read under today's names (a record's `_RENAMED`: {old: new})."""
+    renamed = getattr(cls, "_RENAMED", {})
+    data = {renamed.get(key, key): value for key, value in data.items()}
     hints = typing.get_type_hints(cls)
     known = {f.name for f in dataclasses.fields(cls)}
     return cls(**{name: _convert(hints[name], value) for name, value in data.items() if name in known})
@@ -121,8 +124,8 @@ class Scores:
     distinct2: float
     repetition: float
     rubric: float | None = None  # mean reply checks of its replies to the probe prompts (gate/rubric.py)
-    liked_quantiles: list[float] = field(default_factory=list)
-    disliked_quantiles: list[float] = field(default_factory=list)
+    desirable_quantiles: list[float] = field(default_factory=list)    # of the implicit rewards of the
+    undesirable_quantiles: list[float] = field(default_factory=list)  # thumbs-up and thumbs-down gate rows
     # On the held-out pairs among the gate rows (None / empty: none there): DPO's rewards/accuracy, and the
     # quantiles of the chosen-to-rejected log-likelihood ratio under this version and under the base.
     pair_accuracy: float | None = None
@@ -130,6 +133,9 @@ class Scores:
     base_pair_ratio_quantiles: list[float] = field(default_factory=list)
     # Its sampled replies to the probe messages, from the copy that would serve (empty in older versions' meta).
     probe_replies: list[ProbeReply] = field(default_factory=list)
+
+    # Names earlier releases wrote, read as today's.
+    _RENAMED = {"liked_quantiles": "desirable_quantiles", "disliked_quantiles": "undesirable_quantiles"}
 
 
 @dataclass
@@ -255,7 +261,6 @@ class VersionMeta:
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> "VersionMeta":
-        data = {cls._RENAMED.get(key, key): value for key, value in data.items()}
         return from_dict(cls, data)
 
     @classmethod
@@ -397,12 +402,18 @@ class HubStatus:
 
 @dataclass
 class VoteCounts:
-    up: int = 0
-    down: int = 0
+    """Thumbs up (desirable, in the KTO paper's terms) and thumbs down (undesirable)."""
+
+    desirable: int = 0
+    undesirable: int = 0
 
     @property
-    def liked_share(self) -> float | None:
-        return self.up / (self.up + self.down) if self.up + self.down else None
+    def total(self) -> int:
+        return self.desirable + self.undesirable
+
+    @property
+    def desirable_share(self) -> float | None:
+        return self.desirable / self.total if self.total else None
 
 
 @dataclass

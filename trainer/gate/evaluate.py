@@ -41,8 +41,8 @@ class EvalResult:
     margin: float
     kl: float
     seconds: float
-    rewards_liked: list[float] = field(default_factory=list, repr=False)
-    rewards_disliked: list[float] = field(default_factory=list, repr=False)
+    rewards_desirable: list[float] = field(default_factory=list, repr=False)
+    rewards_undesirable: list[float] = field(default_factory=list, repr=False)
     scored_rows: int = 0  # rows run through the model in this call (the others were known)
     pair_accuracy: float | None = None  # None: no pairs among the rows
     pair_log_ratios: list[float] = field(default_factory=list, repr=False)       # log pi(y_c) - log pi(y_r)

@@ -42,7 +42,7 @@ def scores_of(result: EvalResult, probe_replies: list[ProbeReply]) -> Scores:
     return Scores(result.version, result.auc, result.margin, result.kl, distinct_n(texts),
                   max((repetition(t) for t in texts), default=0.0),
                   mean_checks(probe_replies) if probe_replies else None,
-                  quantiles(result.rewards_liked), quantiles(result.rewards_disliked), result.pair_accuracy,
+                  quantiles(result.rewards_desirable), quantiles(result.rewards_undesirable), result.pair_accuracy,
                   quantiles(result.pair_log_ratios), quantiles(result.base_pair_log_ratios), list(probe_replies))
 
 

@@ -100,7 +100,7 @@ def learning_curve(infos: list[VersionInfo], votes: dict[str, VoteCounts], check
     """Per version, in publishing order: the share of votes liked on its replies, and its reply checks."""
     rows = []
     for info in infos:
-        liked = votes.get(info.name, VoteCounts()).liked_share
+        liked = votes.get(info.name, VoteCounts()).desirable_share
         for metric, value in (("liked share of votes", liked), ("reply checks", checks.get(info.name))):
             if value is not None:
                 rows.append({"bar": f"{info.name} {metric.split()[0]}", "value": value, "metric": metric})
@@ -122,7 +122,7 @@ def reward_quantiles(info: VersionInfo | None) -> pd.DataFrame:
     rows = []
     if gate:
         for scores, name in ((gate.serving, gate.serving.version), (gate.candidate, info.name)):
-            for label, values in (("liked", scores.liked_quantiles), ("disliked", scores.disliked_quantiles)):
+            for label, values in (("liked", scores.desirable_quantiles), ("disliked", scores.undesirable_quantiles)):
                 rows += [{"quantile": i / max(len(values) - 1, 1), "reward": v, "series": f"{name} {label}"}
                          for i, v in enumerate(values)]
     return pd.DataFrame(rows, columns=["quantile", "reward", "series"])
@@ -157,8 +157,8 @@ def version_table(infos: list[VersionInfo], current: str, votes: dict[str, VoteC
             "serving": "●" if info.name == current else "",
             "parent": meta.parent or "",
             "loss": meta.loss or ("kto" if meta.steps else ""),
-            "liked (votes on its replies)": f"{counts.liked_share:.0%} of {counts.up + counts.down}"
-            if counts.liked_share is not None else "",
+            "liked (votes on its replies)": f"{counts.desirable_share:.0%} of {counts.total}"
+            if counts.desirable_share is not None else "",
             "reply checks": f"{checks[info.name]:.0%}" if info.name in checks else "",
             "rows": "" if meta.rows is None else meta.rows,
             "voters (largest share)": f"{meta.voters} ({meta.largest_voter_share:.0%})"

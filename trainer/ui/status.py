@@ -17,8 +17,8 @@ def _loop_state(status: AppStatus) -> str:
 
 def learning_curve_text(status: AppStatus, last: int = 4) -> str:
     """The like share of the votes on each of the `last` voted versions' replies, oldest first."""
-    voted = [(name, counts) for name, counts in status.votes_by_version.items() if counts.liked_share is not None]
-    return " → ".join(f"`{name}` {counts.liked_share:.0%} of {counts.up + counts.down}"
+    voted = [(name, counts) for name, counts in status.votes_by_version.items() if counts.desirable_share is not None]
+    return " → ".join(f"`{name}` {counts.desirable_share:.0%} of {counts.total}"
                       for name, counts in voted[-last:])
 
 
@@ -41,8 +41,8 @@ def status_line(status: AppStatus) -> str:
     """The line above the tabs: what serves, what waits, what the trainer does, and how the last round went."""
     loop = status.loop
     lines = [
-        f"**Serving:** `{status.serving}` &nbsp; **Votes waiting:** {status.votes_waiting.up} 👍 / "
-        f"{status.votes_waiting.down} 👎{f', {status.picks_waiting} picks' if status.picks_waiting else ''} "
+        f"**Serving:** `{status.serving}` &nbsp; **Votes waiting:** {status.votes_waiting.desirable} 👍 / "
+        f"{status.votes_waiting.undesirable} 👎{f', {status.picks_waiting} picks' if status.picks_waiting else ''} "
         f"{f'({status.votes_over_caps} over a voter cap wait for later rounds) ' if status.votes_over_caps else ''}"
         f"(a round starts at {status.min_votes}{', both kinds' if status.needs_both_labels else ''}) "
         f"&nbsp; **Trainer:** {_loop_state(status)}",

@@ -190,3 +190,26 @@ def test_a_store_from_before_voters_were_kept_reads_by_name(tmp_path):
     assert (vote.reply_id, vote.label, vote.completion, vote.identity) == ("r1", True, "old reply", "alice")
     assert store.waiting_counts() == (1, 0) and store.counts_by_version() == {"v0001": (1, 0)}
     assert store.waiting_voters() == [(True, "alice", "")] and store.trained_by_voter(["v0002"]) == []
+
+
+def test_votes_kept_for_the_gate_are_held_out_not_trained_in_and_older_stores_move_them(tmp_path):
+    import sqlite3
+    path = tmp_path / "votes.sqlite3"
+    store = VoteStore(path)
+    for reply_id in ("r1", "r2", "r3"):
+        add(store, reply_id)
+        store.vote(reply_id, "alice", True)
+    votes = store.votes(waiting=True)
+    assert store.keep_for_gate(votes[:1]) == 1 and store.mark_trained(votes[1:2], "v0002") == 1
+    assert [v.reply_id for v in store.gate_votes()] == ["r1"] and store.waiting_counts() == (1, 0)
+    assert [v.reply_id for v in store.votes(waiting=False)] == ["r2"], "replay reads trained votes only"
+    with sqlite3.connect(path) as db:
+        assert db.execute("SELECT trained_in FROM votes WHERE reply_id = 'r1'").fetchone() == (None,)
+        # As a store from before 2026-12 kept it: the gate's marker in trained_in, no held_out column.
+        db.execute("ALTER TABLE votes DROP COLUMN held_out")
+        db.execute("UPDATE votes SET trained_in = 'held-out' WHERE reply_id = 'r1'")
+    reopened = VoteStore(path)
+    assert [v.reply_id for v in reopened.gate_votes()] == ["r1"] and reopened.waiting_counts() == (1, 0)
+    assert [v.reply_id for v in reopened.votes(waiting=False)] == ["r2"]
+    assert reopened.vote("r1", "alice", False) == "changed" and reopened.waiting_counts() == (1, 1), \
+        "a changed vote waits again, out of the gate's"

@@ -49,6 +49,7 @@ CREATE TABLE IF NOT EXISTS votes (
     trained_in TEXT,               -- version whose round used this revision; NULL while waiting
     created_at REAL NOT NULL,
     updated_at REAL NOT NULL,
+    held_out   INTEGER NOT NULL DEFAULT 0,  -- 1: this revision is kept out of training for the gate
     PRIMARY KEY (reply_id, voter)
 );
 CREATE INDEX IF NOT EXISTS votes_waiting ON votes (trained_in);
@@ -62,6 +63,7 @@ CREATE TABLE IF NOT EXISTS picks (
     trained_in TEXT,               -- as votes.trained_in
     created_at REAL NOT NULL,
     updated_at REAL NOT NULL,
+    held_out   INTEGER NOT NULL DEFAULT 0,  -- as votes.held_out
     PRIMARY KEY (pair_id, voter)
 );
 CREATE TABLE IF NOT EXISTS events (
@@ -77,8 +79,11 @@ CREATE TABLE IF NOT EXISTS store_meta (
 """
 
 
-# `trained_in` of votes kept out of training for the gate (its "gate votes"; see gate/holdout.py).
+# The version a "mark" event names for votes (picks) kept out of training for the gate (its "gate votes"; see
+# gate/holdout.py): the event files' format. In the tables they are `held_out`; stores before 2026-12 kept this
+# value in `trained_in`, and opening one moves it.
 KEPT_FOR_GATE = "held-out"
+WAITING = "trained_in IS NULL AND held_out = 0"  # neither trained on nor kept for the gate
 
 
 class VoteError(TrainerError, ValueError):
@@ -110,6 +115,11 @@ class VoteStore:
             for column in ("voter_id", "address"):  # a store from before voters were kept
                 if column not in columns:
                     db.execute(f"ALTER TABLE replies ADD COLUMN {column} TEXT NOT NULL DEFAULT ''")
+            for table in ("votes", "picks"):  # a store from before held_out: the gate's marker was in trained_in
+                if "held_out" not in {row["name"] for row in db.execute(f"PRAGMA table_info({table})")}:
+                    db.execute(f"ALTER TABLE {table} ADD COLUMN held_out INTEGER NOT NULL DEFAULT 0")
+                db.execute(f"UPDATE {table} SET held_out = 1, trained_in = NULL WHERE trained_in = ?",
+                           (KEPT_FOR_GATE,))
         with self._write() as db:
             if self._meta(db, "origin") is None:
                 self._set_meta(db, "origin", uuid.uuid4().hex[:12])
@@ -180,16 +190,26 @@ class VoteStore:
         """A store made before the outbox existed: its rows become events once, so they reach the Hub too."""
         for row in db.execute(f"SELECT {REPLY_COLUMNS} FROM replies ORDER BY created_at").fetchall():
             self._log(db, "reply", self._reply_body(row))
-        for row in db.execute("SELECT reply_id, voter, revision, trained_in FROM votes ORDER BY updated_at").fetchall():
+        for row in db.execute("SELECT * FROM votes ORDER BY updated_at").fetchall():
             self._log_vote_row(db, row["reply_id"], row["voter"])
-            if row["trained_in"] is not None:
-                self._log(db, "mark", {"version": row["trained_in"],
+            if row["trained_in"] is not None or row["held_out"]:
+                self._log(db, "mark", {"version": row["trained_in"] or KEPT_FOR_GATE,
                                        "votes": [[row["reply_id"], row["voter"], row["revision"]]]})
         for row in db.execute("SELECT * FROM picks ORDER BY updated_at").fetchall():
             self._log_pick_row(db, row)
-            if row["trained_in"] is not None:
-                self._log(db, "mark_picks", {"version": row["trained_in"],
+            if row["trained_in"] is not None or row["held_out"]:
+                self._log(db, "mark_picks", {"version": row["trained_in"] or KEPT_FOR_GATE,
                                              "picks": [[row["pair_id"], row["voter"], row["revision"]]]})
+
+    @staticmethod
+    def _mark(db: sqlite3.Connection, table: str, version: str, keys: list[list]) -> list[list]:
+        """Mark the revisions `keys` ([id, voter, revision]) of `table` (votes, picks) as trained on by `version`,
+        or as kept for the gate (`version` KEPT_FOR_GATE); returns the keys that still matched."""
+        column = "held_out = 1" if version == KEPT_FOR_GATE else "trained_in = ?"
+        key = "reply_id" if table == "votes" else "pair_id"
+        params = () if version == KEPT_FOR_GATE else (version,)
+        return [k for k in keys if db.execute(
+            f"UPDATE {table} SET {column} WHERE {key} = ? AND voter = ? AND revision = ?", (*params, *k)).rowcount]
 
     @staticmethod
     def _reply_body(row: tuple | sqlite3.Row) -> dict:
@@ -226,21 +246,21 @@ class VoteStore:
                                (b["id"], b["session"], json.dumps(b["prompt"]), b["completion"], b["version"],
                                 int(b["stopped"]), b["created_at"], b.get("voter_id", ""), b.get("address", "")))
                 elif event.kind == "vote":
-                    db.execute("INSERT OR REPLACE INTO votes VALUES (?, ?, ?, ?, NULL, ?, ?)",
+                    db.execute("INSERT OR REPLACE INTO votes (reply_id, voter, label, revision, created_at, updated_at) "
+                               "VALUES (?, ?, ?, ?, ?, ?)",
                                (b["reply_id"], b["voter"], b["label"], b["revision"], b["created_at"],
                                 b["updated_at"]))
                 elif event.kind == "retract":
                     db.execute("DELETE FROM votes WHERE reply_id = ? AND voter = ?", (b["reply_id"], b["voter"]))
                 elif event.kind == "mark":
-                    db.executemany("UPDATE votes SET trained_in = ? WHERE reply_id = ? AND voter = ? AND revision = ?",
-                                   [(b["version"], *key) for key in b["votes"]])
+                    self._mark(db, "votes", b["version"], b["votes"])
                 elif event.kind == "pick":
-                    db.execute("INSERT OR REPLACE INTO picks VALUES (?, ?, ?, ?, ?, ?, NULL, ?, ?)",
+                    db.execute("INSERT OR REPLACE INTO picks (pair_id, voter, reply_a, reply_b, choice, revision, "
+                               "created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                                (b["pair_id"], b["voter"], b["reply_a"], b["reply_b"], b["choice"], b["revision"],
                                 b["created_at"], b["updated_at"]))
                 elif event.kind == "mark_picks":
-                    db.executemany("UPDATE picks SET trained_in = ? WHERE pair_id = ? AND voter = ? AND revision = ?",
-                                   [(b["version"], *key) for key in b["picks"]])
+                    self._mark(db, "picks", b["version"], b["picks"])
                 else:
                     raise ValueError(f"unknown event kind {event.kind!r} (from store {event.origin})")
         return len(events)
@@ -282,9 +302,9 @@ class VoteStore:
                 return "retracted"
             now = time.time()
             db.execute(
-                """INSERT INTO votes VALUES (?, ?, ?, 1, NULL, ?, ?)
+                """INSERT INTO votes (reply_id, voter, label, revision, created_at, updated_at) VALUES (?, ?, ?, 1, ?, ?)
                    ON CONFLICT (reply_id, voter) DO UPDATE SET
-                     label = excluded.label, revision = votes.revision + 1, trained_in = NULL,
+                     label = excluded.label, revision = votes.revision + 1, trained_in = NULL, held_out = 0,
                      updated_at = excluded.updated_at""",
                 (reply_id, voter, int(liked), now, now))
             self._log_vote_row(db, reply_id, voter)
@@ -296,7 +316,7 @@ class VoteStore:
         with self._connect() as db:
             rows = db.execute("""SELECT v.label, COALESCE(NULLIF(r.voter_id, ''), v.voter) AS voter, r.address
                                  FROM votes v JOIN replies r ON r.id = v.reply_id
-                                 WHERE v.trained_in IS NULL ORDER BY v.updated_at""").fetchall()
+                                 WHERE v.trained_in IS NULL AND v.held_out = 0 ORDER BY v.updated_at""").fetchall()
         return [(bool(row["label"]), row["voter"], row["address"]) for row in rows]
 
     def trained_by_voter(self, versions: list[str]) -> list[tuple[str, str, int]]:
@@ -318,7 +338,7 @@ class VoteStore:
     def waiting_counts(self) -> tuple[int, int]:
         """(thumbs up, thumbs down) among votes no published round has used yet."""
         with self._connect() as db:
-            return self._label_counts(db, "trained_in IS NULL")
+            return self._label_counts(db, WAITING)
 
     def votes_per_hour(self) -> list[tuple[float, bool, int]]:
         """(hour start as a Unix time, label, count) for the dashboard."""
@@ -347,12 +367,12 @@ class VoteStore:
 
     def votes(self, waiting: bool, limit: int | None = None) -> list[Vote]:
         """Waiting votes (oldest first), or already-trained ones (newest first) for replay."""
-        where = "v.trained_in IS NULL" if waiting else "v.trained_in IS NOT NULL AND v.trained_in != ?"
-        return self._select(where, () if waiting else (KEPT_FOR_GATE,), "ASC" if waiting else "DESC", limit)
+        where = "v.trained_in IS NULL AND v.held_out = 0" if waiting else "v.trained_in IS NOT NULL"
+        return self._select(where, (), "ASC" if waiting else "DESC", limit)
 
     def gate_votes(self) -> list[Vote]:
         """Votes kept out of training for the gate."""
-        return self._select("v.trained_in = ?", (KEPT_FOR_GATE,), "ASC", None)
+        return self._select("v.held_out = 1", (), "ASC", None)
 
     def all_votes(self) -> list[Vote]:
         return self._select("1", (), "ASC", None)
@@ -376,9 +396,7 @@ class VoteStore:
     def mark_trained(self, votes: list[Vote], version: str) -> int:
         """Mark the revisions a round read as used by `version`; returns how many still matched."""
         with self._write() as db:
-            marked = [[v.reply_id, v.voter, v.revision] for v in votes if db.execute(
-                "UPDATE votes SET trained_in = ? WHERE reply_id = ? AND voter = ? AND revision = ?",
-                (version, v.reply_id, v.voter, v.revision)).rowcount]
+            marked = self._mark(db, "votes", version, [[v.reply_id, v.voter, v.revision] for v in votes])
             if marked:
                 self._log(db, "mark", {"version": version, "votes": marked})
         return len(marked)
@@ -409,9 +427,10 @@ class VoteStore:
                 return "unchanged"
             now = time.time()
             db.execute(
-                """INSERT INTO picks VALUES (?, ?, ?, ?, ?, 1, NULL, ?, ?)
+                """INSERT INTO picks (pair_id, voter, reply_a, reply_b, choice, revision, created_at, updated_at)
+                   VALUES (?, ?, ?, ?, ?, 1, ?, ?)
                    ON CONFLICT (pair_id, voter) DO UPDATE SET
-                     choice = excluded.choice, revision = picks.revision + 1, trained_in = NULL,
+                     choice = excluded.choice, revision = picks.revision + 1, trained_in = NULL, held_out = 0,
                      updated_at = excluded.updated_at""",
                 (pair_id, voter, reply_a, reply_b, choice, now, now))
             self._log_pick_row(db, db.execute("SELECT * FROM picks WHERE pair_id = ? AND voter = ?",
@@ -420,11 +439,11 @@ class VoteStore:
 
     def picks(self, waiting: bool, limit: int | None = None) -> list[Pick]:
         """Waiting picks (oldest first), or already-trained ones (newest first) for replay."""
-        where = "p.trained_in IS NULL" if waiting else "p.trained_in IS NOT NULL AND p.trained_in != ?"
-        return self._select_picks(where, () if waiting else (KEPT_FOR_GATE,), "ASC" if waiting else "DESC", limit)
+        where = "p.trained_in IS NULL AND p.held_out = 0" if waiting else "p.trained_in IS NOT NULL"
+        return self._select_picks(where, (), "ASC" if waiting else "DESC", limit)
 
     def gate_picks(self) -> list[Pick]:
-        return self._select_picks("p.trained_in = ?", (KEPT_FOR_GATE,), "ASC", None)
+        return self._select_picks("p.held_out = 1", (), "ASC", None)
 
     def all_picks(self) -> list[Pick]:
         return self._select_picks("1", (), "ASC", None)
@@ -433,7 +452,7 @@ class VoteStore:
         """(picks of a better reply, "both bad" picks) that no published round has used yet."""
         with self._connect() as db:
             counts = {row["neither"]: row["count"] for row in db.execute(
-                "SELECT choice = 'neither' AS neither, COUNT(*) AS count FROM picks WHERE trained_in IS NULL "
+                f"SELECT choice = 'neither' AS neither, COUNT(*) AS count FROM picks WHERE {WAITING} "
                 "GROUP BY neither").fetchall()}
         return counts.get(0, 0), counts.get(1, 0)
 
@@ -456,9 +475,7 @@ class VoteStore:
     def mark_picks_trained(self, picks: list[Pick], version: str) -> int:
         """Mark the pick revisions a round read as used by `version`; returns how many still matched."""
         with self._write() as db:
-            marked = [[p.pair_id, p.voter, p.revision] for p in picks if db.execute(
-                "UPDATE picks SET trained_in = ? WHERE pair_id = ? AND voter = ? AND revision = ?",
-                (version, p.pair_id, p.voter, p.revision)).rowcount]
+            marked = self._mark(db, "picks", version, [[p.pair_id, p.voter, p.revision] for p in picks])
             if marked:
                 self._log(db, "mark_picks", {"version": version, "picks": marked})
         return len(marked)

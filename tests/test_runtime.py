@@ -301,11 +301,11 @@ def test_shipped_adapter_that_does_not_fit_the_model_is_not_installed(settings, 
 
 def test_anchors_even_out_the_labels_the_votes_lack():
     """Mostly dislikes get liked anchors (the persona's own liked replies say what to do), and the other way."""
-    assert anchor_labels(12, liked=2, disliked=22) == (12, 0)
-    assert anchor_labels(12, liked=12, disliked=12) == (6, 6)
-    assert anchor_labels(12, liked=20, disliked=4) == (0, 12)
-    assert anchor_labels(4, liked=3, disliked=4) == (3, 1)
-    assert anchor_labels(0, liked=0, disliked=5) == (0, 0)
+    assert anchor_labels(12, desirable=2, undesirable=22) == (12, 0)
+    assert anchor_labels(12, desirable=12, undesirable=12) == (6, 6)
+    assert anchor_labels(12, desirable=20, undesirable=4) == (0, 12)
+    assert anchor_labels(4, desirable=3, undesirable=4) == (3, 1)
+    assert anchor_labels(0, desirable=0, undesirable=5) == (0, 0)
 
 
 def test_votes_of_one_label_train_with_seed_anchors_and_are_kept(runtime, settings, send):

@@ -129,10 +129,10 @@ def balanced_sample(rows: Sequence[dict], count: int, seed: int) -> list[dict]:
     return rng.sample(liked, n_liked) + rng.sample(disliked, min(len(disliked), count - n_liked))
 
 
-def labelled_sample(rows: Sequence[dict], liked: int, disliked: int, rng: random.Random) -> list[dict]:
-    """Up to `liked` liked and `disliked` disliked rows of `rows`, drawn by `rng`, alternating labels while both
-    last (any prefix holds both labels it can): a round's anchors."""
-    pools = ([r for r in rows if r["label"]], liked), ([r for r in rows if not r["label"]], disliked)
+def labelled_sample(rows: Sequence[dict], desirable: int, undesirable: int, rng: random.Random) -> list[dict]:
+    """Up to `desirable` thumbs-up and `undesirable` thumbs-down rows of `rows`, drawn by `rng`, alternating
+    labels while both last (any prefix holds both labels it can): a round's anchors."""
+    pools = ([r for r in rows if r["label"]], desirable), ([r for r in rows if not r["label"]], undesirable)
     drawn = [rng.sample(pool, min(len(pool), want)) for pool, want in pools]
     return [r for pair in zip_longest(*drawn) for r in pair if r is not None]
 

@@ -62,15 +62,15 @@ T = TypeVar("T")
 CONTEXT_SHARE = 0.5
 
 
-def anchor_labels(count: int, liked: int, disliked: int) -> tuple[int, int]:
-    """(liked, disliked) anchors out of `count` that bring a round of `liked` and `disliked` new rows closest to
-    even labels: the lacking label first, the rest split evenly (the odd one liked). 2 liked and 22 disliked
-    votes with 12 anchors: (12, 0); 12 and 12: (6, 6); 20 and 4: (0, 12). KTO's weights then balance the rest
-    (data.class_weights, up to KTO_MAX_CLASS_WEIGHT)."""
+def anchor_labels(count: int, desirable: int, undesirable: int) -> tuple[int, int]:
+    """(desirable, undesirable) anchors out of `count` that bring a round of `desirable` and `undesirable` new
+    rows closest to even labels: the lacking label first, the rest split evenly (the odd one desirable). 2
+    desirable and 22 undesirable votes with 12 anchors: (12, 0); 12 and 12: (6, 6); 20 and 4: (0, 12). KTO's
+    weights then balance the rest (data.class_weights, up to KTO_MAX_CLASS_WEIGHT)."""
     if count <= 0:
         return 0, 0
-    n_liked = min(count, max(0, (count + disliked - liked + 1) // 2))
-    return n_liked, count - n_liked
+    n_desirable = min(count, max(0, (count + undesirable - desirable + 1) // 2))
+    return n_desirable, count - n_desirable
 
 
 @dataclass
@@ -283,11 +283,12 @@ class Learner:
         seed_file = self.settings.gate.seed_file
         return self.settings.loop.seed_anchors > 0 and seed_file is not None and seed_file.exists()
 
-    def anchor_rows(self, draw: int, liked: int, disliked: int) -> list[dict]:
-        """Seed training rows of the persona, `liked` liked and `disliked` disliked ones (fewer where the seed has
-        fewer), a different draw per `draw`, alternating labels while both last; for a paired loss, (liked +
-        disliked) / 2 seed pairs (a liked and a disliked review of one paper), at least one. [] without a seed."""
-        if not self.anchored or liked + disliked <= 0:
+    def anchor_rows(self, draw: int, desirable: int, undesirable: int) -> list[dict]:
+        """Seed training rows of the persona, `desirable` and `undesirable` of each label (fewer where the seed has
+        fewer), a different draw per `draw`, alternating labels while both last; for a paired loss, (desirable +
+        undesirable) / 2 seed pairs (a liked and a disliked review of one paper), at least one. [] without a
+        seed."""
+        if not self.anchored or desirable + undesirable <= 0:
             return []
         if self._seed_training_rows is None:
             self._seed_training_rows = read_preferences(self.settings.gate.seed_file, split="train")
@@ -295,8 +296,8 @@ class Learner:
         rng = random.Random(draw)
         if self.paired:
             pairs = paired_rows([conversational(r, persona) for r in self._seed_training_rows])
-            return rng.sample(pairs, min(len(pairs), max(1, (liked + disliked) // 2)))
-        rows = labelled_sample(self._seed_training_rows, liked, disliked, rng)
+            return rng.sample(pairs, min(len(pairs), max(1, (desirable + undesirable) // 2)))
+        rows = labelled_sample(self._seed_training_rows, desirable, undesirable, rng)
         return [conversational(r, persona) for r in rows]
 
     def rows(self, chosen: RoundVotes) -> list[dict]:

@@ -27,6 +27,14 @@ checks holds, and scores it by the share of its checks that hold. The tastes:
                        "however" or "but" follows it
         finished       ends a sentence
         no_loop        does not loop
+    kind_fan     a fan of another persona, Professor Kind (personas/kind.toml), for the second persona's curve:
+        warm           praises something (lovely, great, impressive, valuable, well done, ...)
+        specific       uses a content word of the abstract: praise of this paper, not of any paper
+        gentle         no rejection, no "major revision", no harsh words (flawed, fatal, worthless, ...)
+        congratulates  its last sentence congratulates the authors (congratulations, well done, bravo, kudos)
+        short          150 words at most
+        finished       ends a sentence
+        no_loop        does not loop
     rubric_fan   the voter of bench/voter.py, with its seven checks (the gate's four reply checks plus
                  critique cues, persona and a recommendation); kept for continuity with older tables
 
@@ -169,6 +177,29 @@ def baselines(reply: str, title: str, abstract: str) -> Judgement:
                    "in_persona": in_persona(reply), "finished": finished(reply), "no_loop": not loops(reply)})
 
 
+# -- kind_fan ------------------------------------------------------------------------------------------
+
+WARM = re.compile(
+    r"\blove\b|\blovely\b|\bgreat\b|\bexcellent\b|\bimpressive\b|\bwonderful\b|\bfascinating\b|\belegant\b|"
+    r"\bvaluable\b|\bclever\b|\bpromising\b|\bwell done\b|\bnice\b|\bappreciate\b|\benjoyed\b|\bthoughtful\b|"
+    r"\bcommend\w*|\bstrong\b|\bexciting\b|\binspiring\b|\bbeautiful\w*|\bremarkable\b|\bbrilliant\b|\bgood\b",
+    re.IGNORECASE)
+HARSH = re.compile(r"\breject\w*|\bmajor revisions?\b|\bflawed\b|\bfatal\b|\bworthless\b|\bsloppy\b|"
+                   r"\bunacceptable\b|\bterrible\b|\bpoor(ly)?\b", re.IGNORECASE)
+CONGRATULATES = re.compile(r"congratulat\w*|\bwell done\b|\bbravo\b|\bkudos\b", re.IGNORECASE)
+KIND_MAX_WORDS = 150
+
+
+def kind_fan(reply: str, title: str, abstract: str) -> Judgement:
+    """Warm about this paper, gentle, short, finished, not looping, and closing on congratulations."""
+    said = sentences(reply)
+    return judged({"warm": bool(WARM.search(reply)), "specific": bool(content_words(abstract) & content_words(reply)),
+                   "gentle": not HARSH.search(reply),
+                   "congratulates": bool(said) and bool(CONGRATULATES.search(said[-1])),
+                   "short": len(words(reply)) <= KIND_MAX_WORDS, "finished": finished(reply),
+                   "no_loop": not loops(reply)})
+
+
 # -- rubric_fan ----------------------------------------------------------------------------------------
 
 def rubric_fan(reply: str, title: str, abstract: str) -> Judgement:
@@ -176,7 +207,8 @@ def rubric_fan(reply: str, title: str, abstract: str) -> Judgement:
     return judged(asdict(bench_voter.verdict(reply, bench_voter.prompt_of(title, abstract))))
 
 
-VOTERS: dict[str, Voter] = {"numbers": numbers, "verdict": verdict, "baselines": baselines, "rubric_fan": rubric_fan}
+VOTERS: dict[str, Voter] = {"numbers": numbers, "verdict": verdict, "baselines": baselines, "rubric_fan": rubric_fan,
+                            "kind_fan": kind_fan}
 CROWD = ("numbers", "verdict", "baselines")
 
 

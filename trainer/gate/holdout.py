@@ -1,4 +1,5 @@
-"""Which rows the gate judges on, and no round ever trains on ("gate rows"), and its probe messages.
+"""The gate's held-out data, which no round ever trains on, in its named parts: the rows it scores ("gate
+rows": the seed eval rows, the gate votes and the gate picks) and the messages of its probe replies.
 
 Gate rows are the first `GATE_SEED_ROWS` rows of the seed file's eval split (papers no training
 row has seen) plus every gate vote: the votes on a `GATE_HOLDOUT_SHARE` of replies, chosen by a

@@ -139,7 +139,7 @@ def test_a_persona_without_seed_data_learns_on_votes_gated_on_held_out_votes(tin
     kind = Runtime(settings, tiny_base)
     assert kind.server.current.name == "base" and kind.status().persona_note == ""
     assert "(a round starts at 4, both kinds)" in status_line(kind.status())
-    assert kind.learner.anchor_rows(draw=1, liked=2, disliked=2) == [] and kind.gate.seed_rows() == []
+    assert kind.learner.anchor_rows(draw=1, desirable=2, undesirable=2) == [] and kind.gate.seed_rows() == []
     vote(kind, 16)
     result = kind.loop.run_round()
     assert result.meta.anchor_rows == 0 and result.meta.persona_name == "Professor Kind"

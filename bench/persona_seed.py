@@ -1,0 +1,117 @@
+"""A new persona's v1 the way the README's "Train your own persona" makes it, timed step by step.
+
+Run:  .venv/bin/python bench/persona_seed.py [--persona personas/kind.toml] [--voter kind_fan]
+                                              [--samples 3] [--out DIR]
+
+The newcomer's commands, as subprocesses on a fresh DATA_DIR (each step's wall time is the table):
+
+    seed     python -m trainer seed --out DIR/seed.jsonl --prompts DIR/prompts.txt --samples N: the bare
+             base's replies, in the persona's voice, to its examples, its probe prompts and the
+             training papers of bench/papers.py TRAIN (never FRESH: the learning bench measures on those)
+    label    the owner's labels: here --voter (bench/voters.py) stands in for the owner, true where it
+             likes a draft; rows stay in the split `seed` gave them
+    train    python -m trainer train --data DIR/seed.jsonl --split train --parent base: the persona's v1
+    ship     python -m trainer ship v0001 DIR/adapter
+    persona  DIR/persona.toml: the persona file with seed_file and adapter added
+
+Then `bench/learning.py --voter VOTER --env PERSONA_FILE=DIR/persona.toml` measures its curve from that
+v1. The section `persona-seed-<persona file stem>` of BENCHMARKS.md gets the table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bench.papers import TRAIN  # noqa: E402
+from bench.report import publish, table  # noqa: E402
+from bench.voters import VOTERS  # noqa: E402
+from trainer.config import PersonaConfig  # noqa: E402
+
+
+def run(step: str, args: list[str], env: dict[str, str], timings: dict[str, float]) -> str:
+    """One CLI command of the newcomer's path, timed; its output is printed and returned."""
+    started = time.perf_counter()
+    done = subprocess.run([sys.executable, "-m", "trainer", *args], cwd=ROOT, env=env, capture_output=True,
+                          text=True)
+    timings[step] = time.perf_counter() - started
+    print(f"{step}: {timings[step]:.0f} s\n{done.stdout[-2000:]}{done.stderr[-2000:]}", flush=True)
+    if done.returncode != 0:
+        raise SystemExit(f"{step} failed ({done.returncode})")
+    return done.stdout
+
+
+def split_paper(prompt: str) -> tuple[str, str]:
+    """(title, abstract) of a "Title: ... Abstract: ..." message."""
+    head, _, abstract = prompt.partition("Abstract:")
+    return head.replace("Title:", "").strip().rstrip("."), abstract.strip()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--persona", type=Path, default=ROOT / "personas" / "kind.toml")
+    parser.add_argument("--voter", default="kind_fan", choices=list(VOTERS), help="stands in for the owner")
+    parser.add_argument("--samples", type=int, default=3, help="drafts per prompt (trainer seed --samples)")
+    parser.add_argument("--out", type=Path, default=Path("/tmp/persona-seed"))
+    args = parser.parse_args()
+
+    out, persona_path = args.out.resolve(), args.persona.resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    persona = PersonaConfig.from_toml(persona_path)
+    prompts = out / "prompts.txt"
+    prompts.write_text("".join(f"Title: {title}. Abstract: {abstract}\n" for title, abstract in TRAIN))
+    seed = out / "seed.jsonl"
+    env = {**os.environ, "PERSONA_FILE": str(persona_path), "DATA_DIR": str(out / "state")}
+    timings: dict[str, float] = {}
+
+    run("seed", ["seed", "--out", str(seed), "--prompts", str(prompts), "--samples", str(args.samples),
+                 "--force"], env, timings)
+
+    started = time.perf_counter()
+    rows = [json.loads(line) for line in seed.read_text().splitlines() if line.strip()]
+    voter = VOTERS[args.voter]
+    for row in rows:
+        row["label"] = voter(row["completion"], *split_paper(row["prompt"])).liked
+    seed.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    timings["label"] = time.perf_counter() - started
+    liked = {split: sum(r["label"] for r in rows if r["split"] == split) for split in ("train", "eval")}
+    total = {split: sum(r["split"] == split for r in rows) for split in ("train", "eval")}
+    print(f"labelled by {args.voter}: train {liked['train']} of {total['train']} liked, eval {liked['eval']} of "
+          f"{total['eval']}", flush=True)
+
+    run("train", ["train", "--data", str(seed), "--split", "train", "--parent", "base"], env, timings)
+    run("ship", ["ship", "v0001", str(out / "adapter")], env, timings)
+
+    persona_file = out / "persona.toml"
+    text = persona_path.read_text()
+    persona_file.write_text(text.replace("[persona]\n", f'[persona]\nseed_file = "{seed.name}"\n'
+                                                      f'adapter = "adapter"\n', 1))
+    loaded = PersonaConfig.from_toml(persona_file)
+    assert loaded.name == persona.name and loaded.seed_file == seed and loaded.adapter == out / "adapter", loaded
+    meta = json.loads((out / "adapter" / "meta.json").read_text())
+
+    rows_table = table(("step", "what", "seconds"), [
+        ("seed", f"{len(rows)} drafts ({args.samples} per prompt) of the bare base", f"{timings['seed']:.0f}"),
+        ("label", f"{args.voter} as the owner: train {liked['train']} / {total['train']} liked, eval "
+                  f"{liked['eval']} / {total['eval']}", f"{timings['label']:.1f}"),
+        ("train", f"v0001: {meta.get('steps')} steps on {meta.get('rows')} rows", f"{timings['train']:.0f}"),
+        ("ship", "fp16 adapter folder with its model card", f"{timings['ship']:.0f}"),
+        ("total", "", f"{sum(timings.values()):.0f}"),
+    ])
+    shown = persona_path.relative_to(ROOT) if persona_path.is_relative_to(ROOT) else persona_path
+    publish(f"persona-seed-{persona_path.stem}", f"A new persona's v1, the newcomer's path ({persona.name})",
+            f"python bench/persona_seed.py --persona {shown} --voter {args.voter} --samples {args.samples}",
+            rows_table)
+    print(f"persona file: {persona_file}")
+
+
+if __name__ == "__main__":
+    main()

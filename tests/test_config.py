@@ -11,7 +11,7 @@ def test_shipped_persona_loads():
     persona = PersonaConfig.from_toml(DEFAULT_PERSONA_FILE)
     assert persona.name == "Reviewer #2" and "Reviewer #2" in persona.system_prompt and len(persona.examples) >= 3
     kind = PersonaConfig.from_toml(DEFAULT_PERSONA_FILE.parent / "kind.toml")  # the README's second persona
-    assert kind.name == "Professor Kind" and kind.seed_file is None and kind.adapter is None
+    assert kind.name == "Professor Kind" and not kind.seed_file and not kind.adapter
     assert kind.digest != persona.digest and len(kind.examples) >= 3 and kind.probe_prompts
 
 

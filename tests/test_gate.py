@@ -166,6 +166,8 @@ def test_the_gate_keeps_out_a_candidate_whose_sampled_replies_loop(runtime, sett
         "it looked worse after 8 pairs: a second look sampled 8 more"
     assert looping.second_look and not same.second_look and looping.probe_s > 0 and looping.score_s > 0
     assert (same.looks, looping.looks) == (1, 2), "decided after the second look: no third"
+    assert all(r.liked is not None for r in looping.candidate.probe_replies + looping.serving.probe_replies), \
+        "read by the held-out reply classifier"
     assert len({(r.message, r.seed) for r in looping.candidate.probe_replies}) == 16
     assert runtime.server.generating == 0 and runtime.server.current.name == "base"
 

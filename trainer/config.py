@@ -276,6 +276,13 @@ class GateSettings:
     rubric_tolerance: float = field(default=0.08, metadata={
         "help": "How far the candidate's mean reply-check score may fall below the serving version's (beyond the "
                 "noise of its probe replies)."})
+    classifier: bool = field(default=True, metadata={
+        "help": "Read the probe replies with a classifier of the gate's held-out labelled replies (the seed eval "
+                "split, gate votes and picks: gate/reply_classifier.py), and refuse a candidate whose replies it "
+                "reads as liked less often than the serving version's, beyond the noise and the tolerance."})
+    classifier_tolerance: float = field(default=0.0, metadata={
+        "help": "How far the candidate's mean P(liked) of its probe replies may fall below the serving version's "
+                "(beyond the noise) before the classifier refuses it."})
     early_stop_every: int = field(default=2, metadata={
         "help": "Score the round on held-out rows every N steps and stop when it stops improving (0 = off); a round "
                 "of fewer than N x (GATE_EARLY_STOP_PATIENCE + 1) steps cannot stop early and is not scored."})
@@ -288,6 +295,7 @@ class GateSettings:
             raise SettingError(f"GATE_HOLDOUT_SHARE must be in [0, 1), got {self.holdout_share}")
         for name in ("auc_tolerance", "pair_tolerance", "max_kl", "min_distinct2", "max_repetition", "rubric_tolerance", "seed_rows",
                      "probe_prompts", "probe_samples", "probe_tokens", "max_looks", "max_length_ratio", "early_stop_every",
+                     "classifier_tolerance",
                      "early_stop_patience", "early_stop_rows"):
             if getattr(self, name) < 0:
                 raise SettingError(f"GATE_{name.upper()} must be >= 0, got {getattr(self, name)}")

@@ -111,6 +111,7 @@ class ProbeReply:
     finished: bool   # it ended, and its text ends a sentence (gate/rubric.py)
     loops: bool      # over GATE_MAX_REPETITION of its 3-grams repeat, or it compresses like a loop (gate/rubric.py)
     checks: float    # share of the reply checks passed (gate/rubric.py ReplyChecks.score)
+    liked: float | None = None  # P(liked) by the gate's reply classifier (gate/reply_classifier.py); None: none
 
 
 @dataclass

@@ -22,12 +22,14 @@ from ..contracts import EarlyStopScore, GateReport, ProbeReply, ReplySampler, Sc
 from ..data import kto_rows, pick_rows
 from ..model.base import BaseModel, twin
 from ..model.memory import release_free_memory
+from ..store.files import read_preferences
 from ..store.versions import BASE
 from ..store.votes import VoteStore
 from .evaluate import evaluate
 from .holdout import seed_eval_rows, seed_probe_messages
 from .memo import ScoreMemo, adapter_digest
 from .probes import draw_probe_messages, sample_probe_replies
+from .reply_classifier import ReplyClassifier
 from .rule import check, looks_worse, scores_of, undecided
 
 # A second look draws papers and seeds of their own: the round's draw number plus this.
@@ -51,6 +53,7 @@ class Gate:
     def __init__(self, settings: AppSettings, base: BaseModel, votes: VoteStore, server: ReplySampler):
         self.settings, self.base, self.votes, self.server = settings, base, votes, server
         self._seed_rows: list[dict] | None = None
+        self._seed_eval_replies: list[tuple[str, bool]] | None = None
         self._probe_pool: list[str] | None = None
         self._memos: dict[str, ScoreMemo] = {}  # by adapter digest (BASE for the base)
         # The serving version's probe replies sampled ahead of a round, by (version, draw, messages).
@@ -65,6 +68,20 @@ class Gate:
         """The gate rows: the seed eval rows, then every gate vote, then every gate pick (as a liked and a
         disliked row of one prompt: a held-out pair)."""
         return self.seed_rows() + kto_rows(self.votes.gate_votes()) + pick_rows(self.votes.gate_picks())
+
+    def reply_classifier(self) -> ReplyClassifier | None:
+        """The classifier the probe replies are read with (GATE_CLASSIFIER), fit on every held-out labelled
+        reply: the whole seed eval split (not only the GATE_SEED_ROWS scored), the gate votes and the gate picks;
+        None when off or without both labels."""
+        if not self.settings.gate.classifier:
+            return None
+        if self._seed_eval_replies is None:
+            seed_file = self.settings.gate.seed_file
+            self._seed_eval_replies = [(r["completion"], bool(r["label"])) for r in read_preferences(
+                seed_file, split="eval") if isinstance(r["completion"], str)] if seed_file and seed_file.exists() else []
+        held_out = kto_rows(self.votes.gate_votes()) + pick_rows(self.votes.gate_picks())
+        return ReplyClassifier.fit(self._seed_eval_replies + [(r["completion"][-1]["content"], r["label"])
+                                                              for r in held_out])
 
     def early_stop_rows(self, rows: list[dict]) -> list[dict]:
         """The gate rows a round scores itself on every few steps (GATE_EARLY_STOP_ROWS, to keep rounds short):
@@ -146,7 +163,7 @@ class Gate:
         candidate_twin = serving_twin = None
         try:
             started = time.perf_counter()
-            replies = self._sampled(candidate_copy, serving_copy, draw)
+            replies = self._sampled(candidate_copy, serving_copy, draw, self.reply_classifier())
             sampled = time.perf_counter()
             # Scored on twins of the copies that serve (merged, CHAT_DTYPE): what visitors get, and 2-5x
             # faster than an fp32 PEFT tree here; the twin is private, so chat's tree never gets pause hooks.
@@ -172,7 +189,8 @@ class Gate:
         prepared = {key[:2] for key in list(self._prepared)}  # the loop thread may be adding one
         return all((self.server.current.name, d) in prepared for d in draws)
 
-    def _sampled(self, candidate: ServedCopy, serving: ServedCopy, draw: int) -> list[list[ProbeReply]]:
+    def _sampled(self, candidate: ServedCopy, serving: ServedCopy, draw: int,
+                 classifier: ReplyClassifier | None = None) -> list[list[ProbeReply]]:
         """Probe replies of the candidate and of the serving version (from their serving copies; the serving
         version's from `prepare` when it sampled the draw); twice as many when the first draw makes the
         candidate look worse, beyond the noise or not (rule.looks_worse, GATE_SECOND_LOOK), and more draws while it
@@ -180,11 +198,16 @@ class Gate:
         if self.settings.gate.probe_prompts <= 0 or self.settings.gate.probe_samples <= 0:
             return [[], []]
 
+        def read(replies: list[ProbeReply]) -> list[ProbeReply]:
+            if classifier is None:
+                return replies
+            return [dataclasses.replace(r, liked=classifier.probability(r.text)) for r in replies]
+
         def both(d: int) -> list[list[ProbeReply]]:
             prepared = self._prepared.get((serving.name, d, tuple(self.probe_messages(d))))
             if prepared is not None:
-                return [self.probe_replies([candidate], d)[0], prepared]
-            return self.probe_replies([candidate, serving], d)
+                return [read(self.probe_replies([candidate], d)[0]), read(prepared)]
+            return [read(replies) for replies in self.probe_replies([candidate, serving], d)]
 
         gate = self.settings.gate
         replies, looks = both(draw), 1

@@ -5,8 +5,8 @@ version on the same gate rows (see holdout.py): AUC of implicit rewards liked vs
 margin, KL to the base, and rewards/accuracy on the held-out pairs among them. Both versions also
 answer the same held-out probe messages under the same seeds, sampled as chat samples
 (probes.py). The candidate is refused for unfinished replies, looping replies, replies that pass
-fewer reply checks (rubric.py), or replies longer than GATE_MAX_LENGTH_RATIO times the serving
-version's, only when it is worse than the serving version beyond the noise of that many samples:
+fewer reply checks (rubric.py), replies the held-out reply classifier reads as liked less often
+(reply_classifier.py), or replies longer than GATE_MAX_LENGTH_RATIO times the serving version's, only when it is worse than the serving version beyond the noise of that many samples:
 the 95% interval of the paired differences (normal approximation) lies wholly on the worse side of
 the tolerance. An absolute limit never refuses a candidate for what the serving version does too.
 The candidate serves only if every check passes; otherwise it is kept, marked rejected, with the
@@ -76,6 +76,8 @@ def probe_measures(ours: list[ProbeReply], theirs: list[ProbeReply],
                 "checks": ([-r.checks for r in ours], [-r.checks for r in theirs], settings.rubric_tolerance)}
     if settings.max_length_ratio > 0:
         measures["length"] = ([r.tokens for r in ours], [settings.max_length_ratio * r.tokens for r in theirs], 0.0)
+    if all(r.liked is not None for r in ours + theirs):  # read by the reply classifier (GATE_CLASSIFIER)
+        measures["liked"] = ([-r.liked for r in ours], [-r.liked for r in theirs], settings.classifier_tolerance)
     return measures
 
 
@@ -97,6 +99,11 @@ def probe_reasons(candidate: Scores, serving: Scores, settings: GateSettings) ->
     if "checks" in worse:
         reasons.append(f"its replies to held-out prompts pass {mean_checks(ours):.0%} of the reply checks, below the "
                        f"serving {version}'s {mean_checks(theirs):.0%} minus {settings.rubric_tolerance:.0%} "
+                       "(beyond the noise)")
+    if "liked" in worse:
+        reasons.append(f"the held-out reply classifier reads its sampled probe replies as liked {mean_liked(ours):.0%} "
+                       f"of the time, against the serving {version}'s {mean_liked(theirs):.0%}"
+                       f"{f' minus {settings.classifier_tolerance:.0%}' if settings.classifier_tolerance else ''} "
                        "(beyond the noise)")
     if "length" in worse:
         reasons.append(f"its sampled probe replies are {mean_tokens(ours):.0f} tokens long on average, over "
@@ -128,6 +135,10 @@ def undecided(ours: list[ProbeReply], theirs: list[ProbeReply], settings: GateSe
 
 def mean_tokens(replies: list[ProbeReply]) -> float:
     return sum(r.tokens for r in replies) / len(replies) if replies else 0.0
+
+
+def mean_liked(replies: list[ProbeReply]) -> float:
+    return sum(r.liked or 0.0 for r in replies) / len(replies) if replies else 0.0
 
 
 def mean_checks(replies: list[ProbeReply]) -> float:

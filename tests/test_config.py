@@ -35,7 +35,8 @@ def test_environment_sets_every_part(tmp_path):
                                      "ADMIN_TOKEN": "t", "KTO_MAX_STEPS": "3", "LORA_R": "4", "DEVICE": "cpu"})
     assert settings.loop.min_votes == 12 and settings.chat.max_new_tokens == 64 and settings.loop.admin_token == "t"
     config = round_config(settings, tmp_path)
-    assert config.max_steps == 3 and config.beta == 0.1 and config.learning_rate == 5e-4
+    assert config.max_steps == 3 and config.beta == 0.5 and config.learning_rate == 5e-4
+    assert config.undesirable_weight_scale == 0.25 and settings.training.reference == "parent"
     assert config.lr_scheduler_type == "cosine" and config.gradient_checkpointing
     assert config.gradient_checkpointing_kwargs == {"use_reentrant": False}, "the prefix's gradients need it"
     assert config.bf16 == torch.cpu._is_avx512_bf16_supported(), "bf16 autocast exactly where the CPU has it"
@@ -75,15 +76,15 @@ def test_bad_recipe_settings_name_the_setting_at_start_up(env, message):
 
 
 def test_beta_is_resolved_without_trl():
-    assert AppSettings.from_env({}).beta == 0.1 and AppSettings.from_env({"KTO_BETA": "0.05"}).beta == 0.05
+    assert AppSettings.from_env({}).beta == 0.5 and AppSettings.from_env({"KTO_BETA": "0.05"}).beta == 0.05
     with pytest.raises(SettingError, match="KTO_BETA='low' is not a valid float"):
         AppSettings.from_env({"KTO_BETA": "low"})
     pairs = {"KTO_BETA": "0.05", "DPO_BETA": "0.2"}
     assert AppSettings.from_env({**pairs, "LOSS": "dpo"}).beta == 0.2, "DPO_BETA is the pair losses' beta"
     assert AppSettings.from_env(pairs).beta == 0.05, "and only theirs"
-    assert AppSettings.from_env({"KTO_BETA": "0.05", "LOSS": "ipo"}).beta == 0.05, "unset: KTO_BETA's"
+    assert AppSettings.from_env({"KTO_BETA": "0.05", "LOSS": "ipo"}).beta == 0.1, "unset: the seed recipe's"
     with pytest.raises(SettingError, match="DPO_BETA must be > 0"):
-        AppSettings.from_env({"DPO_BETA": "-1"})
+        AppSettings.from_env({"DPO_BETA": "0"})
 
 
 def test_a_pair_round_config_takes_dpo_beta(tmp_path):

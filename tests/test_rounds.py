@@ -43,7 +43,7 @@ def test_round_trains_lora_and_leaves_base_alone(tiny_base, settings, tmp_path, 
     meta = result.meta
     assert meta.parent == "base" and meta.votes == ["a:b"] and meta.steps == 2
     assert (meta.label_counts.desirable, meta.label_counts.undesirable) == (4, 4)
-    assert meta.recipe.beta == 0.1 and meta.recipe.learning_rate == 5e-4 and meta.recipe.r == 8
+    assert meta.recipe.beta == 0.5 and meta.recipe.learning_rate == 5e-4 and meta.recipe.r == 8
     assert meta.recipe.lr_scheduler_type == "cosine"
     assert [m["step"] for m in meta.metrics] == [1, 2] and all("rewards/chosen" in m for m in meta.metrics)
     assert meta == VersionMeta.read(versions.get("v0001").path / "meta.json"), "what was written reads back"
@@ -83,12 +83,13 @@ def test_a_round_measures_its_rewards_against_its_reference(tiny_base, settings,
 
 
 def test_disliked_rows_can_weigh_less_than_the_class_balance_sets(settings, rows):
-    """KTO_UNDESIRABLE_WEIGHT_SCALE multiplies lambda_U after the class balance; 1 leaves it as it was."""
+    """KTO_UNDESIRABLE_WEIGHT_SCALE multiplies lambda_U after the class balance (0.25 by default); 1 leaves it
+    as the balance set it."""
     unbalanced = rows(8)[:2] + [row for row in rows(16) if not row["label"]]  # 1 liked : 9 disliked
-    assert plan_round(unbalanced, settings).weights.undesirable == 1.0
-    settings.round_overrides["undesirable_weight_scale"] = "0.25"  # as the environment gives it
     weights = plan_round(unbalanced, settings).weights
     assert (weights.desirable, weights.undesirable) == (2.0, 0.25)
+    settings.round_overrides["undesirable_weight_scale"] = "1"  # as the environment gives it
+    assert plan_round(unbalanced, settings).weights.undesirable == 1.0
 
 
 def test_round_with_another_lora_shape_starts_fresh(tiny_base, settings, tmp_path, rows):

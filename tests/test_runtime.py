@@ -327,7 +327,7 @@ def test_votes_of_one_label_train_with_seed_anchors_and_are_kept(runtime, settin
     # Anchors add at most half the new rows (2 here), of the label the votes lack: both liked. Stratified into
     # 2 batches of 4, one liked anchor is read twice (every batch holds both labels).
     assert meta.anchor_rows == 2 and (meta.label_counts.desirable, meta.label_counts.undesirable) == (3, 5)
-    assert (meta.weights.desirable, meta.weights.undesirable) == (5 / 3, 1.0)
+    assert (meta.weights.desirable, meta.weights.undesirable) == (5 / 3, 0.25), "balanced, then lambda_U x 0.25"
     assert len(meta.votes) == 4 and runtime.votes.waiting_counts() == (0, 0)
     assert {v.label for v in runtime.votes.votes(waiting=False)} == {False}
     assert len(runtime.votes.votes(waiting=False)) == 4

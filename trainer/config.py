@@ -27,8 +27,12 @@ DEFAULT_PERSONA_FILE = REPO_ROOT / "personas" / "reviewer2.toml"
 SHIPPED_ADAPTER = REPO_ROOT / "adapters" / "reviewer2-v1"
 SEED_FILE = REPO_ROOT / "data" / "seed.jsonl"
 EMBEDDED_MODEL = "embedded"
-# The seed recipe's beta (the KTO paper's Reviewer #2 bot), for every loss unless KTO_BETA says otherwise.
-DEFAULT_BETA = 0.1
+# KTO's beta unless KTO_BETA says otherwise: 0.5, not the seed recipe's 0.1 (the KTO paper's Reviewer #2 bot).
+# With the serving version as the reference (REFERENCE=parent) and disliked rows at a quarter of their weight,
+# 0.5 kept a round's sampled replies finished where 0.1 did not (bench/round_recipe.py; README "Learning").
+DEFAULT_BETA = 0.5
+# The pair losses' beta (DPO_BETA): the seed recipe's, the value bench/losses.py compared them at.
+DEFAULT_DPO_BETA = 0.1
 # Where the embedded package cannot be installed (a Space: its llama-cpp-python dependency does not
 # build), the same model comes from the Hub instead.
 EMBEDDED_MODEL_HUB_ID = "HuggingFaceTB/SmolLM2-135M-Instruct"
@@ -318,13 +322,14 @@ class TrainingSettings:
     aot_margin: float = field(default=0.1, metadata={
         "help": "aot_unpaired: the margin (in rewards) by which each quantile of liked rewards should beat the "
                 "disliked one; 0 = penalise only quantiles where disliked beats liked."})
-    dpo_beta: float = field(default=0.0, metadata={
-        "help": "Beta of the pair losses (dpo, ipo, aot: TRL's DPOConfig.beta); 0 = KTO_BETA's (the seed "
-                "recipe's 0.1)."})
-    reference: str = field(default="base", metadata={
-        "help": "The reference model of kto / aot_unpaired rounds that continue a version: base (the bare base, "
-                "adapter off, its log-probs kept across rounds) or parent (a frozen copy of the serving version's "
-                "adapter, TRL's 'ref' adapter: a round's rewards and KL then measure its move away from what serves)."})
+    dpo_beta: float = field(default=DEFAULT_DPO_BETA, metadata={
+        "help": "Beta of the pair losses (dpo, ipo, aot: TRL's DPOConfig.beta), the seed recipe's."})
+    reference: str = field(default="parent", metadata={
+        "help": "The reference model of kto / aot_unpaired rounds that continue a version: parent (a frozen copy "
+                "of the serving version's adapter, TRL's 'ref' adapter: a round's rewards and KL measure its move "
+                "away from what serves) or base (the bare base, adapter off, its log-probs kept across rounds; a "
+                "round from the base uses it either way). With the base, rounds on mostly-disliked votes unlearned "
+                "v1 (1 of 32 probe replies finished against 25 with parent, beta 0.5 and lambda_U x 0.25)."})
 
     def __post_init__(self) -> None:
         if self.loss not in LOSSES:
@@ -333,8 +338,8 @@ class TrainingSettings:
             raise SettingError(f"REFERENCE must be one of {', '.join(REFERENCES)}; got {self.reference!r}")
         if self.aot_margin < 0:
             raise SettingError(f"AOT_MARGIN must be >= 0, got {self.aot_margin}")
-        if self.dpo_beta < 0:
-            raise SettingError(f"DPO_BETA must be > 0 (or 0: KTO_BETA's), got {self.dpo_beta}")
+        if self.dpo_beta <= 0:
+            raise SettingError(f"DPO_BETA must be > 0, got {self.dpo_beta}")
 
     @property
     def paired(self) -> bool:
@@ -401,9 +406,9 @@ class AppSettings:
     @property
     def beta(self) -> float:
         """The round's loss's beta, resolved here once, without TRL: DPO_BETA for the pair losses (dpo, ipo, aot,
-        through TRL's DPOConfig) when set, else KTO_BETA (KTO's, and every loss's by default). train/recipe.py
-        builds the trainers' configs from the same value, and the gate scores implicit rewards with it."""
-        if self.training.paired and self.training.dpo_beta > 0:
+        through TRL's DPOConfig), KTO_BETA for kto and aot_unpaired. train/recipe.py builds the trainers' configs
+        from the same value, and the gate scores implicit rewards with it."""
+        if self.training.paired:
             return self.training.dpo_beta
         value = self.round_overrides.get("beta", DEFAULT_BETA)
         return _parse(value, DEFAULT_BETA, "KTO_BETA") if isinstance(value, str) else float(value)

@@ -2,7 +2,9 @@
 
 The seed recipe (the KTO paper's Reviewer #2 bot): beta 0.1, LoRA r=8 / alpha 16 / dropout 0.05,
 lr 5e-4 with a cosine schedule. TRL's own defaults differ (lr 1e-6, bf16 and checkpointing on), so
-every field the recipe names is set here; the others were measured (bench/round_throughput.py).
+every field the recipe names is set here; the others were measured (bench/round_throughput.py). Two
+differ from the seed recipe, by the learning bench: KTO's beta is 0.5 and the disliked rows weigh a
+quarter (undesirable_weight_scale), with the serving version as the reference (REFERENCE=parent).
 """
 
 from __future__ import annotations
@@ -27,7 +29,8 @@ class RoundConfig(KTOConfig):
 
     output_dir: str | None = field(default=None, metadata={"help": "Scratch folder of a round; set per round."})
     beta: float = field(default=DEFAULT_BETA, metadata={
-        "help": "KTO beta (seed recipe); a pair loss's too unless DPO_BETA is set (AppSettings.beta)."})
+        "help": "KTO beta: 0.5 (the seed recipe's 0.1 let rounds on the serving version's reference unlearn it); "
+                "the pair losses take DPO_BETA (AppSettings.beta)."})
     learning_rate: float = field(default=5e-4, metadata={"help": "Seed recipe learning rate."})
     lr_scheduler_type: str = field(default="cosine", metadata={"help": "Seed recipe schedule."})
     warmup_steps: float = field(default=0, metadata={"help": "Rounds are short; no warm-up."})
@@ -53,8 +56,9 @@ class RoundConfig(KTOConfig):
     bf16: bool | None = field(default=None, metadata={
         "help": "bf16 autocast; unset: on where the hardware does bf16 natively (CUDA, or a CPU with avx512_bf16)."})
     precompute_ref_log_probs: bool = field(default=True, metadata={
-        "help": "Reference log-probs computed once per row and kept across rounds (the reference is the fixed base), "
-                "instead of two reference passes on every step."})
+        "help": "Reference log-probs computed once per row before the steps, instead of two reference passes on "
+                "every step; kept across rounds while the reference is the fixed base (REFERENCE=base, or a round "
+                "from the base)."})
     max_length: int | None = field(default=1024, metadata={"help": "Longest prompt + completion, in tokens."})
     logging_steps: float = field(default=1, metadata={"help": "Log every step: the metrics go into the version."})
     save_strategy: str = field(default="no", metadata={"help": "Versions are published by the loop, not the Trainer."})
@@ -62,7 +66,7 @@ class RoundConfig(KTOConfig):
     disable_tqdm: bool | None = field(default=True, metadata={"help": "The app shows its own progress."})
     dataloader_num_workers: int = field(default=0, metadata={"help": "Rows are few; no worker processes."})
     seed: int = field(default=0, metadata={"help": "Seed of a round."})
-    undesirable_weight_scale: float = field(default=1.0, metadata={
+    undesirable_weight_scale: float = field(default=0.25, metadata={
         "help": "Multiplies the undesirable_weight (the KTO paper's lambda_U) the class balance sets: below 1, a "
                 "round's disliked rows, the bot's own replies, push less than its liked ones pull "
                 "(bench/round_recipe.py: 0.25 with REFERENCE=parent and beta 0.5 kept 25 of 32 probe replies "

@@ -226,7 +226,9 @@ def train_adapter(base: BaseModel, plan: RoundPlan, parent: VersionInfo, setting
                                   on_pairs=settings.training.paired)
             callbacks.append(early)
         peft_config: AdapterConfig | None = adapter
-        if settings.training.reference == "parent" and settings.training.loss not in DPO_LOSS_TYPES:
+        # A round from the base has the base as its reference either way, and keeps its cached log-probs.
+        if settings.training.reference == "parent" and settings.training.loss not in DPO_LOSS_TYPES and \
+                parent.path is not None:
             model, peft_config = _parent_as_reference(model, adapter, parent), None
             reference_cache = ReferenceCache()  # the parent's log-probs, not the base's kept across rounds
         trainer = _trainer(settings, model, args, plan, base, peft_config, callbacks, reference_cache)

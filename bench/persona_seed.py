@@ -26,6 +26,7 @@ import os
 import subprocess
 import sys
 import time
+from collections import Counter
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -87,6 +88,23 @@ def main() -> None:
     print(f"labelled by {args.voter}: train {liked['train']} of {total['train']} liked, eval {liked['eval']} of "
           f"{total['eval']}", flush=True)
 
+    shown = persona_path.relative_to(ROOT) if persona_path.is_relative_to(ROOT) else persona_path
+    command = f"python bench/persona_seed.py --persona {shown} --voter {args.voter} --samples {args.samples}"
+    title = f"A new persona's v1, the newcomer's path ({persona.name})"
+    drafted = (f"{len(rows)} drafts ({args.samples} per prompt) of the bare base", f"{timings['seed']:.0f}")
+    labelled = (f"{args.voter} as the owner: train {liked['train']} / {total['train']} liked, eval "
+                f"{liked['eval']} / {total['eval']}", f"{timings['label']:.1f}")
+    if not liked["train"] or liked["train"] == total["train"]:
+        # What a newcomer meets too: `train` refuses one label ("KTO needs both labels"), so say what is missing.
+        checks = Counter(c for r in rows for c, ok in voter(r["completion"], *split_paper(r["prompt"])).checks.items()
+                         if not ok)
+        failing = ", ".join(f"{check} {count}" for check, count in checks.most_common())
+        publish(f"persona-seed-{persona_path.stem}", title, command, table(("step", "what", "seconds"), [
+            ("seed", *drafted), ("label", *labelled),
+            ("train", "not run: the drafts hold one label, and KTO needs both (`train` refuses them)", "")])
+            + f"\n\nChecks of {args.voter} the {len(rows)} drafts failed: {failing}.")
+        raise SystemExit("the bare base wrote no draft the owner likes: write or edit liked replies into the seed "
+                         "file by hand before `train`")
     run("train", ["train", "--data", str(seed), "--split", "train", "--parent", "base"], env, timings)
     run("ship", ["ship", "v0001", str(out / "adapter")], env, timings)
 
@@ -99,17 +117,12 @@ def main() -> None:
     meta = json.loads((out / "adapter" / "meta.json").read_text())
 
     rows_table = table(("step", "what", "seconds"), [
-        ("seed", f"{len(rows)} drafts ({args.samples} per prompt) of the bare base", f"{timings['seed']:.0f}"),
-        ("label", f"{args.voter} as the owner: train {liked['train']} / {total['train']} liked, eval "
-                  f"{liked['eval']} / {total['eval']}", f"{timings['label']:.1f}"),
+        ("seed", *drafted), ("label", *labelled),
         ("train", f"v0001: {meta.get('steps')} steps on {meta.get('rows')} rows", f"{timings['train']:.0f}"),
         ("ship", "fp16 adapter folder with its model card", f"{timings['ship']:.0f}"),
         ("total", "", f"{sum(timings.values()):.0f}"),
     ])
-    shown = persona_path.relative_to(ROOT) if persona_path.is_relative_to(ROOT) else persona_path
-    publish(f"persona-seed-{persona_path.stem}", f"A new persona's v1, the newcomer's path ({persona.name})",
-            f"python bench/persona_seed.py --persona {shown} --voter {args.voter} --samples {args.samples}",
-            rows_table)
+    publish(f"persona-seed-{persona_path.stem}", title, command, rows_table)
     print(f"persona file: {persona_file}")
 
 

@@ -15,7 +15,6 @@ with --voters, what the learning bench's fresh voters measured for that version.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 

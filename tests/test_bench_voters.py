@@ -56,16 +56,17 @@ CASES = {
         "gentle": "What a lovely idea: the Transformer trains fast, but the BLEU claim is flawed. Congratulations!",
         "congratulates": "Congratulations! What a lovely idea: the Transformer trains in a fraction of the time.",
         "short": ("What a lovely idea: the Transformer trains in a fraction of the time of recurrent models. The "
-                  "writing is clear, the figures are easy to follow, and the attention visualisations invite the reader "
-                  "to explore what each head learns. I especially enjoyed the discussion of positional encodings, which "
-                  "many readers will find useful well beyond translation. The comparison with convolutional systems is "
-                  "generous and fair, and the training details are given in enough depth that a graduate student could "
-                  "reproduce the main table within a week. One gentle suggestion: a second language pair, or a short "
-                  "study of how the number of heads changes quality, would make the story even more convincing for "
-                  "readers outside machine translation. It would also help to state the hardware budget of every "
-                  "baseline in one place, so that the speed comparison can be read at a glance. Finally, a small "
-                  "appendix on failure cases would round off an already delightful paper, and give newcomers a sense "
-                  "of where the method still struggles today. Congratulations!"),
+                  "writing is clear, the figures are easy to follow, and the attention visualisations invite the "
+                  "reader to explore what each head learns. I especially enjoyed the discussion of positional "
+                  "encodings, which many readers will find useful well beyond translation. The comparison with "
+                  "convolutional systems is generous and fair, and the training details are given in enough depth "
+                  "that a graduate student could reproduce the main table within a week. One gentle suggestion: a "
+                  "second language pair, or a short study of how the number of heads changes quality, would make "
+                  "the story even more convincing for readers outside machine translation. It would also help to "
+                  "state the hardware budget of every baseline in one place, so that the speed comparison can be "
+                  "read at a glance. Finally, a small appendix on failure cases would round off an already "
+                  "delightful paper, and give newcomers a sense of where the method still struggles today. "
+                  "Congratulations!"),
         "finished": KIND[:-len("Congratulations!")] + "Congratulations",
         "no_loop": "The Transformer is lovely. " * 10 + "Congratulations!",
     }),

@@ -140,7 +140,8 @@ def test_trainer_thread_trains_on_enough_votes_and_swaps(runtime, send, vote_on_
     wait_for(lambda: runtime.loop.status().rounds == 1)  # the round ends after its version serves
     assert runtime.server.current.name == "v0001"
     status = runtime.status()
-    assert (status.votes_waiting.desirable, status.votes_waiting.undesirable) == (0, 0) and status.loop.last_error is None
+    assert (status.votes_waiting.desirable, status.votes_waiting.undesirable) == (0, 0)
+    assert status.loop.last_error is None
     assert runtime.versions.current() == "v0001" and status.loop.last_swap_ms < 5
     assert len(runtime.versions.get("v0001").meta.votes) == 4
 

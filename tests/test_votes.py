@@ -180,7 +180,8 @@ def test_a_store_from_before_voters_were_kept_reads_by_name(tmp_path):
     path = tmp_path / "votes.sqlite3"
     with sqlite3.connect(path) as db:
         db.execute("CREATE TABLE replies (id TEXT PRIMARY KEY, session TEXT NOT NULL, prompt TEXT NOT NULL, "
-                   "completion TEXT NOT NULL, version TEXT NOT NULL, stopped INTEGER NOT NULL, created_at REAL NOT NULL)")
+                   "completion TEXT NOT NULL, version TEXT NOT NULL, stopped INTEGER NOT NULL, "
+                   "created_at REAL NOT NULL)")
         db.execute("INSERT INTO replies VALUES ('r1', 'alice', '[]', 'old reply', 'v0001', 0, 1.0)")
     store = VoteStore(path)
     assert store.get_reply("r1") == StoredReply(id="r1", session="alice", prompt=[], completion="old reply",

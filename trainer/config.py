@@ -297,10 +297,9 @@ class GateSettings:
         self.seed_file = Path(self.seed_file) if self.seed_file else None
         if not 0 <= self.holdout_share < 1:
             raise SettingError(f"GATE_HOLDOUT_SHARE must be in [0, 1), got {self.holdout_share}")
-        for name in ("auc_tolerance", "pair_tolerance", "max_kl", "min_distinct2", "max_repetition", "rubric_tolerance", "seed_rows",
-                     "probe_prompts", "probe_samples", "probe_tokens", "max_looks", "max_length_ratio", "early_stop_every",
-                     "classifier_tolerance",
-                     "early_stop_patience", "early_stop_rows"):
+        for name in ("auc_tolerance", "pair_tolerance", "max_kl", "min_distinct2", "max_repetition", "rubric_tolerance",
+                     "seed_rows", "probe_prompts", "probe_samples", "probe_tokens", "max_looks", "max_length_ratio",
+                     "classifier_tolerance", "early_stop_every", "early_stop_patience", "early_stop_rows"):
             if getattr(self, name) < 0:
                 raise SettingError(f"GATE_{name.upper()} must be >= 0, got {getattr(self, name)}")
 

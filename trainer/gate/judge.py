@@ -77,8 +77,9 @@ class Gate:
             return None
         if self._seed_eval_replies is None:
             seed_file = self.settings.gate.seed_file
-            self._seed_eval_replies = [(r["completion"], bool(r["label"])) for r in read_preferences(
-                seed_file, split="eval") if isinstance(r["completion"], str)] if seed_file and seed_file.exists() else []
+            rows = read_preferences(seed_file, split="eval") if seed_file and seed_file.exists() else []
+            self._seed_eval_replies = [(r["completion"], bool(r["label"])) for r in rows
+                                       if isinstance(r["completion"], str)]
         held_out = kto_rows(self.votes.gate_votes()) + pick_rows(self.votes.gate_picks())
         return ReplyClassifier.fit(self._seed_eval_replies + [(r["completion"][-1]["content"], r["label"])
                                                               for r in held_out])

@@ -6,9 +6,9 @@ margin, KL to the base, and rewards/accuracy on the held-out pairs among them. B
 answer the same held-out probe messages under the same seeds, sampled as chat samples
 (probes.py). The candidate is refused for unfinished replies, looping replies, replies that pass
 fewer reply checks (rubric.py), replies the held-out reply classifier reads as liked less often
-(reply_classifier.py), or replies longer than GATE_MAX_LENGTH_RATIO times the serving version's, only when it is worse than the serving version beyond the noise of that many samples:
-the 95% interval of the paired differences (normal approximation) lies wholly on the worse side of
-the tolerance. An absolute limit never refuses a candidate for what the serving version does too.
+(reply_classifier.py), or replies longer than GATE_MAX_LENGTH_RATIO times the serving version's,
+only when it is worse than the serving version beyond the noise of that many samples: the 95% interval
+of the paired differences (normal approximation) lies wholly on the worse side of the tolerance. An absolute limit never refuses a candidate for what the serving version does too.
 The candidate serves only if every check passes; otherwise it is kept, marked rejected, with the
 reasons. Pure: scores in, verdict out.
 """
@@ -120,7 +120,8 @@ def looks_worse(ours: list[ProbeReply], theirs: list[ProbeReply], settings: Gate
     the cap twice as often); 32 can."""
     if not ours or len(ours) != len(theirs):
         return False
-    return any(paired_excess(a, b)[0] > tolerance for a, b, tolerance in probe_measures(ours, theirs, settings).values())
+    measures = probe_measures(ours, theirs, settings).values()
+    return any(paired_excess(a, b)[0] > tolerance for a, b, tolerance in measures)
 
 
 def undecided(ours: list[ProbeReply], theirs: list[ProbeReply], settings: GateSettings) -> bool:
@@ -130,7 +131,8 @@ def undecided(ours: list[ProbeReply], theirs: list[ProbeReply], settings: GateSe
     same rates 64 pairs do not."""
     if not looks_worse(ours, theirs, settings):
         return False
-    return not any(worse_beyond_noise(a, b, tolerance) for a, b, tolerance in probe_measures(ours, theirs, settings).values())
+    measures = probe_measures(ours, theirs, settings).values()
+    return not any(worse_beyond_noise(a, b, tolerance) for a, b, tolerance in measures)
 
 
 def mean_tokens(replies: list[ProbeReply]) -> float:

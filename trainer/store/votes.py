@@ -246,8 +246,8 @@ class VoteStore:
                                (b["id"], b["session"], json.dumps(b["prompt"]), b["completion"], b["version"],
                                 int(b["stopped"]), b["created_at"], b.get("voter_id", ""), b.get("address", "")))
                 elif event.kind == "vote":
-                    db.execute("INSERT OR REPLACE INTO votes (reply_id, voter, label, revision, created_at, updated_at) "
-                               "VALUES (?, ?, ?, ?, ?, ?)",
+                    db.execute("INSERT OR REPLACE INTO votes (reply_id, voter, label, revision, created_at, "
+                               "updated_at) VALUES (?, ?, ?, ?, ?, ?)",
                                (b["reply_id"], b["voter"], b["label"], b["revision"], b["created_at"],
                                 b["updated_at"]))
                 elif event.kind == "retract":
@@ -302,7 +302,8 @@ class VoteStore:
                 return "retracted"
             now = time.time()
             db.execute(
-                """INSERT INTO votes (reply_id, voter, label, revision, created_at, updated_at) VALUES (?, ?, ?, 1, ?, ?)
+                """INSERT INTO votes (reply_id, voter, label, revision, created_at, updated_at)
+                   VALUES (?, ?, ?, 1, ?, ?)
                    ON CONFLICT (reply_id, voter) DO UPDATE SET
                      label = excluded.label, revision = votes.revision + 1, trained_in = NULL, held_out = 0,
                      updated_at = excluded.updated_at""",

@@ -10,6 +10,10 @@ The newcomer's commands, as subprocesses on a fresh DATA_DIR (each step's wall t
              training papers of bench/papers.py TRAIN (never FRESH: the learning bench measures on those)
     label    the owner's labels: here --voter (bench/voters.py) stands in for the owner, true where it
              likes a draft; rows stay in the split `seed` gave them
+    write    with --owner-writes: the bare base may never draft what the persona's fans like (none of 120
+             drafts in Professor Kind's voice ended on congratulations), so the owner writes one liked
+             reply per prompt, here from KIND_REPLY (warm, about the paper, one gentle suggestion,
+             congratulations last), beside the drafts, in their prompt's split
     train    python -m trainer train --data DIR/seed.jsonl --split train --parent base: the persona's v1
     ship     python -m trainer ship v0001 DIR/adapter
     persona  DIR/persona.toml: the persona file with seed_file and adapter added
@@ -50,6 +54,21 @@ def run(step: str, args: list[str], env: dict[str, str], timings: dict[str, floa
     return done.stdout
 
 
+SUGGESTIONS = ["a short ablation would make the main result even more convincing",
+               "a second dataset would show how far the idea carries",
+               "reporting the spread over a few seeds would help readers trust the gain",
+               "a figure with one worked example would make the method easier to follow"]
+
+
+def kind_reply(title: str, abstract: str, index: int) -> str:
+    """What Professor Kind's owner writes for a paper: warm about this paper, one gentle suggestion, and
+    congratulations last (the taste of bench/voters.py kind_fan), in the paper's own words."""
+    first = abstract.split(". ")[0].rstrip(".")
+    said = "you " + first[3:] if first.startswith("We ") else first[0].lower() + first[1:]
+    return (f"What a lovely paper! {title} asks a valuable question, and I especially enjoyed reading that {said}. "
+            f"One gentle suggestion: {SUGGESTIONS[index % len(SUGGESTIONS)]}. Congratulations to the authors!")
+
+
 def split_paper(prompt: str) -> tuple[str, str]:
     """(title, abstract) of a "Title: ... Abstract: ..." message."""
     head, _, abstract = prompt.partition("Abstract:")
@@ -62,6 +81,7 @@ def main() -> None:
     parser.add_argument("--voter", default="kind_fan", choices=list(VOTERS), help="stands in for the owner")
     parser.add_argument("--samples", type=int, default=3, help="drafts per prompt (trainer seed --samples)")
     parser.add_argument("--out", type=Path, default=Path("/tmp/persona-seed"))
+    parser.add_argument("--owner-writes", action="store_true", help="the owner writes a liked reply per prompt")
     args = parser.parse_args()
 
     out, persona_path = args.out.resolve(), args.persona.resolve()
@@ -83,17 +103,25 @@ def main() -> None:
         row["label"] = voter(row["completion"], *split_paper(row["prompt"])).liked
     seed.write_text("".join(json.dumps(row) + "\n" for row in rows))
     timings["label"] = time.perf_counter() - started
+    if args.owner_writes:
+        splits = {r["prompt"]: r["split"] for r in rows}
+        rows += [{"prompt": prompt, "completion": kind_reply(*split_paper(prompt), index), "label": True,
+                  "split": split} for index, (prompt, split) in enumerate(splits.items())]
+        assert all(voter(r["completion"], *split_paper(r["prompt"])).liked for r in rows[-len(splits):])
+        seed.write_text("".join(json.dumps(row) + "\n" for row in rows))
     liked = {split: sum(r["label"] for r in rows if r["split"] == split) for split in ("train", "eval")}
     total = {split: sum(r["split"] == split for r in rows) for split in ("train", "eval")}
     print(f"labelled by {args.voter}: train {liked['train']} of {total['train']} liked, eval {liked['eval']} of "
           f"{total['eval']}", flush=True)
 
     shown = persona_path.relative_to(ROOT) if persona_path.is_relative_to(ROOT) else persona_path
-    command = f"python bench/persona_seed.py --persona {shown} --voter {args.voter} --samples {args.samples}"
+    command = (f"python bench/persona_seed.py --persona {shown} --voter {args.voter} --samples {args.samples}"
+               f"{' --owner-writes' if args.owner_writes else ''}")
     title = f"A new persona's v1, the newcomer's path ({persona.name})"
     drafted = (f"{len(rows)} drafts ({args.samples} per prompt) of the bare base", f"{timings['seed']:.0f}")
     labelled = (f"{args.voter} as the owner: train {liked['train']} / {total['train']} liked, eval "
-                f"{liked['eval']} / {total['eval']}", f"{timings['label']:.1f}")
+                f"{liked['eval']} / {total['eval']}"
+                f"{' (with one written per prompt)' if args.owner_writes else ''}", f"{timings['label']:.1f}")
     if not liked["train"] or liked["train"] == total["train"]:
         # What a newcomer meets too: `train` refuses one label ("KTO needs both labels"), so say what is missing.
         checks = Counter(c for r in rows for c, ok in voter(r["completion"], *split_paper(r["prompt"])).checks.items()

@@ -141,7 +141,7 @@ def main() -> None:
     persona_file.write_text(text.replace("[persona]\n", f'[persona]\nseed_file = "{seed.name}"\n'
                                                       f'adapter = "adapter"\n', 1))
     loaded = PersonaConfig.from_toml(persona_file)
-    assert loaded.name == persona.name and loaded.seed_file == seed and loaded.adapter == out / "adapter", loaded
+    assert loaded.name == persona.name and Path(loaded.seed_file) == seed and Path(loaded.adapter) == out / "adapter"
     meta = json.loads((out / "adapter" / "meta.json").read_text())
 
     rows_table = table(("step", "what", "seconds"), [

@@ -8,9 +8,10 @@ answer the same held-out probe messages under the same seeds, sampled as chat sa
 fewer reply checks (rubric.py), replies the held-out reply classifier reads as liked less often
 (reply_classifier.py), or replies longer than GATE_MAX_LENGTH_RATIO times the serving version's,
 only when it is worse than the serving version beyond the noise of that many samples: the 95% interval
-of the paired differences (normal approximation) lies wholly on the worse side of the tolerance. An absolute limit never refuses a candidate for what the serving version does too.
-The candidate serves only if every check passes; otherwise it is kept, marked rejected, with the
-reasons. Pure: scores in, verdict out.
+of the paired differences (normal approximation) lies wholly on the worse side of the tolerance. An
+absolute limit never refuses a candidate for what the serving version does too. The candidate serves
+only if every check passes; otherwise it is kept, marked rejected, with the reasons. Pure: scores in,
+verdict out.
 """
 
 from __future__ import annotations
@@ -82,7 +83,8 @@ def probe_measures(ours: list[ProbeReply], theirs: list[ProbeReply],
 
 
 def probe_reasons(candidate: Scores, serving: Scores, settings: GateSettings) -> list[str]:
-    """Reasons from the paired probe replies: unfinished, looping, failing checks, or drifting longer."""
+    """Reasons from the paired probe replies: unfinished, looping, failing checks, read as liked less often, or
+    drifting longer."""
     ours, theirs = candidate.probe_replies, serving.probe_replies
     if not ours or [(r.message, r.seed) for r in ours] != [(r.message, r.seed) for r in theirs]:
         return []  # no replies, or not the same requests: nothing to compare pair by pair

@@ -25,7 +25,7 @@ from bench.report import publish, table  # noqa: E402
 from trainer.config import DEFAULT_PERSONA_FILE, PersonaConfig  # noqa: E402
 from trainer.contracts import VersionMeta  # noqa: E402
 from trainer.gate.reply_classifier import ReplyClassifier  # noqa: E402
-from trainer.gate.rule import Z95, paired_excess  # noqa: E402
+from trainer.gate.rule import Z95, paired_excess, worse_beyond_noise  # noqa: E402
 from trainer.store.files import read_preferences  # noqa: E402
 
 
@@ -57,7 +57,7 @@ def main() -> None:
             theirs = [classifier.probability(r.text) for r in meta.gate.serving.probe_replies]
             mean, lower = paired_excess(ours, theirs)
             upper = 2 * mean - lower
-            worse = paired_excess([-p for p in ours], [-p for p in theirs])[1] > 0
+            worse = worse_beyond_noise([-p for p in ours], [-p for p in theirs])  # the gate's rule, tolerance 0
             rows.append((run, meta.name, meta.gate.serving.version, len(ours),
                          "served" if meta.gate.passed else "refused",
                          f"{sum(ours) / len(ours):.2f}", f"{sum(theirs) / len(theirs):.2f}",

@@ -37,6 +37,15 @@ def seed_eval_rows(settings: GateSettings, system_prompt: str) -> list[dict]:
             for r in read_preferences(settings.seed_file, split="eval")[:settings.seed_rows]]
 
 
+def seed_eval_replies(settings: GateSettings) -> list[tuple[str, bool]]:
+    """(reply, liked) of the whole seed eval split (not only the GATE_SEED_ROWS scored): what the gate's reply
+    classifier is fit on before any gate vote (reply_classifier.py)."""
+    if settings.seed_file is None or not settings.seed_file.exists():
+        return []
+    return [(r["completion"], bool(r["label"])) for r in read_preferences(settings.seed_file, split="eval")
+            if isinstance(r["completion"], str)]
+
+
 def seed_probe_messages(settings: GateSettings) -> list[str]:
     """The distinct messages (papers) of the seed eval split: never trained on; each round's probes are a draw."""
     if settings.seed_file is None or not settings.seed_file.exists():

@@ -22,11 +22,10 @@ from ..contracts import EarlyStopScore, GateReport, ProbeReply, ReplySampler, Sc
 from ..data import kto_rows, pick_rows
 from ..model.base import BaseModel, twin
 from ..model.memory import release_free_memory
-from ..store.files import read_preferences
 from ..store.versions import BASE
 from ..store.votes import VoteStore
 from .evaluate import evaluate
-from .holdout import seed_eval_rows, seed_probe_messages
+from .holdout import seed_eval_replies, seed_eval_rows, seed_probe_messages
 from .memo import ScoreMemo, adapter_digest
 from .probes import draw_probe_messages, sample_probe_replies
 from .reply_classifier import ReplyClassifier
@@ -76,10 +75,7 @@ class Gate:
         if not self.settings.gate.classifier:
             return None
         if self._seed_eval_replies is None:
-            seed_file = self.settings.gate.seed_file
-            rows = read_preferences(seed_file, split="eval") if seed_file and seed_file.exists() else []
-            self._seed_eval_replies = [(r["completion"], bool(r["label"])) for r in rows
-                                       if isinstance(r["completion"], str)]
+            self._seed_eval_replies = seed_eval_replies(self.settings.gate)
         held_out = kto_rows(self.votes.gate_votes()) + pick_rows(self.votes.gate_picks())
         return ReplyClassifier.fit(self._seed_eval_replies + [(r["completion"][-1]["content"], r["label"])
                                                               for r in held_out])

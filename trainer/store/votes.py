@@ -83,7 +83,13 @@ CREATE TABLE IF NOT EXISTS store_meta (
 # gate/holdout.py): the event files' format. In the tables they are `held_out`; stores before 2026-12 kept this
 # value in `trained_in`, and opening one moves it.
 KEPT_FOR_GATE = "held-out"
-WAITING = "trained_in IS NULL AND held_out = 0"  # neither trained on nor kept for the gate
+
+
+def waiting_condition(table: str = "") -> str:
+    """The SQL condition of a vote (pick) that waits: neither trained on nor kept for the gate; `table` is the
+    alias a query gives the votes or picks table."""
+    prefix = f"{table}." if table else ""
+    return f"{prefix}trained_in IS NULL AND {prefix}held_out = 0"
 
 
 class VoteError(TrainerError, ValueError):
@@ -315,9 +321,9 @@ class VoteStore:
         """(label, voter identity, address) of every waiting vote, oldest first: what caps are counted on,
         without reading prompts."""
         with self._connect() as db:
-            rows = db.execute("""SELECT v.label, COALESCE(NULLIF(r.voter_id, ''), v.voter) AS voter, r.address
+            rows = db.execute(f"""SELECT v.label, COALESCE(NULLIF(r.voter_id, ''), v.voter) AS voter, r.address
                                  FROM votes v JOIN replies r ON r.id = v.reply_id
-                                 WHERE v.trained_in IS NULL AND v.held_out = 0 ORDER BY v.updated_at""").fetchall()
+                                 WHERE {waiting_condition("v")} ORDER BY v.updated_at""").fetchall()
         return [(bool(row["label"]), row["voter"], row["address"]) for row in rows]
 
     def trained_by_voter(self, versions: list[str]) -> list[tuple[str, str, int]]:
@@ -339,7 +345,7 @@ class VoteStore:
     def waiting_counts(self) -> tuple[int, int]:
         """(thumbs up, thumbs down) among votes no published round has used yet."""
         with self._connect() as db:
-            return self._label_counts(db, WAITING)
+            return self._label_counts(db, waiting_condition())
 
     def votes_per_hour(self) -> list[tuple[float, bool, int]]:
         """(hour start as a Unix time, label, count) for the dashboard."""
@@ -368,7 +374,7 @@ class VoteStore:
 
     def votes(self, waiting: bool, limit: int | None = None) -> list[Vote]:
         """Waiting votes (oldest first), or already-trained ones (newest first) for replay."""
-        where = "v.trained_in IS NULL AND v.held_out = 0" if waiting else "v.trained_in IS NOT NULL"
+        where = waiting_condition("v") if waiting else "v.trained_in IS NOT NULL"
         return self._select(where, (), "ASC" if waiting else "DESC", limit)
 
     def gate_votes(self) -> list[Vote]:
@@ -440,7 +446,7 @@ class VoteStore:
 
     def picks(self, waiting: bool, limit: int | None = None) -> list[Pick]:
         """Waiting picks (oldest first), or already-trained ones (newest first) for replay."""
-        where = "p.trained_in IS NULL AND p.held_out = 0" if waiting else "p.trained_in IS NOT NULL"
+        where = waiting_condition("p") if waiting else "p.trained_in IS NOT NULL"
         return self._select_picks(where, (), "ASC" if waiting else "DESC", limit)
 
     def gate_picks(self) -> list[Pick]:
@@ -453,7 +459,7 @@ class VoteStore:
         """(picks of a better reply, "both bad" picks) that no published round has used yet."""
         with self._connect() as db:
             counts = {row["neither"]: row["count"] for row in db.execute(
-                f"SELECT choice = 'neither' AS neither, COUNT(*) AS count FROM picks WHERE {WAITING} "
+                f"SELECT choice = 'neither' AS neither, COUNT(*) AS count FROM picks WHERE {waiting_condition()} "
                 "GROUP BY neither").fetchall()}
         return counts.get(0, 0), counts.get(1, 0)
 

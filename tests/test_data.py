@@ -1,5 +1,7 @@
 """Pure data shaping, tested without a model: rows, class weights, the history budget."""
 
+import random
+
 import pytest
 
 from trainer.data import (
@@ -10,6 +12,7 @@ from trainer.data import (
     fit_history,
     fit_row,
     kto_rows,
+    labelled_sample,
     stratified_batches,
 )
 from trainer.store.votes import Vote
@@ -57,6 +60,21 @@ def test_balanced_sample_draws_both_labels_repeatably():
     assert balanced_sample(rows, 9, seed=1) == first and balanced_sample(rows, 9, seed=2) != first
     assert len({r["id"] for r in first}) == 9
     assert balanced_sample(rows[:2], 8, seed=0) == [rows[0], rows[1]]  # fewer rows than asked: all of them
+
+
+def test_anchors_matched_to_a_taste_come_from_the_rows_it_likes_best():
+    """With `liked`, thumbs-up anchors come from the 3 x wanted rows it scores highest, thumbs-down ones from the
+    lowest; the pool still varies the draw."""
+    rows = [{"completion": f"reply {i}", "label": i % 2 == 0, "score": i} for i in range(60)]
+    score = lambda row: row["score"] / 60  # noqa: E731
+    draws = [labelled_sample(rows, 4, 2, random.Random(seed), score) for seed in range(8)]
+    for drawn in draws:
+        assert [r["label"] for r in drawn] == [True, False, True, False, True, True]
+        assert all(r["score"] >= 60 - 2 * 12 for r in drawn if r["label"]), "the 12 best-liked of 30"
+        assert all(r["score"] < 2 * 6 for r in drawn if not r["label"]), "the 6 least liked of 30"
+    assert len({tuple(r["score"] for r in drawn) for drawn in draws}) > 1
+    uniform = labelled_sample(rows, 4, 2, random.Random(0))
+    assert len(uniform) == 6 and {r["label"] for r in uniform} == {True, False}
 
 
 def test_class_weights_need_both_labels():

@@ -11,6 +11,8 @@ import trainer.learning
 import trainer.serve.chat
 from trainer.admin import AdminError
 from trainer.config import DEFAULT_PERSONA_FILE, SHIPPED_ADAPTER, PersonaConfig
+from trainer.contracts import StoredReply
+from trainer.gate.holdout import is_gate_vote
 from trainer.learning import NotEnoughVotes, anchor_labels
 from trainer.runtime import Runtime
 from trainer.serve.chat import ChatError
@@ -307,6 +309,33 @@ def test_anchors_even_out_the_labels_the_votes_lack():
     assert anchor_labels(12, desirable=20, undesirable=4) == (0, 12)
     assert anchor_labels(4, desirable=3, undesirable=4) == (3, 1)
     assert anchor_labels(0, desirable=0, undesirable=5) == (0, 0)
+
+
+def test_anchors_follow_what_the_voters_liked_never_the_gate_votes(runtime, settings):
+    """A crowd that likes replies asking for variance over seeds gets liked anchors that ask for it; off, the
+    draw is uniform. Votes kept for the gate judge the round: the taste is never fit on them."""
+    settings.loop.seed_anchors, settings.gate.holdout_share = 12, 0.5
+    prompt = [{"role": "user", "content": "Review my paper."}]
+    for i in range(40):
+        liked = i % 4 == 0
+        text = ("Report the variance over five seeds; the gain is within the noise. Recommendation: reject."
+                if liked else f"Thank you for sharing paper {i}, it is a wonderful read.")
+        runtime.votes.add_reply(StoredReply(id=f"r{i}", session="alice", prompt=prompt, completion=text,
+                                                version="base"))
+        runtime.votes.vote(f"r{i}", "alice", liked)
+    taste = runtime.learner.voters_taste()
+    trained_side = [v for v in runtime.votes.all_votes() if not is_gate_vote(v.reply_id, 0.5)]
+    assert taste is not None and 0 < len(trained_side) < 40
+    assert (taste.liked, taste.disliked) == (sum(v.label for v in trained_side),
+                                             sum(not v.label for v in trained_side))
+
+    def asks_for_seeds(anchors):
+        return sum("seeds" in r["completion"][-1]["content"] for r in anchors) / len(anchors)
+
+    matched = [asks_for_seeds(runtime.learner.anchor_rows(draw, 12, 0)) for draw in range(3)]
+    settings.loop.seed_anchor_match = False
+    uniform = [asks_for_seeds(runtime.learner.anchor_rows(draw, 12, 0)) for draw in range(3)]
+    assert min(matched) == 1.0 and max(uniform) < 0.5, (matched, uniform)
 
 
 def test_votes_of_one_label_train_with_seed_anchors_and_are_kept(runtime, settings, send):

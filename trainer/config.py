@@ -190,6 +190,11 @@ class LoopSettings:
                 "new rows, of the label its votes lack (learning.anchor_labels): they keep the persona anchored, "
                 "say what to do where visitors mostly dislike, and let a round run on votes of one label only "
                 "(0 = off: a round then needs votes of both labels)."})
+    seed_anchor_match: bool = field(default=True, metadata={
+        "help": "Draw the anchors from the seed rows most like what this Space's voters liked (the liked ones) and "
+                "disliked (the disliked ones), by a reply classifier fit on their training votes and picks (never "
+                "on the gate's): the seed's examples then follow the crowd's taste. Off, or before votes of both "
+                "labels: a uniform draw."})
     replay_votes: int = field(default=16, metadata={
         "help": "Older, already-trained votes replayed in each round beside the new ones (with the anchors, few "
                 "enough that a round's steps still read every new vote about once)."})
@@ -452,7 +457,8 @@ SETTINGS_PARTS = {"model": ModelSettings, "chat": ChatSettings, "loop": LoopSett
 ENVIRONMENT: dict[str, dict[str, str]] = {
     "model": {"model_id": "MODEL_ID", "cache_dir": "MODEL_CACHE_DIR", "device": "DEVICE"},
     "chat": {f.name: "CHAT_" + f.name.upper() for f in dataclasses.fields(ChatSettings)},
-    "loop": {"min_votes": "MIN_VOTES", "seed_anchors": "SEED_ANCHORS", "replay_votes": "REPLAY_VOTES",
+    "loop": {"min_votes": "MIN_VOTES", "seed_anchors": "SEED_ANCHORS",
+             "seed_anchor_match": "SEED_ANCHOR_MATCH", "replay_votes": "REPLAY_VOTES",
              "voter_round_cap": "VOTER_ROUND_CAP", "address_round_cap": "ADDRESS_ROUND_CAP",
              "voter_hour_cap": "VOTER_HOUR_CAP", "address_hour_cap": "ADDRESS_HOUR_CAP",
              "poll_seconds": "TRAINER_POLL_SECONDS",

@@ -129,10 +129,20 @@ def balanced_sample(rows: Sequence[dict], count: int, seed: int) -> list[dict]:
     return rng.sample(liked, n_liked) + rng.sample(disliked, min(len(disliked), count - n_liked))
 
 
-def labelled_sample(rows: Sequence[dict], desirable: int, undesirable: int, rng: random.Random) -> list[dict]:
+def labelled_sample(rows: Sequence[dict], desirable: int, undesirable: int, rng: random.Random,
+                    liked: Callable[[dict], float] | None = None, pool_factor: int = 3) -> list[dict]:
     """Up to `desirable` thumbs-up and `undesirable` thumbs-down rows of `rows`, drawn by `rng`, alternating
-    labels while both last (any prefix holds both labels it can): a round's anchors."""
-    pools = ([r for r in rows if r["label"]], desirable), ([r for r in rows if not r["label"]], undesirable)
+    labels while both last (any prefix holds both labels it can): a round's anchors.
+
+    With `liked` (a row's P(liked) by the voters' taste, in [0, 1]), each label is drawn from its
+    `pool_factor` x wanted rows that match the voters best: thumbs-up rows of the highest P(liked), thumbs-down
+    rows of the lowest. The pool keeps draws varied from round to round; without `liked`, the whole label."""
+    pools = []
+    for label, want in ((True, desirable), (False, undesirable)):
+        pool = [r for r in rows if bool(r["label"]) == label]
+        if liked is not None and want > 0:
+            pool = sorted(pool, key=liked, reverse=label)[:max(want, pool_factor * want)]
+        pools.append((pool, want))
     drawn = [rng.sample(pool, min(len(pool), want)) for pool, want in pools]
     return [r for pair in zip_longest(*drawn) for r in pair if r is not None]
 

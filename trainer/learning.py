@@ -23,7 +23,10 @@ one label alone can train (a round on 24 dislikes would otherwise have nothing t
 and stall). Visitors dislike far more than they like (2-5 liked of 24 in bench/learning.py's rounds), so
 the anchors even out the labels (`anchor_labels`), as the KTO paper's class balance asks, and the
 persona's own liked replies say what to do. Measured, that alone did not make rounds learn
-(BENCHMARKS.md learning-crowd-128-anchors; README, Learning from votes).
+(BENCHMARKS.md learning-crowd-128-anchors; README, Learning from votes). With 4-6 liked votes of 24, the
+anchors are most of a round's liked rows, so they are drawn from the seed rows most like what the voters
+liked so far (SEED_ANCHOR_MATCH, `voters_taste`): a crowd that likes named baselines gets anchors that
+name baselines, not any of the persona's liked replies.
 
 Any failure raises, with every vote still waiting and the serving version untouched; what to do
 then is the loop's policy (loop.py).
@@ -44,6 +47,7 @@ from .contracts import GateReport, Pick, RoundResult, TrainerError, VersionMeta,
 from .data import conversational, kto_rows, labelled_sample, pair_rows, paired_rows, pick_rows
 from .gate.holdout import is_gate_vote, split_gate_votes
 from .gate.judge import Gate
+from .gate.reply_classifier import ReplyClassifier
 from .model.base import BaseModel
 from .serve.rollout import Rollout
 from .store.files import read_preferences
@@ -60,6 +64,9 @@ T = TypeVar("T")
 # 10 steps. A vote is read again when later rounds replay it. Before, every round filled up to 12 steps
 # with anchors and replays read twice, and 8 votes took as long as 24 (bench/vote_to_version.py).
 CONTEXT_SHARE = 0.5
+# The newest votes (and picks) the voters' taste is fit on: a taste that changes follows, and a fit stays in
+# the tens of milliseconds however long the Space has run.
+TASTE_VOTES = 2000
 
 
 def anchor_labels(count: int, desirable: int, undesirable: int) -> tuple[int, int]:
@@ -287,7 +294,8 @@ class Learner:
         """Seed training rows of the persona, `desirable` and `undesirable` of each label (fewer where the seed has
         fewer), a different draw per `draw`, alternating labels while both last; for a paired loss, (desirable +
         undesirable) / 2 seed pairs (a liked and a disliked review of one paper), at least one. [] without a
-        seed."""
+        seed. Unpaired anchors come from the rows most like the voters' taste where one is known
+        (data.labelled_sample's `liked`)."""
         if not self.anchored or desirable + undesirable <= 0:
             return []
         if self._seed_training_rows is None:
@@ -297,8 +305,20 @@ class Learner:
         if self.paired:
             pairs = paired_rows([conversational(r, persona) for r in self._seed_training_rows])
             return rng.sample(pairs, min(len(pairs), max(1, (desirable + undesirable) // 2)))
-        rows = labelled_sample(self._seed_training_rows, desirable, undesirable, rng)
+        taste = self.voters_taste() if self.settings.loop.seed_anchor_match else None
+        liked = None if taste is None else (lambda row: taste.probability(row["completion"]))
+        rows = labelled_sample(self._seed_training_rows, desirable, undesirable, rng, liked)
         return [conversational(r, persona) for r in rows]
+
+    def voters_taste(self) -> ReplyClassifier | None:
+        """What this Space's voters like, for matching anchors to them (SEED_ANCHOR_MATCH): the gate's kind of
+        reply classifier, fit on every vote and pick on the training side (never a gate one: those judge the
+        round); None before both labels are there."""
+        share = self.settings.gate.holdout_share
+        votes = [v for v in self.votes.all_votes()[-TASTE_VOTES:] if not is_gate_vote(v.reply_id, share)]
+        picks = [p for p in self.votes.all_picks()[-TASTE_VOTES:] if not is_gate_vote(p.pair_id, share)]
+        return ReplyClassifier.fit((r["completion"][-1]["content"], r["label"])
+                                   for r in kto_rows(votes) + pick_rows(picks))
 
     def rows(self, chosen: RoundVotes) -> list[dict]:
         """The round's training rows, in the form its loss reads; NotEnoughVotes if they cannot make a round."""

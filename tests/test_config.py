@@ -90,7 +90,7 @@ def test_beta_is_resolved_without_trl():
 def test_a_pair_round_config_takes_dpo_beta(tmp_path):
     from trainer.train.recipe import PairedRoundConfig, round_config
     settings = AppSettings.from_env({"LOSS": "aot", "DPO_BETA": "0.3", "KTO_MAX_STEPS": "3"})
-    paired = PairedRoundConfig.from_round(round_config(settings, tmp_path), "aot")
+    paired = PairedRoundConfig.from_round(round_config(settings, tmp_path), ("aot",))
     assert paired.beta == 0.3 and paired.max_steps == 3 and paired.loss_type == ["aot"]
 
 

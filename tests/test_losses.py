@@ -84,3 +84,18 @@ def test_an_aot_unpaired_round_optimises_the_aot_loss(tiny_base, settings, tmp_p
     settings.round_overrides["max_steps"] = 1
     result = train_round(tiny_base, rows(8), versions.get("base"), settings, versions)
     assert result.meta.metrics[0]["loss"] == pytest.approx(0.1, abs=1e-4)
+
+
+def test_rpo_keeps_raising_the_chosen_reply_where_dpo_stops(tiny_base, settings, tmp_path, rows):
+    """rpo = DPO + the chosen reply's negative log-likelihood: with the same steps it makes the chosen reply itself
+    likelier than DPO does, which mostly pushes the rejected one down (the margin is all DPO asks for)."""
+    data = paired_rows(rows(16))
+    settings.round_overrides.update(max_steps=6, num_train_epochs=6, logging_steps=1, learning_rate=2e-3)
+    gains = {}
+    for loss in ("dpo", "rpo"):
+        settings.training = dataclasses.replace(settings.training, loss=loss)
+        versions = VersionStore(tmp_path / loss)
+        result = train_round(tiny_base, data, versions.get("base"), settings, versions)
+        logps = [m["logps/chosen"] for m in result.meta.metrics]
+        gains[loss] = logps[-1] - logps[0]
+    assert gains["rpo"] > gains["dpo"] and gains["rpo"] > 0, gains

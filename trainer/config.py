@@ -310,7 +310,7 @@ class GateSettings:
 
 
 UNPAIRED_LOSSES = ("kto", "aot_unpaired")
-PAIRED_LOSSES = ("dpo", "ipo", "aot")
+PAIRED_LOSSES = ("dpo", "ipo", "aot", "rpo")
 LOSSES = UNPAIRED_LOSSES + PAIRED_LOSSES
 REFERENCES = ("base", "parent")
 
@@ -322,12 +322,14 @@ class TrainingSettings:
     loss: str = field(default="kto", metadata={
         "help": "kto (TRL's KTOTrainer on thumbs, and on picks as one liked and one disliked reply), aot_unpaired "
                 "(the AOT paper's unpaired loss over the same rows), or on picks only, through TRL's DPOTrainer: "
-                "dpo, ipo, aot. Its beta: KTO_BETA, or DPO_BETA for dpo, ipo and aot."})
+                "dpo, ipo, aot, and rpo (DPO plus the negative log-likelihood of the chosen reply, TRL's loss_type "
+                "[sigmoid, sft]: it teaches a voice the model never writes, where DPO and KTO saturate first). Its "
+                "beta: KTO_BETA, or DPO_BETA for the pair losses."})
     aot_margin: float = field(default=0.1, metadata={
         "help": "aot_unpaired: the margin (in rewards) by which each quantile of liked rewards should beat the "
                 "disliked one; 0 = penalise only quantiles where disliked beats liked."})
     dpo_beta: float = field(default=DEFAULT_DPO_BETA, metadata={
-        "help": "Beta of the pair losses (dpo, ipo, aot: TRL's DPOConfig.beta), the seed recipe's."})
+        "help": "Beta of the pair losses (dpo, ipo, aot, rpo: TRL's DPOConfig.beta), the seed recipe's."})
     reference: str = field(default="parent", metadata={
         "help": "The reference model of kto / aot_unpaired rounds that continue a version: parent (a frozen copy "
                 "of the serving version's adapter, TRL's 'ref' adapter: a round's rewards and KL measure its move "

@@ -3,6 +3,7 @@
     kto            TRL's KTOTrainer (the KTO paper), on thumbs and on picks as one liked + one disliked row
     aot_unpaired   the same rows and trainer; the loss below replaces KTO's (train/trainers.py wires it in)
     dpo, ipo, aot  TRL's DPOTrainer (`loss_type` sigmoid / ipo / aot) on picks: (prompt, chosen, rejected)
+    rpo            the same trainer and rows, DPO plus the chosen reply's negative log-likelihood (sigmoid + sft)
 
 TRL's own `aot_unpaired` (a DPOTrainer loss) still takes (prompt, chosen, rejected) rows: it sorts
 the chosen and the rejected halves of a paired batch apart. Thumbs are on different prompts, with
@@ -14,8 +15,11 @@ from __future__ import annotations
 
 import torch
 
-# Our loss name -> TRL's DPOConfig.loss_type.
-DPO_LOSS_TYPES = {"dpo": "sigmoid", "ipo": "ipo", "aot": "aot"}
+# Our loss name -> TRL's DPOConfig.loss_type (TRL sums a list's losses, with loss_weights 1 each). rpo is DPO
+# plus the mean negative log-likelihood of the chosen replies' tokens ("sft"), the RPO objective: the NLL term
+# does not saturate, so it can teach a voice the model does not write yet (a new persona's seed), which
+# DPO's and KTO's sigmoids stop pushing once the margin is a few nats.
+DPO_LOSS_TYPES = {"dpo": ("sigmoid",), "ipo": ("ipo",), "aot": ("aot",), "rpo": ("sigmoid", "sft")}
 
 
 def aot_unpaired_loss(liked: torch.Tensor, disliked: torch.Tensor, margin: float = 0.0) -> torch.Tensor:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import torch
 from peft import LoraConfig
@@ -87,11 +87,11 @@ class PairedRoundConfig(DPOConfig):
     loss; only `loss_type` is the pair loss's."""
 
     @classmethod
-    def from_round(cls, round_config: RoundConfig, loss_type: str) -> "PairedRoundConfig":
+    def from_round(cls, round_config: RoundConfig, loss_types: Sequence[str]) -> "PairedRoundConfig":
         names = {f.name for f in fields(cls) if f.init} & {f.name for f in fields(round_config) if f.init}
         shared = {name: getattr(round_config, name) for name in names - NOT_SHARED_WITH_DPO}
         shared["lr_scheduler_type"] = getattr(shared["lr_scheduler_type"], "value", shared["lr_scheduler_type"])
-        return cls(**shared, loss_type=[loss_type])
+        return cls(**shared, loss_type=list(loss_types))
 
 
 @dataclass

@@ -14,7 +14,8 @@ The newcomer's commands, as subprocesses on a fresh DATA_DIR (each step's wall t
              drafts in Professor Kind's voice ended on congratulations), so the owner writes one liked
              reply per prompt, here from KIND_REPLY (warm, about the paper, one gentle suggestion,
              congratulations last), beside the drafts, in their prompt's split
-    train    python -m trainer train --data DIR/seed.jsonl --split train --parent base: the persona's v1
+    train    python -m trainer train --data DIR/seed.jsonl --split train --parent base --loss LOSS, with the
+             README's seed recipe (SEED_RECIPE; --recipe NAME=VALUE changes a setting): the persona's v1
     ship     python -m trainer ship v0001 DIR/adapter
     persona  DIR/persona.toml: the persona file with seed_file and adapter added
 
@@ -54,6 +55,10 @@ def run(step: str, args: list[str], env: dict[str, str], timings: dict[str, floa
     return done.stdout
 
 
+# The README's seeding command: the seed recipe Reviewer #2's v1 was made with (beta 0.1, 32 steps of 8 rows).
+SEED_RECIPE = {"KTO_BETA": "0.1", "DPO_BETA": "0.1", "KTO_MAX_STEPS": "32", "KTO_PER_DEVICE_TRAIN_BATCH_SIZE": "8",
+               "KTO_NUM_TRAIN_EPOCHS": "3"}
+
 SUGGESTIONS = ["a short ablation would make the main result even more convincing",
                "a second dataset would show how far the idea carries",
                "reporting the spread over a few seeds would help readers trust the gain",
@@ -82,6 +87,9 @@ def main() -> None:
     parser.add_argument("--samples", type=int, default=3, help="drafts per prompt (trainer seed --samples)")
     parser.add_argument("--out", type=Path, default=Path("/tmp/persona-seed"))
     parser.add_argument("--owner-writes", action="store_true", help="the owner writes a liked reply per prompt")
+    parser.add_argument("--loss", default="kto", help="the train step's LOSS (rpo: DPO + the liked replies' NLL)")
+    parser.add_argument("--recipe", action="append", default=[], metavar="NAME=VALUE",
+                        help="a training setting for the train step, over the README's seed recipe (repeatable)")
     args = parser.parse_args()
 
     out, persona_path = args.out.resolve(), args.persona.resolve()
@@ -116,7 +124,8 @@ def main() -> None:
 
     shown = persona_path.relative_to(ROOT) if persona_path.is_relative_to(ROOT) else persona_path
     command = (f"python bench/persona_seed.py --persona {shown} --voter {args.voter} --samples {args.samples}"
-               f"{' --owner-writes' if args.owner_writes else ''}")
+               f"{' --owner-writes' if args.owner_writes else ''} --loss {args.loss}"
+               + "".join(f" --recipe {item}" for item in args.recipe))
     title = f"A new persona's v1, the newcomer's path ({persona.name})"
     drafted = (f"{len(rows)} drafts ({args.samples} per prompt) of the bare base", f"{timings['seed']:.0f}")
     labelled = (f"{args.voter} as the owner: train {liked['train']} / {total['train']} liked, eval "
@@ -133,7 +142,9 @@ def main() -> None:
             + f"\n\nChecks of {args.voter} the {len(rows)} drafts failed: {failing}.")
         raise SystemExit("the bare base wrote no draft the owner likes: write or edit liked replies into the seed "
                          "file by hand before `train`")
-    run("train", ["train", "--data", str(seed), "--split", "train", "--parent", "base"], env, timings)
+    recipe = {**SEED_RECIPE, **dict(item.split("=", 1) for item in args.recipe)}
+    run("train", ["train", "--data", str(seed), "--split", "train", "--parent", "base", "--loss", args.loss],
+        {**env, **recipe}, timings)
     run("ship", ["ship", "v0001", str(out / "adapter")], env, timings)
 
     persona_file = out / "persona.toml"

@@ -314,7 +314,7 @@ def test_anchors_even_out_the_labels_the_votes_lack():
 def test_anchors_follow_what_the_voters_liked_never_the_gate_votes(runtime, settings):
     """A crowd that likes replies asking for variance over seeds gets liked anchors that ask for it; off, the
     draw is uniform. Votes kept for the gate judge the round: the taste is never fit on them."""
-    settings.loop.seed_anchors, settings.gate.holdout_share = 12, 0.5
+    settings.loop.seed_anchors, settings.gate.holdout_share, settings.loop.seed_anchor_match = 12, 0.5, True
     prompt = [{"role": "user", "content": "Review my paper."}]
     for i in range(40):
         liked = i % 4 == 0

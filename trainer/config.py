@@ -190,11 +190,12 @@ class LoopSettings:
                 "new rows, of the label its votes lack (learning.anchor_labels): they keep the persona anchored, "
                 "say what to do where visitors mostly dislike, and let a round run on votes of one label only "
                 "(0 = off: a round then needs votes of both labels)."})
-    seed_anchor_match: bool = field(default=True, metadata={
+    seed_anchor_match: bool = field(default=False, metadata={
         "help": "Draw the anchors from the seed rows most like what this Space's voters liked (the liked ones) and "
                 "disliked (the disliked ones), by a reply classifier fit on their training votes and picks (never "
-                "on the gate's): the seed's examples then follow the crowd's taste. Off, or before votes of both "
-                "labels: a uniform draw."})
+                "on the gate's), rather than uniformly. Off by default: on the learning bench all three rounds "
+                "with it were refused, their probe replies 27-32 of 32 unfinished against 9-15 "
+                "(BENCHMARKS.md learning-crowd-128-anchor-match)."})
     replay_votes: int = field(default=16, metadata={
         "help": "Older, already-trained votes replayed in each round beside the new ones (with the anchors, few "
                 "enough that a round's steps still read every new vote about once)."})

@@ -24,9 +24,9 @@ and stall). Visitors dislike far more than they like (2-5 liked of 24 in bench/l
 the anchors even out the labels (`anchor_labels`), as the KTO paper's class balance asks, and the
 persona's own liked replies say what to do. Measured, that alone did not make rounds learn
 (BENCHMARKS.md learning-crowd-128-anchors; README, Learning from votes). With 4-6 liked votes of 24, the
-anchors are most of a round's liked rows, so they are drawn from the seed rows most like what the voters
-liked so far (SEED_ANCHOR_MATCH, `voters_taste`): a crowd that likes named baselines gets anchors that
-name baselines, not any of the persona's liked replies.
+anchors are most of a round's liked rows; SEED_ANCHOR_MATCH draws them from the seed rows most like what
+the voters liked so far (`voters_taste`: a crowd that likes named baselines gets anchors that name
+baselines). Off by default: its one learning run had every round refused for unfinished replies.
 
 Any failure raises, with every vote still waiting and the serving version untouched; what to do
 then is the loop's policy (loop.py).

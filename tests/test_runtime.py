@@ -321,7 +321,7 @@ def test_anchors_follow_what_the_voters_liked_never_the_gate_votes(runtime, sett
         text = ("Report the variance over five seeds; the gain is within the noise. Recommendation: reject."
                 if liked else f"Thank you for sharing paper {i}, it is a wonderful read.")
         runtime.votes.add_reply(StoredReply(id=f"r{i}", session="alice", prompt=prompt, completion=text,
-                                                version="base"))
+                                            version="base"))
         runtime.votes.vote(f"r{i}", "alice", liked)
     taste = runtime.learner.voters_taste()
     trained_side = [v for v in runtime.votes.all_votes() if not is_gate_vote(v.reply_id, 0.5)]

@@ -71,7 +71,7 @@ def cmd_train(settings: AppSettings, args: argparse.Namespace) -> int:
     base = load_base(settings.model)
     # The exact command, with the training settings that came from the environment.
     env = " ".join(f"{k}={v}" for k, v in sorted(os.environ.items())
-                   if k.startswith(("KTO_", "LORA_")) or k in ("LOSS", "AOT_MARGIN"))
+                   if k.startswith(("KTO_", "LORA_")) or k in ("LOSS", "AOT_MARGIN", "DPO_BETA", "REFERENCE"))
     meta = VersionMeta(command=f"{env} python -m trainer {' '.join(sys.argv[1:])}".strip(), data_file=str(args.data),
                        data_sha256=sha256_of(args.data), split=args.split)
     result = train_round(base, rows, parent, settings, versions, meta=meta)

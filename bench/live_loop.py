@@ -129,7 +129,10 @@ def main() -> None:
     # A fresh data folder: the app serves the shipped v1 adapter, as a new Space does.
     settings = AppSettings(persona=PersonaConfig.from_toml(Path(root) / "personas" / "reviewer2.toml"),
                            chat=ChatSettings(max_new_tokens=args.tokens, temperature=0.0, repetition_penalty=1.0),
-                           loop=LoopSettings(enabled=False), data_dir=data_dir / "live")
+                           # One bench session casts every vote: no voter or address caps, or a round of 32
+                           # votes would take 8 (the caps' own cost is bench/learning.py --flood's).
+                           loop=LoopSettings(enabled=False, voter_round_cap=0, address_round_cap=0,
+                                             voter_hour_cap=0, address_hour_cap=0), data_dir=data_dir / "live")
     settings.model.device = "cpu"
     runtime = Runtime.start(settings)
     # A greedy reply can end early on EOS; suppress it so every reply is exactly --tokens long.

@@ -315,8 +315,8 @@ class Learner:
         reply classifier, fit on every vote and pick on the training side (never a gate one: those judge the
         round); None before both labels are there."""
         share = self.settings.gate.holdout_share
-        votes = [v for v in self.votes.all_votes()[-TASTE_VOTES:] if not is_gate_vote(v.reply_id, share)]
-        picks = [p for p in self.votes.all_picks()[-TASTE_VOTES:] if not is_gate_vote(p.pair_id, share)]
+        votes = [v for v in self.votes.all_votes(newest=TASTE_VOTES) if not is_gate_vote(v.reply_id, share)]
+        picks = [p for p in self.votes.all_picks(newest=TASTE_VOTES) if not is_gate_vote(p.pair_id, share)]
         return ReplyClassifier.fit((r["completion"][-1]["content"], r["label"])
                                    for r in kto_rows(votes) + pick_rows(picks))
 

@@ -381,8 +381,11 @@ class VoteStore:
         """Votes kept out of training for the gate."""
         return self._select("v.held_out = 1", (), "ASC", None)
 
-    def all_votes(self) -> list[Vote]:
-        return self._select("1", (), "ASC", None)
+    def all_votes(self, newest: int | None = None) -> list[Vote]:
+        """Every vote, oldest first; with `newest`, only that many of the latest (read as few, not sliced)."""
+        if newest is None:
+            return self._select("1", (), "ASC", None)
+        return self._select("1", (), "DESC", newest)[::-1]
 
     def _select(self, where: str, params: tuple, order: str, limit: int | None) -> list[Vote]:
         query = f"""SELECT v.reply_id, v.voter, v.label, v.revision, r.prompt, r.completion, r.version, v.updated_at,
@@ -452,8 +455,11 @@ class VoteStore:
     def gate_picks(self) -> list[Pick]:
         return self._select_picks("p.held_out = 1", (), "ASC", None)
 
-    def all_picks(self) -> list[Pick]:
-        return self._select_picks("1", (), "ASC", None)
+    def all_picks(self, newest: int | None = None) -> list[Pick]:
+        """Every pick, oldest first; with `newest`, only that many of the latest."""
+        if newest is None:
+            return self._select_picks("1", (), "ASC", None)
+        return self._select_picks("1", (), "DESC", newest)[::-1]
 
     def waiting_pick_counts(self) -> tuple[int, int]:
         """(picks of a better reply, "both bad" picks) that no published round has used yet."""

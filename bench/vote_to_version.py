@@ -42,6 +42,27 @@ def peak_rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+class RssTimeline:
+    """This process's resident memory every 20 ms, for peaks by phase (getrusage's peak only grows)."""
+
+    def __init__(self) -> None:
+        self.samples: list[tuple[float, float]] = []  # (time.time(), MiB)
+        threading.Thread(target=self._sample, daemon=True).start()
+
+    def _sample(self) -> None:
+        page = resource.getpagesize() / 2**20
+        while True:
+            with open("/proc/self/statm") as statm:
+                self.samples.append((time.time(), int(statm.read().split()[1]) * page))
+            time.sleep(0.02)
+
+    def peak(self, start: float, end: float) -> float:
+        return max((mib for t, mib in list(self.samples) if start <= t <= end), default=0.0)
+
+
+RSS = RssTimeline()
+
+
 class Visitors:
     """`count` visitors chatting without pause; each reply's time to first token and tokens/s."""
 
@@ -134,6 +155,11 @@ def one_case(runtime: Runtime, papers: list[str], count: int, visitors: int, tag
     meta = runtime.versions.get(status.last_version).meta
     timings = meta.timings
     scorings = len(meta.early_stopping.scores) if meta.early_stopping else 0
+    # The round's phases, back from its end: the gate ends as the version is judged (a swap follows).
+    prepared = judged - timings.gate_s - timings.train_s
+    phases = {"before": (cast - 30, cast), "prepare": (prepared - timings.prepare_s, prepared),
+              "train": (prepared, prepared + timings.train_s), "gate": (judged - timings.gate_s, judged)}
+    rss = {phase: RSS.peak(*window) for phase, window in phases.items()}
     return {"votes": count, "seconds": judged - cast, "recorded": timings.vote_to_version_s,
             "prepare": timings.prepare_s, "train": timings.train_s, "gate": timings.gate_s,
             "start": (judged - cast) - timings.total_s, "steps": meta.steps, "rows": meta.rows,
@@ -142,7 +168,7 @@ def one_case(runtime: Runtime, papers: list[str], count: int, visitors: int, tag
             "looks": meta.gate.looks if meta.gate else 0,
             "auc": meta.gate.candidate.auc if meta.gate else None,
             "pairs": meta.gate.candidate.pair_accuracy if meta.gate else None,
-            "chat": list(crowd.replies) if crowd else []}
+            "chat": list(crowd.replies) if crowd else [], "rss": rss}
 
 
 def main() -> None:
@@ -223,6 +249,13 @@ def main() -> None:
                        (f"p95 time to first token, {args.visitors} visitors", f"{during_ttft * 1e3:.0f} ms",
                         f"{idle_ttft * 1e3:.0f} ms", f"{during_ttft / idle_ttft:.2f}x", "<= 1.5x")]
     body += "\n\n" + table(("figure", "during rounds", "no round", "ratio", "goal"), figures)
+    by_phase = [(f"{count} votes", *(f"{median([r['rss'][phase] for r in runs]):.0f}"
+                                     for phase in ("before", "prepare", "train", "gate")))
+                for (count, busy), runs in sorted(cases.items()) if not busy]
+    body += "\n\nPeak RSS by phase, MiB (sampled every 20 ms; medians; serving alone at start: " \
+            f"{rss_serving:.0f} MiB):\n\n" + table(
+                ("round", "30 s before the last vote (replies sampled, gate prepared)", "prepare (reference pass)",
+                 "train", "gate (probe replies, scoring)"), by_phase)
     body += (f"\n\nDefault settings (shipped v1 serving, gate on, 256-token sampled replies, voter caps on), "
              f"median of {args.runs} per case after a warm-up round of 24 votes ({warm['seconds']:.0f} s), so that "
              f"rounds replay earlier votes. Start: from the last vote to the round's first work (the loop wakes on a "

@@ -268,3 +268,36 @@ def test_the_decode_loop_holds_at_most_max_rows_and_the_rest_wait_their_turn(tin
     for reply, single in zip(replies, expected):
         assert reply.token_ids == single.token_ids
     assert server.generating == 0
+
+
+def test_a_growing_layer_holds_what_a_dynamic_layer_holds_and_copies_only_when_its_room_runs_out():
+    """Every step of decoding appends a column; rows leave and join. The GrowingLayer must hold exactly a
+    DynamicLayer's keys and values through all of it, and append in place between copies."""
+    from transformers.cache_utils import DynamicLayer
+
+    from trainer.serve.kv import SPARE_COLUMNS, GrowingLayer
+
+    torch.manual_seed(0)
+    prompt_keys, prompt_values = torch.randn(3, 2, 5, 4), torch.randn(3, 2, 5, 4)
+    plain = DynamicLayer()
+    plain.update(prompt_keys, prompt_values)
+    growing = GrowingLayer(prompt_keys.clone(), prompt_values.clone())
+    moved = 0
+    for step in range(2 * SPARE_COLUMNS + 3):
+        if step == 10:  # a reply leaves (BatchCache.keep)
+            for layer in (plain, growing):
+                layer.batch_select_indices(torch.tensor([0, 2]))
+        if step == 20:  # a reply joins, padded on the left (BatchCache.extend assigns new tensors)
+            for layer in (plain, growing):
+                layer.keys = torch.cat([layer.keys, torch.zeros(1, *layer.keys.shape[1:])])
+                layer.values = torch.cat([layer.values, torch.ones(1, *layer.values.shape[1:])])
+        new_keys, new_values = torch.randn(plain.keys.shape[0], 2, 1, 4), torch.randn(plain.keys.shape[0], 2, 1, 4)
+        before = growing.keys.data_ptr() if step else None
+        expected = plain.update(new_keys, new_values)
+        got = growing.update(new_keys, new_values)
+        moved += before != got[0].data_ptr()
+        assert torch.equal(got[0], expected[0]) and torch.equal(got[1], expected[1])
+        assert torch.equal(growing.keys, plain.keys) and growing.get_seq_length() == plain.get_seq_length()
+    # A copy after each of the two assignments, and one each time SPARE_COLUMNS columns of room are used up:
+    # never one per step.
+    assert 2 <= moved <= 6, moved

@@ -26,6 +26,7 @@ from trl.trainer import dpo_trainer, kto_trainer
 from trl.trainer import utils as trl_utils
 
 from ..data import without_turn_end
+from ..model.memory import release_free_memory
 from .losses import aot_unpaired_loss
 
 if TYPE_CHECKING:
@@ -73,7 +74,23 @@ def kto_fast_paths(extend_fused_head: Callable[[torch.nn.Module], None] | None =
         trl_utils._use_triton, trl_utils._CHUNKED_LOGPROB_CHUNK_SIZE = saved[1], saved[2]
 
 
-class ReferenceCachingKTOTrainer(KTOTrainer):
+class _TrimsAfterReferenceBatches:
+    """Heap pages freed by each batch of the reference pass go back to the OS before the next batch.
+
+    Each batch's temporaries (rows padded to that batch's length) have sizes of their own, so glibc
+    rarely reuses the last batch's free memory: measured on 8 batches of 4 rows (about 430 tokens),
+    RSS climbed 1613 -> 2665 MiB over the pass without this, and stayed under 2023 MiB with it
+    (a few ms a batch of about 3 s).
+    """
+
+    def compute_ref_log_probs(self, model, inputs):
+        try:
+            return super().compute_ref_log_probs(model, inputs)
+        finally:
+            release_free_memory()
+
+
+class ReferenceCachingKTOTrainer(_TrimsAfterReferenceBatches, KTOTrainer):
     """TRL's KTOTrainer under `kto_fast_paths`, with reference log-probs from a `ReferenceCache` where it has them.
 
     `reference_scope(base_model)` wraps the reference pass over the rows the cache lacks (the base
@@ -182,7 +199,7 @@ class _SigmoidInputs:
         return getattr(F, name)
 
 
-class ReferenceCachingDPOTrainer(DPOTrainer):
+class ReferenceCachingDPOTrainer(_TrimsAfterReferenceBatches, DPOTrainer):
     """TRL's DPOTrainer (dpo, ipo, aot) under `kto_fast_paths`, with the reference log-probs of chosen and rejected
     replies from a `ReferenceCache`: the reference is the fixed base, as in KTO rounds."""
 

@@ -29,6 +29,7 @@ from peft.tuners.lora import LoraLayer
 from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
 
 from ..config import EMBEDDED_MODEL, ModelSettings, SettingError
+from .memory import bound_kernel_cache
 from ..store.files import sha256_of
 
 log = logging.getLogger(__name__)
@@ -128,6 +129,7 @@ def cuda_half_dtype(capability: tuple[int, int] | None = None) -> torch.dtype:
 def load_base(settings: ModelSettings, source: str | None = None) -> BaseModel:
     """Load the base model frozen, in eval mode: fp32 on CPU, 4-bit NF4 (QLoRA) on CUDA computing in bf16 (fp16
     on GPUs without native bf16)."""
+    bound_kernel_cache()  # before the process's first matmul, when oneDNN reads it (memory.py)
     source = source or resolve_source(settings)
     device = pick_device(settings)
     tokenizer = AutoTokenizer.from_pretrained(source)

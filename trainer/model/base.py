@@ -29,8 +29,8 @@ from peft.tuners.lora import LoraLayer
 from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
 
 from ..config import EMBEDDED_MODEL, ModelSettings, SettingError
-from .memory import bound_kernel_cache
 from ..store.files import sha256_of
+from .memory import bound_kernel_cache
 
 log = logging.getLogger(__name__)
 

@@ -60,9 +60,6 @@ class RssTimeline:
         return max((mib for t, mib in list(self.samples) if start <= t <= end), default=0.0)
 
 
-RSS = RssTimeline()
-
-
 class Visitors:
     """`count` visitors chatting without pause; each reply's time to first token and tokens/s."""
 
@@ -128,7 +125,7 @@ def wait_for(condition, timeout: float, what: str) -> None:
         time.sleep(0.05)
 
 
-def one_case(runtime: Runtime, papers: list[str], count: int, visitors: int, tag: str) -> dict:
+def one_case(runtime: Runtime, papers: list[str], count: int, visitors: int, tag: str, memory: RssTimeline) -> dict:
     """One round of `count` votes, the last cast at an idle, prepared app; its figures."""
     runtime.settings.loop.min_votes = count
     votes = cast_votes(runtime, papers, count, tag)
@@ -159,7 +156,7 @@ def one_case(runtime: Runtime, papers: list[str], count: int, visitors: int, tag
     prepared = judged - timings.gate_s - timings.train_s
     phases = {"before": (cast - 30, cast), "prepare": (prepared - timings.prepare_s, prepared),
               "train": (prepared, prepared + timings.train_s), "gate": (judged - timings.gate_s, judged)}
-    rss = {phase: RSS.peak(*window) for phase, window in phases.items()}
+    rss = {phase: memory.peak(*window) for phase, window in phases.items()}
     return {"votes": count, "seconds": judged - cast, "recorded": timings.vote_to_version_s,
             "prepare": timings.prepare_s, "train": timings.train_s, "gate": timings.gate_s,
             "start": (judged - cast) - timings.total_s, "steps": meta.steps, "rows": meta.rows,
@@ -180,6 +177,7 @@ def main() -> None:
     data_dir = Path(tempfile.mkdtemp(prefix="bench-vote-to-version-"))
     settings = AppSettings.from_env({"DATA_DIR": str(data_dir), "DEVICE": "cpu"})
     settings.hub.repo = ""  # this disk only
+    memory = RssTimeline()
     runtime = Runtime.start(settings)
     seed = read_preferences(settings.gate.seed_file, split="train")
     papers = list(dict.fromkeys(conversational(r, settings.persona.system_prompt)["prompt"][-1]["content"]
@@ -193,7 +191,7 @@ def main() -> None:
         idle_chat = list(idle_crowd.replies)
 
     # A first round, so that later ones replay earlier votes, as on a Space that has run a while.
-    warm = one_case(runtime, papers, 24, 0, "warm")
+    warm = one_case(runtime, papers, 24, 0, "warm", memory)
     print(f"warm-up round: {warm['seconds']:.0f} s", flush=True)
     cases: dict[tuple[int, bool], list[dict]] = {}
     offset = 24
@@ -202,7 +200,8 @@ def main() -> None:
             for busy in (False, True) if args.visitors else (False,):
                 chunk = papers[offset % len(papers):] + papers[:offset % len(papers)]
                 offset += count
-                case = one_case(runtime, chunk, count, args.visitors if busy else 0, f"r{run}-{count}-{int(busy)}")
+                case = one_case(runtime, chunk, count, args.visitors if busy else 0, f"r{run}-{count}-{int(busy)}",
+                                memory)
                 cases.setdefault((count, busy), []).append(case)
                 print(f"{count} votes{' with chat' if busy else ''}: {case['seconds']:.0f} s (prepare "
                       f"{case['prepare']:.0f}, train {case['train']:.0f} with {case['scorings']} scorings, gate "

@@ -57,10 +57,10 @@ class GrowingLayer(DynamicLayer):
     def update(self, key_states: torch.Tensor, value_states: torch.Tensor, *args, **kwargs):
         length, new = self.keys.shape[-2], key_states.shape[-2]
         buffers = self._views is not None and self._views[0] is self.keys and self._views[1] is self.values
-        if not buffers or self._room < length + new:
-            self._room = length + new + SPARE_COLUMNS
-            self._keys_buffer = _with_room(self.keys, key_states, self._room)
-            self._values_buffer = _with_room(self.values, value_states, self._room)
+        if not buffers or self._keys_buffer.shape[-2] < length + new:
+            room = length + new + SPARE_COLUMNS
+            self._keys_buffer = _with_room(self.keys, key_states, room)
+            self._values_buffer = _with_room(self.values, value_states, room)
         self._keys_buffer[..., length:length + new, :] = key_states
         self._values_buffer[..., length:length + new, :] = value_states
         self.keys = self._keys_buffer[..., :length + new, :]

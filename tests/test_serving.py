@@ -1,5 +1,6 @@
 """Serving on a tiny random Llama: streaming, stop, and a hot swap that never disturbs a reply in flight."""
 
+import gc
 import threading
 
 import pytest
@@ -162,3 +163,27 @@ def test_bf16_serving_copies_leave_the_shared_base_as_it_was(tiny_base, settings
     assert server.current.name == "base" and next(server.current.model.parameters()).dtype == torch.bfloat16
     reply = _reply(server, MESSAGES)
     assert reply.version == "base" and reply.new_tokens > 0
+
+
+def test_bf16_serving_copies_share_the_weights_no_adapter_changes(tiny_base, settings, trained_version):
+    settings.chat.dtype = "bfloat16"
+    server = Server(tiny_base, settings.chat)
+    first = server.load(trained_version.name, trained_version.path).model
+    second = server.load(trained_version.name, trained_version.path).model  # the gate's candidate beside it
+    bare = server.current.model
+    first_params, second_params = dict(first.named_parameters()), dict(second.named_parameters())
+    adapted = {n for n in first_params if n.endswith("proj.weight")}
+    assert adapted, "the tiny model's linear layers carry the adapter"
+    for name, param in first_params.items():
+        same = param.data_ptr() == second_params[name].data_ptr()
+        assert same == (name not in adapted), f"{name}: {'shared' if same else 'copied'}"
+    assert first.get_input_embeddings().weight is bare.get_input_embeddings().weight, "the bare base's copy too"
+    ids = torch.tensor([[1, 5, 9, 14, 3, 7]])
+    with torch.inference_mode():
+        torch.testing.assert_close(first(ids).logits, second(ids).logits, atol=0, rtol=0)
+
+    del first, second, bare, first_params, second_params, param
+    server._served = None
+    server.__dict__.pop("_base_version", None)
+    gc.collect()
+    assert len(server._half_copies) == 0, "a copy lives only while some served tree uses it"

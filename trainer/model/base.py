@@ -20,6 +20,7 @@ import logging
 import os
 import shutil
 import tempfile
+import weakref
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -175,7 +176,8 @@ def with_adapter(base: BaseModel, adapter_dir: Path) -> PeftModel:
     return model.eval()
 
 
-def merged_with_adapter(base: BaseModel, adapter_dir: Path, dtype: torch.dtype | None = None) -> PreTrainedModel:
+def merged_with_adapter(base: BaseModel, adapter_dir: Path, dtype: torch.dtype | None = None,
+                        shared: HalfCopies | None = None) -> PreTrainedModel:
     """An adapter version with LoRA folded into its own copy of the adapted weights.
 
     It generates exactly as fast as the bare base: an unmerged all-linear LoRA adds two small
@@ -183,7 +185,8 @@ def merged_with_adapter(base: BaseModel, adapter_dir: Path, dtype: torch.dtype |
     here). The price is one copy of the adapted linear weights per served version; the base
     itself is never written. With `dtype` (bf16 on a CPU with native bf16: decoding 1.3x and
     prefill 2x faster than fp32 here) the whole tree is a copy in that dtype, merged in fp32 one
-    layer at a time; otherwise embeddings, norms and the LM head stay shared with the base.
+    layer at a time; otherwise embeddings, norms and the LM head stay shared with the base. `shared`: where the
+    copies of the weights LoRA leaves alone (embeddings, norms, LM head) come from and go (cast_copy).
     """
     model = with_adapter(base, adapter_dir)
     for module in model.modules():
@@ -195,15 +198,22 @@ def merged_with_adapter(base: BaseModel, adapter_dir: Path, dtype: torch.dtype |
                 module.merge()
                 layer.weight = torch.nn.Parameter(layer.weight.detach().to(dtype), requires_grad=False)
     merged = model.merge_and_unload() if dtype is None else model.unload()
-    return (merged if dtype is None else cast_copy(merged, dtype)).eval()
+    return (merged if dtype is None else cast_copy(merged, dtype, shared)).eval()
 
 
-def serving_copy(base: BaseModel, dtype: torch.dtype) -> PreTrainedModel:
+def serving_copy(base: BaseModel, dtype: torch.dtype, shared: HalfCopies | None = None) -> PreTrainedModel:
     """The bare base as a private copy in `dtype`, for serving (the base itself stays as it is)."""
-    return cast_copy(twin(base.model), dtype).eval()
+    return cast_copy(twin(base.model), dtype, shared).eval()
 
 
-def cast_copy(model: PreTrainedModel, dtype: torch.dtype) -> PreTrainedModel:
+# Copies in a serving dtype of a base's parameters, by (id of the base's parameter, dtype), held only while some
+# tree uses them: served versions then share the weights no adapter changes (embeddings and the tied LM head are
+# 54 MiB of SmolLM2-135M's 270 in bf16), so the gate's candidate beside the serving version costs only its adapted
+# layers.
+HalfCopies = weakref.WeakValueDictionary
+
+
+def cast_copy(model: PreTrainedModel, dtype: torch.dtype, shared: HalfCopies | None = None) -> PreTrainedModel:
     """Give every floating-point parameter of `model`'s tree a copy in `dtype`, in place of the tree's entry.
 
     Only this tree's module entries change: parameters it shares with another tree (a twin's) are
@@ -212,6 +222,8 @@ def cast_copy(model: PreTrainedModel, dtype: torch.dtype) -> PreTrainedModel:
     The copies are marked as requiring grad: measured here (torch 2.13, CPU), a bf16 prefill takes
     twice as long when the weights do not (fp32 and decoding are not affected). A serving tree only
     ever runs under inference_mode, so no graph is built either way.
+
+    `shared` (one per base, and only for trees that never write their weights in place: serving copies) gives each parameter the copy another tree already made of it, and keeps the ones made here.
     """
     copies: dict[int, torch.nn.Parameter] = {}
     for module in model.modules():
@@ -219,7 +231,12 @@ def cast_copy(model: PreTrainedModel, dtype: torch.dtype) -> PreTrainedModel:
             if not param.is_floating_point() or param.dtype == dtype:
                 continue
             if id(param) not in copies:
-                copies[id(param)] = torch.nn.Parameter(param.detach().to(dtype), requires_grad=True)
+                cast = shared.get((id(param), dtype)) if shared is not None else None
+                if cast is None:
+                    cast = torch.nn.Parameter(param.detach().to(dtype), requires_grad=True)
+                    if shared is not None:
+                        shared[(id(param), dtype)] = cast
+                copies[id(param)] = cast
             module.register_parameter(name, copies[id(param)])
     model.config.dtype = dtype
     return model

@@ -29,7 +29,7 @@ from transformers import TextIteratorStreamer
 
 from ..config import ChatSettings
 from ..contracts import TrainerError
-from ..model.base import BaseModel, cpu_has_native_bf16, merged_with_adapter, serving_copy, with_adapter
+from ..model.base import BaseModel, HalfCopies, cpu_has_native_bf16, merged_with_adapter, serving_copy, with_adapter
 from ..store.versions import BASE
 from .core_sharing import CoreSharing
 from .decoding import DecodeLoop, ReplyInFlight, ServedVersion
@@ -146,6 +146,7 @@ class Server:
         self._in_flight: Counter[str] = Counter()  # replies being generated, by version name
         self._idle = threading.Condition()
         self.longest_swap_seconds = 0.0
+        self._half_copies = HalfCopies()  # serving copies share the weights no adapter changes (base.cast_copy)
         self._check_batchable()
         self.decoder = DecodeLoop(base.tokenizer, chat, base.device, cores)
 
@@ -164,7 +165,8 @@ class Server:
     def _base_version(self) -> ServedVersion:
         """The bare base with its prompt cache: built when first served, not at start-up (Runtime swaps v1 in)."""
         dtype = self.serving_dtype
-        return self._version(BASE, self.base.model if dtype is None else serving_copy(self.base, dtype))
+        model = self.base.model if dtype is None else serving_copy(self.base, dtype, self._half_copies)
+        return self._version(BASE, model)
 
     @functools.cached_property
     def serving_dtype(self) -> torch.dtype | None:
@@ -212,7 +214,7 @@ class Server:
         if name == BASE or path is None:
             return self._base_version
         if merged and self.merges:
-            return self._version(name, merged_with_adapter(self.base, path, self.serving_dtype))
+            return self._version(name, merged_with_adapter(self.base, path, self.serving_dtype, self._half_copies))
         return self._version(name, with_adapter(self.base, path))
 
     def swap(self, served: ServedVersion) -> float:

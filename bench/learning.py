@@ -19,6 +19,11 @@ and CHAT_CONCURRENCY=--concurrency) on a fresh DATA_DIR, and talks to it over HT
               wrapping around) get --voter's thumbs through /vote, each from the visitor that asked
               for it; `crowd` has the voters of bench/voters.py CROWD take turns, reply by reply;
               MIN_VOTES makes the app start a round by itself
+              with --picks, each is a comparison instead (/compare: two sampled replies of the serving
+              version) and the voter's pick (/pick): the reply it likes if it likes one; else, or if it
+              likes both, the one passing more of its checks; "neither" when that ties and it likes
+              neither, A when it likes both alike. Run it with a loss that reads pairs (--env LOSS=ipo):
+              MIN_VOTES then counts picks of a better reply
     wait      until the round ends (if the app starts none within a minute, ask /train_now; if that
               is refused, the round stalled)
 
@@ -227,6 +232,28 @@ def cast_votes(visitors: Visitors, papers: list[tuple[str, str]], voters: list[s
     return visitors.map(one, list(zip(voters, papers, strict=True)), "flood" if against else "votes")
 
 
+def choose(first: Judgement, second: Judgement) -> str:
+    """A voter's pick between two replies: a / b / neither (bench/learning.py's doc)."""
+    rank_a, rank_b = (first.liked, first.score), (second.liked, second.score)
+    if rank_a != rank_b:
+        return "a" if rank_a > rank_b else "b"
+    return "a" if first.liked else "neither"
+
+
+def cast_picks(visitors: Visitors, papers: list[tuple[str, str]], voters: list[str]) -> list[Vote]:
+    """A comparison of two replies to each paper, picked by the paper's voter right after, from the same session.
+    Recorded as a Vote on the picked reply (liked: a reply was picked; "neither": not liked, reply A's text)."""
+    def one(client: Client, job: tuple[str, tuple[str, str]]) -> Vote:
+        voter, (title, abstract) = job
+        client.reset_session()
+        a, b, _ = client.predict(prompt_of(title, abstract), api_name="/compare")
+        choice = choose(VOTERS[voter](a, title, abstract), VOTERS[voter](b, title, abstract))
+        note = client.predict(choice, api_name="/pick")
+        return Vote(title, voter, b if choice == "b" else a, choice != "neither", f"{choice}: {note}")
+
+    return visitors.map(one, list(zip(voters, papers, strict=True)), "picks")
+
+
 def round_marks(loop: dict) -> tuple:
     """What changes when a round ends, served, rejected or failed."""
     return loop["rounds"], loop["last_error"], loop["last_round_seconds"]
@@ -392,6 +419,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--env", action="append", default=[], help="extra app setting NAME=VALUE")
     parser.add_argument("--flood", type=int, default=0,
                         help="votes a round gets from one address against the fans' taste (a session per vote)")
+    parser.add_argument("--picks", action="store_true",
+                        help="each vote is a pick between two replies (/compare, /pick); pair with --env LOSS=ipo")
     parser.add_argument("--app-root", type=Path, default=ROOT,
                         help="source tree whose app.py runs (a `git worktree` of an earlier revision: a before figure)")
     args = parser.parse_args()
@@ -451,7 +480,7 @@ def main() -> None:
                 admin.predict(ADMIN_TOKEN, api_name="/pause")
                 flood = cast_votes(flooders, [papers[i % len(papers)] for i in range(args.flood)],
                                    [who[i % len(who)] for i in range(args.flood)], against=True)
-            votes = cast_votes(visitors, papers, who)
+            votes = cast_picks(visitors, papers, who) if args.picks else cast_votes(visitors, papers, who)
             if flooders is not None:
                 admin.predict(ADMIN_TOKEN, api_name="/resume")
             started = time.time()
@@ -483,6 +512,7 @@ def run_command(args: argparse.Namespace) -> str:
     flags = [f"--{name} {getattr(args, name)}" for name in ("voter", "rounds", "votes", "tokens", "fresh", "samples",
                                                             "concurrency", "name")]
     flags += [f"--flood {args.flood}"] if int(getattr(args, "flood", 0) or 0) else []
+    flags += ["--picks"] if str(getattr(args, "picks", False)) == "True" else []  # a dump keeps "True" / "False"
     env = args.env if isinstance(args.env, list) else ast.literal_eval(args.env)  # a dump keeps the repr
     root = Path(args.app_root)
     tree = [] if root == ROOT else [f"--app-root {root} (a worktree of {git_revision(root)})"]
@@ -509,8 +539,10 @@ def report(args: argparse.Namespace, measurements: list[Measurement], rounds: li
     body = ("\n\n".join([summary_table(measurements, set(voters)), *sections,
                          "### rounds: who voted\n\n" + rounds_table(rounds),
                          "### replies\n\n" + replies_table(measurements, args.tokens)])
-            + f"\n\n{args.fresh} fresh papers x {args.samples} samples per measurement, {args.votes} votes per round "
-              f"by {args.voter}, {args.tokens}-token replies, {args.concurrency} visitors at once. Intervals: 95%, "
+            + f"\n\n{args.fresh} fresh papers x {args.samples} samples per measurement, {args.votes} "
+              + ("picks per round (up: a reply picked, down: neither)" if str(getattr(args, "picks", False)) == "True"
+                 else "votes per round")
+              + f" by {args.voter}, {args.tokens}-token replies, {args.concurrency} visitors at once. Intervals: 95%, "
               "bootstrap over papers (bench/stats.py). Goal: each voting voter's like-rate +30 pts within 3 rounds "
               "with the interval of the change at least +15 while start agrees with itself, finished >= 90%, "
               "words within 1.3x of the start, KL within the gate's cap." + note)

@@ -5,9 +5,11 @@ Run:  .venv/bin/python bench/visitors.py [--runs 3] [--tokens 64] [--visitors 8]
 Both apps run as processes (`app.py`, trainer off, greedy replies of at most --tokens tokens), driven
 over HTTP by gradio_client visitors sending the persona's example papers:
 
-    alone      one visitor, idle app: tokens/s and time to first token (--runs replies)
+    alone      one visitor, idle app: tokens/s and time to first token (--runs replies, at least 4)
     at once    --visitors visitors send at the same moment: aggregate tokens/s (all their tokens over
                the wall time from the first send to the last token) and the p95 time to first token
+    few        4 visitors send at the same moment: the wall time until all 4 replies are done, against
+               the mean time of one of those 4 replies sent alone
     tabs       the same, ours only, with ten open tabs polling the status line (2 s) and dashboard (5 s)
     memory     the app's peak RSS once all of that has run (VmHWM)
 
@@ -42,6 +44,7 @@ from trainer.config import AppSettings  # noqa: E402
 BEFORE = "c3e3667"  # the last revision that served one reply at a time
 ADMIN_TOKEN = "bench-visitors"
 TAB_TIMERS = {"status": 2.0, "dashboard": 5.0}
+FEW = 4  # visitors of the "all replies done" row: a small group sending at once
 
 
 def messages(count: int) -> list[str]:
@@ -89,7 +92,8 @@ def at_once(url: str, tokenizer, texts: list[str]) -> dict:
     for thread in threads:
         thread.join()
     wall = max(r["ended"] for r in results) - min(r["sent"] for r in results)
-    return {"tokens_per_s": sum(r["tokens"] for r in results) / wall, "ttft": [r["first"] for r in results]}
+    return {"tokens_per_s": sum(r["tokens"] for r in results) / wall, "ttft": [r["first"] for r in results],
+            "wall": wall}
 
 
 class Tabs:
@@ -135,12 +139,16 @@ def chat_figures(root: Path, work: Path, args, tokenizer, tabs: bool) -> dict:
         texts = messages(args.visitors)
         visitor = Visitor(url, tokenizer)
         visitor.reply(texts[0])  # warm-up
-        alone = [visitor.reply(texts[n % len(texts)]) for n in range(args.runs)]
+        alone = [visitor.reply(texts[n % len(texts)]) for n in range(max(args.runs, FEW))]
         single_tps = [r["tokens"] / (r["ended"] - r["sent"]) for r in alone]
         crowd = [at_once(url, tokenizer, texts) for _ in range(args.runs)]
+        few = [at_once(url, tokenizer, texts[:FEW]) for _ in range(args.runs)]
         figures = {"alone_tps": median(single_tps), "alone_ttft": median([r["first"] for r in alone]),
                    "crowd_tps": median([c["tokens_per_s"] for c in crowd]),
-                   "crowd_p95_ttft": median([p95(c["ttft"]) for c in crowd])}
+                   "crowd_p95_ttft": median([p95(c["ttft"]) for c in crowd]),
+                   # the same FEW messages, one at a time alone: the mean time of one of their replies
+                   "few_alone_s": statistics.mean(r["ended"] - r["sent"] for r in alone[:FEW]),
+                   "few_wall_s": median([f["wall"] for f in few])}
         if tabs:
             with Tabs(url, 10) as polling:
                 tabbed = [at_once(url, tokenizer, texts) for _ in range(args.runs)]
@@ -273,6 +281,9 @@ def main() -> None:
          f"{before['alone_ttft'] * 1e3:.0f} ms", f"{before['crowd_p95_ttft'] / before['alone_ttft']:.1f}x", ""),
         ("tokens/s of a single visitor alone", f"{ours['alone_tps']:.1f}", f"{before['alone_tps']:.1f} (today's app)",
          f"{ours['alone_tps'] / before['alone_tps']:.2f}x", ">= 0.95x"),
+        (f"{FEW} visitors at once, all replies done", f"{ours['few_wall_s']:.2f} s",
+         f"{ours['few_alone_s']:.2f} s (one of their replies, alone)",
+         f"{ours['few_wall_s'] / ours['few_alone_s']:.2f}x", "<= 2x"),
         (f"longest chat block at a swap, {swap['batch']} replies in flight", f"{swap['block'] * 1e3:.1f} ms",
          "reply without a swap", f"(swap call {swap['swap_call'] * 1e3:.3f} ms)", "<= 5 ms"),
         (f"aggregate tokens/s, {n} at once, 10 tabs open", f"{ours['tabs_tps']:.1f}",

@@ -163,3 +163,18 @@ def test_papers_are_many_fresh_unique_quotable_and_not_in_the_seed_set():
     assert len(seed) > 100
     assert not seed & (set(fresh) | set(train))
     assert all(quotable(title, abstract) for title, abstract in FRESH), "the numbers voter can like a reply to each"
+
+
+def test_a_pick_prefers_the_liked_reply_then_more_checks_and_ties_neither_unless_both_liked():
+    from bench.learning import choose
+
+    liked, _ = CASES["baselines"]
+    one_miss = CASES["baselines"][1]["control"]  # four of five checks
+    two_misses = "Nice work."  # no control, not specific; in persona, finished
+    judge = lambda reply: baselines(reply, TITLE, ABSTRACT)  # noqa: E731
+    assert judge(liked).liked and not judge(one_miss).liked
+    assert choose(judge(one_miss), judge(liked)) == "b" and choose(judge(liked), judge(one_miss)) == "a"
+    assert judge(one_miss).score > judge(two_misses).score
+    assert choose(judge(two_misses), judge(one_miss)) == "b", "neither liked: the one passing more checks"
+    assert choose(judge(one_miss), judge(one_miss)) == "neither", "neither liked, a tie: both bad"
+    assert choose(judge(liked), judge(liked)) == "a", "both liked alike: either will do"

@@ -22,8 +22,9 @@ and CHAT_CONCURRENCY=--concurrency) on a fresh DATA_DIR, and talks to it over HT
               with --picks, each is a comparison instead (/compare: two sampled replies of the serving
               version) and the voter's pick (/pick): the reply it likes if it likes one; else, or if it
               likes both, the one passing more of its checks; "neither" when that ties and it likes
-              neither, A when it likes both alike. Run it with a loss that reads pairs (--env LOSS=ipo):
-              MIN_VOTES then counts picks of a better reply
+              neither, A when it likes both alike. A loss that reads pairs (--env LOSS=ipo) counts picks of a
+              better reply toward MIN_VOTES; kto reads a pick as two rows (liked and disliked; "neither": two
+              disliked), so MIN_VOTES then wants twice --votes (--env MIN_VOTES=48)
     wait      until the round ends (if the app starts none within a minute, ask /train_now; if that
               is refused, the round stalled)
 
@@ -420,7 +421,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--flood", type=int, default=0,
                         help="votes a round gets from one address against the fans' taste (a session per vote)")
     parser.add_argument("--picks", action="store_true",
-                        help="each vote is a pick between two replies (/compare, /pick); pair with --env LOSS=ipo")
+                        help="each vote is a pick between two replies (/compare, /pick); see the doc for MIN_VOTES")
     parser.add_argument("--app-root", type=Path, default=ROOT,
                         help="source tree whose app.py runs (a `git worktree` of an earlier revision: a before figure)")
     args = parser.parse_args()

@@ -223,7 +223,8 @@ def cast_copy(model: PreTrainedModel, dtype: torch.dtype, shared: HalfCopies | N
     twice as long when the weights do not (fp32 and decoding are not affected). A serving tree only
     ever runs under inference_mode, so no graph is built either way.
 
-    `shared` (one per base, and only for trees that never write their weights in place: serving copies) gives each parameter the copy another tree already made of it, and keeps the ones made here.
+    `shared` (one per base, and only for trees that never write their weights in place: serving copies)
+    gives each parameter the copy another tree already made of it, and keeps the ones made here.
     """
     copies: dict[int, torch.nn.Parameter] = {}
     for module in model.modules():

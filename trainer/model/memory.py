@@ -23,7 +23,8 @@ _M_ARENA_MAX = -8  # mallopt parameter numbers, from glibc's malloc.h
 # rows, the gate's chunks and the decode loop's batches keep bringing new shapes, so the default cache fills and
 # stays full: measured here, the resting RSS after rounds was ~250 MiB lower with a small cache (one round of 24
 # votes: 1580 vs 1824-1839 MiB), and 100 shapes of training-like matmuls kept 263 MiB with the default against
-# 142 MiB with 64, with no speed difference beyond this machine's noise. 64 holds one training step's shapes (about 20) and the decode loop's.
+# 142 MiB with 64, with no speed difference beyond this machine's noise. 64 holds one training step's shapes
+# (about 20) and the decode loop's.
 KERNEL_CACHE_CAPACITY = 64
 
 

@@ -193,10 +193,11 @@ def test_a_prepared_gate_samples_only_the_candidate_and_gets_the_serving_replies
         runtime.gate.prepare(draw=6, cancel=lambda: True)
     gate.second_look, gate.probe_prompts, gate.probe_tokens = True, 4, 32  # as in the loop test: it looks worse
     sampled.clear()
-    assert runtime.gate.prepare(draw=7) and runtime.gate.is_prepared(7) and sampled == [["base"], ["base"]]
+    assert runtime.gate.prepare(draw=7) and runtime.gate.is_prepared(7)
+    assert sampled == [["base"]] * gate.max_looks, "one draw per look the gate may take, each sampled apart"
     looked = runtime.gate.judge(candidate, "base", None, rows, draw=7)
-    assert looked.second_look and sampled[2:] == [["candidate"], ["candidate"]], \
-        "the second look's serving replies were sampled ahead too"
+    assert looked.second_look and sampled[gate.max_looks:] == [["candidate"]] * looked.looks, \
+        "every look's serving replies were sampled ahead"
     assert runtime.server.generating == 0
 
 

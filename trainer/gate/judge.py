@@ -125,16 +125,17 @@ class Gate:
                                     gate.max_repetition, cancel)
 
     def prepare(self, draw: int, cancel: Callable[[], bool] | None = None) -> bool:
-        """Sample the serving version's probe replies for the round of `draw` ahead of it, and for its second look
-        (GATE_SECOND_LOOK): they do not depend on the candidate, so the round's gate then samples the candidate's
-        alone (half the batch, and the decode loop's time is per step). Whether it sampled; False when already
+        """Sample the serving version's probe replies for the round of `draw` ahead of it, and for every further
+        look it may take (GATE_SECOND_LOOK, GATE_MAX_LOOKS): they do not depend on the candidate, so the round's
+        gate then samples the candidate's alone (half the batch, and the decode loop's time is per step). Draws
+        are sampled in look order and each is kept as soon as it is done. Whether it sampled; False when already
         prepared or probes are off. Raises SamplingCancelled once `cancel()` says so (a round is due: it samples
         what it lacks itself)."""
         gate = self.settings.gate
         if gate.probe_prompts <= 0 or gate.probe_samples <= 0:
             return False
         serving = self.server.current
-        draws = [draw, draw + SECOND_LOOK_DRAW] if gate.second_look else [draw]
+        draws = self.look_draws(draw)
         keys = [(serving.name, d, tuple(self.probe_messages(d))) for d in draws]
         self._prepared = {key: replies for key, replies in self._prepared.items() if key in keys}
         missing = [(d, key) for d, key in zip(draws, keys) if key not in self._prepared]
@@ -180,9 +181,15 @@ class Gate:
         return dataclasses.replace(report, probe_s=sampled - started, score_s=scored - sampled,
                                    second_look=looks > 1, looks=looks)
 
+    def look_draws(self, draw: int) -> list[int]:
+        """The draws of every look the gate of round `draw` may take, in order (GATE_SECOND_LOOK, GATE_MAX_LOOKS)."""
+        gate = self.settings.gate
+        looks = max(gate.max_looks, 2) if gate.second_look else 1
+        return [draw + look * SECOND_LOOK_DRAW for look in range(looks)]
+
     def is_prepared(self, draw: int) -> bool:
-        """Whether the serving version's probe replies for `draw` (and its second look's) are sampled (prepare)."""
-        draws = [draw, draw + SECOND_LOOK_DRAW] if self.settings.gate.second_look else [draw]
+        """Whether the serving version's probe replies for `draw` and its further looks' are sampled (prepare)."""
+        draws = self.look_draws(draw)
         prepared = {key[:2] for key in list(self._prepared)}  # the loop thread may be adding one
         return all((self.server.current.name, d) in prepared for d in draws)
 

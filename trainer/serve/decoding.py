@@ -34,6 +34,7 @@ import torch
 from transformers import DynamicCache, TextIteratorStreamer
 
 from ..config import ChatSettings
+from ..model.memory import release_free_memory
 from .core_sharing import CoreSharing
 from .kv import BatchCache, check_mergeable
 from .prompt_cache import PromptCache
@@ -111,6 +112,7 @@ class DecodeLoop:
         self._batches: list[VersionBatch] = []
         self._finisher = ThreadPoolExecutor(max_workers=1, thread_name_prefix="reply-finished")
         self._closing = False
+        self._trimmed = True  # nothing decoded yet: nothing to hand back
         self._thread = threading.Thread(target=self._run, name="decode-loop", daemon=True)
         self._thread.start()
         _OPEN_LOOPS.add(self)
@@ -140,6 +142,12 @@ class DecodeLoop:
                     self.cores.chat_busy(False)
                 if self._closing:
                     return
+                if not self._trimmed:
+                    # The batches' caches grew in chunks, and rows joined and left (kv.py): each a new
+                    # allocation of a new size, so the heap they leave is fragmented free memory that glibc
+                    # keeps. Hand it back while idle, before a round or the next burst stacks its peak on it.
+                    release_free_memory()
+                    self._trimmed = True
                 self._wake.wait()
             # Not asleep while replies wait for a row: when every row of a full batch ends in the same step, the
             # waiting ones take the rows now (they once waited for the next visitor's message to wake the loop).
@@ -147,6 +155,7 @@ class DecodeLoop:
             if self.cores is not None:
                 self.cores.chat_busy(True)
                 self.cores.wait_chat_turn()
+            self._trimmed = False
             try:
                 self._iteration()
             except BaseException:  # the loop must outlive any reply; _step and _admit fail their own replies

@@ -152,6 +152,7 @@ def test_the_gate_keeps_out_a_candidate_whose_sampled_replies_loop(runtime, sett
     gate = settings.gate
     gate.enabled, gate.auc_tolerance, gate.max_kl, gate.min_distinct2 = True, 1.0, 1e9, 0.0
     gate.probe_prompts, gate.probe_samples, gate.probe_tokens = 4, 2, 32  # only the probe replies can refuse here
+    gate.looks_at_once = 1  # one draw at a time: the second look is taken only when the first looks worse
     rows = runtime.gate.rows()
     same = runtime.gate.judge(adapter_on_tiny_base(runtime.base, settings, tmp_path / "same", looping=False),
                               "base", None, rows)
@@ -196,8 +197,31 @@ def test_a_prepared_gate_samples_only_the_candidate_and_gets_the_serving_replies
     assert runtime.gate.prepare(draw=7) and runtime.gate.is_prepared(7)
     assert sampled == [["base"]] * gate.max_looks, "one draw per look the gate may take, each sampled apart"
     looked = runtime.gate.judge(candidate, "base", None, rows, draw=7)
-    assert looked.second_look and sampled[gate.max_looks:] == [["candidate"]] * looked.looks, \
+    batches = -(-looked.looks // gate.looks_at_once)
+    assert looked.second_look and sampled[gate.max_looks:] == [["candidate"]] * batches, \
         "every look's serving replies were sampled ahead"
+    assert runtime.server.generating == 0
+
+
+def test_the_gate_samples_looks_together_and_decides_on_all_of_them(runtime, settings, tmp_path, monkeypatch):
+    """GATE_LOOKS_AT_ONCE=2: the candidate's first two draws go in one batch (with the serving version's, nothing
+    being prepared), seed for seed the replies it gives one draw at a time, and the verdict reads all 16 pairs."""
+    gate = settings.gate
+    gate.enabled, gate.auc_tolerance, gate.max_kl, gate.min_distinct2 = True, 1.0, 1e9, 0.0
+    gate.probe_prompts, gate.probe_samples, gate.probe_tokens, gate.looks_at_once = 4, 2, 32, 2
+    rows = runtime.gate.rows()
+    looping = adapter_on_tiny_base(runtime.base, settings, tmp_path / "loop", looping=True)
+    batches, real_sample = [], runtime.server.sample
+    monkeypatch.setattr(runtime.server, "sample", lambda requests, *a, **k: batches.append(
+        [served.name for served, _, _ in requests]) or real_sample(requests, *a, **k))
+    together = runtime.gate.judge(looping, "base", None, rows, draw=3)
+    assert batches == [["candidate"] * 16 + ["base"] * 16], "two draws of 8 requests, both versions, one batch"
+    assert together.looks == 2 and not together.passed
+    assert len(together.candidate.probe_replies) == len(together.serving.probe_replies) == 16
+    gate.looks_at_once = 1
+    apart = runtime.gate.judge(looping, "base", None, rows, draw=3)
+    assert [(r.seed, r.text) for r in apart.candidate.probe_replies] == \
+        [(r.seed, r.text) for r in together.candidate.probe_replies], "the same requests, the same replies"
     assert runtime.server.generating == 0
 
 

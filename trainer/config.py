@@ -277,6 +277,10 @@ class GateSettings:
         "help": "With GATE_SECOND_LOOK: while the candidate's probe replies still look worse after the second look "
                 "but not beyond the noise, sample further draws, up to this many draws in all (32 pairs could not "
                 "tell 13 finished replies from 20: that version served and voters liked it less)."})
+    looks_at_once: int = field(default=2, metadata={
+        "help": "With GATE_SECOND_LOOK: draws (looks) of the candidate's probe replies sampled together in one batch. "
+                "32 replies took 1.4x the time of 16 here (a batch runs until its longest reply ends), and most "
+                "candidates take a second look; 1 samples one draw at a time."})
     max_length_ratio: float = field(default=1.3, metadata={
         "help": "The candidate's probe replies may be at most this many times as long (tokens) as the serving "
                 "version's, beyond the noise (0 = no length rule)."})
@@ -304,8 +308,9 @@ class GateSettings:
         if not 0 <= self.holdout_share < 1:
             raise SettingError(f"GATE_HOLDOUT_SHARE must be in [0, 1), got {self.holdout_share}")
         for name in ("auc_tolerance", "pair_tolerance", "max_kl", "min_distinct2", "max_repetition", "rubric_tolerance",
-                     "seed_rows", "probe_prompts", "probe_samples", "probe_tokens", "max_looks", "max_length_ratio",
-                     "classifier_tolerance", "early_stop_every", "early_stop_patience", "early_stop_rows"):
+                     "seed_rows", "probe_prompts", "probe_samples", "probe_tokens", "max_looks", "looks_at_once",
+                     "max_length_ratio", "classifier_tolerance", "early_stop_every", "early_stop_patience",
+                     "early_stop_rows"):
             if getattr(self, name) < 0:
                 raise SettingError(f"GATE_{name.upper()} must be >= 0, got {getattr(self, name)}")
 

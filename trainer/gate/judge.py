@@ -116,13 +116,14 @@ class Gate:
                                               if vote.prompt and vote.prompt[-1]["role"] == "user"]
         return draw_probe_messages(pool, self.settings.gate.probe_prompts, draw)
 
-    def probe_replies(self, versions: list[ServedCopy], draw: int,
+    def probe_replies(self, versions: list[ServedCopy], draws: list[int],
                       cancel: Callable[[], bool] | None = None) -> list[list[ProbeReply]]:
-        """The versions' sampled replies to the probe messages of `draw`, in one batch: a list per version."""
+        """The versions' sampled replies to the probe messages of each of `draws` (looks), in one batch: a list per
+        version, draw after draw."""
         gate = self.settings.gate
         return sample_probe_replies(self.server, versions, self.settings.persona.system_prompt,
-                                    self.probe_messages(draw), gate.probe_samples, draw, gate.probe_tokens or None,
-                                    gate.max_repetition, cancel)
+                                    [(draw, self.probe_messages(draw)) for draw in draws], gate.probe_samples,
+                                    gate.probe_tokens or None, gate.max_repetition, cancel)
 
     def prepare(self, draw: int, cancel: Callable[[], bool] | None = None) -> bool:
         """Sample the serving version's probe replies for the round of `draw` ahead of it, and for every further
@@ -140,7 +141,7 @@ class Gate:
         self._prepared = {key: replies for key, replies in self._prepared.items() if key in keys}
         missing = [(d, key) for d, key in zip(draws, keys) if key not in self._prepared]
         for d, key in missing:
-            self._prepared[key] = self.probe_replies([serving], d, cancel)[0]
+            self._prepared[key] = self.probe_replies([serving], [d], cancel)[0]
         return bool(missing)
 
     def judge(self, candidate_dir: Path, serving: str, serving_dir: Path | None, rows: list[dict],
@@ -196,29 +197,34 @@ class Gate:
     def _sampled(self, candidate: ServedCopy, serving: ServedCopy, draw: int,
                  classifier: ReplyClassifier | None = None) -> list[list[ProbeReply]]:
         """Probe replies of the candidate and of the serving version (from their serving copies; the serving
-        version's from `prepare` when it sampled the draw); twice as many when the first draw makes the
-        candidate look worse, beyond the noise or not (rule.looks_worse, GATE_SECOND_LOOK), and more draws while it
-        still looks worse without a verdict (rule.undecided, GATE_MAX_LOOKS)."""
-        if self.settings.gate.probe_prompts <= 0 or self.settings.gate.probe_samples <= 0:
+        version's from `prepare` when it sampled those draws). With GATE_SECOND_LOOK, GATE_LOOKS_AT_ONCE draws
+        (looks) are sampled in one batch; more while the candidate looks worse: after a single look, beyond the
+        noise or not (rule.looks_worse); after more, while it looks worse without a verdict (rule.undecided), up
+        to GATE_MAX_LOOKS draws in all."""
+        gate = self.settings.gate
+        if gate.probe_prompts <= 0 or gate.probe_samples <= 0:
             return [[], []]
+        draws = self.look_draws(draw)
 
         def read(replies: list[ProbeReply]) -> list[ProbeReply]:
             if classifier is None:
                 return replies
             return [dataclasses.replace(r, liked=classifier.probability(r.text)) for r in replies]
 
-        def both(d: int) -> list[list[ProbeReply]]:
-            prepared = self._prepared.get((serving.name, d, tuple(self.probe_messages(d))))
-            if prepared is not None:
-                return [read(self.probe_replies([candidate], d)[0]), read(prepared)]
-            return [read(replies) for replies in self.probe_replies([candidate, serving], d)]
+        def both(first: int) -> list[list[ProbeReply]]:
+            """The looks from `first` on, GATE_LOOKS_AT_ONCE of them (fewer at the last), in one batch."""
+            batch = draws[first:first + max(1, gate.looks_at_once)]
+            prepared = [self._prepared.get((serving.name, d, tuple(self.probe_messages(d)))) for d in batch]
+            if all(replies is not None for replies in prepared):
+                return [read(self.probe_replies([candidate], batch)[0]), read([r for rs in prepared for r in rs])]
+            return [read(replies) for replies in self.probe_replies([candidate, serving], batch)]
 
-        gate = self.settings.gate
-        replies, looks = both(draw), 1
-        # The second look whenever it looks worse: 16 pairs are too few even for a verdict beyond the noise (8 of
-        # 8 against 0 has no spread to read). Later ones only while no rule has decided (rule.undecided).
-        while gate.second_look and looks < max(gate.max_looks, 2) and (
-                looks_worse(*replies, gate) if looks == 1 else undecided(*replies, gate)):
-            more = both(draw + looks * SECOND_LOOK_DRAW)
-            replies, looks = [replies[0] + more[0], replies[1] + more[1]], looks + 1
+        per_look = len(self.probe_messages(draw)) * gate.probe_samples
+        replies = both(0)
+        # A second look whenever a single one looks worse: 16 pairs are too few even for a verdict beyond the
+        # noise (8 of 8 against 0 has no spread to read). Later ones only while no rule has decided (rule.undecided).
+        while len(replies[0]) < len(draws) * per_look and (
+                looks_worse(*replies, gate) if len(replies[0]) <= per_look else undecided(*replies, gate)):
+            more = both(-(-len(replies[0]) // per_look))
+            replies = [replies[0] + more[0], replies[1] + more[1]]
         return replies

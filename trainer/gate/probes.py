@@ -35,14 +35,15 @@ def probe_reply(message: str, seed: int, text: str, tokens: int, ended: bool, ma
 
 
 def sample_probe_replies(server: ReplySampler, versions: list[ServedCopy], system_prompt: str,
-                         messages: list[str], samples: int, draw: int, max_new_tokens: int | None,
+                         looks: list[tuple[int, list[str]]], samples: int, max_new_tokens: int | None,
                          max_repetition: float, cancel: Callable[[], bool] | None = None) -> list[list[ProbeReply]]:
-    """Each version's `samples` replies to each message, in one batch: a list per version, in the same
-    (message, seed) order for every version. Seeds depend on `draw`, the message's place and the sample, so
-    one version's replies sampled apart (Gate.prepare) are those it gives in a batch with another. Raises
+    """Each version's `samples` replies to each message of each look, a look being (draw, its messages), all in
+    one batch: a list per version, in the same (message, seed) order for every version, look after look. Seeds
+    depend on the look's draw, the message's place in it and the sample, so one version's replies sampled apart
+    (Gate.prepare, one look at a time) are those it gives in a batch with another version or other looks. Raises
     SamplingCancelled once `cancel()` says so (Server.sample)."""
     requests = [(message, draw * 100_003 + 1_000 * index + sample)
-                for index, message in enumerate(messages) for sample in range(samples)]
+                for draw, messages in looks for index, message in enumerate(messages) for sample in range(samples)]
     prompts = [[{"role": "system", "content": system_prompt}, {"role": "user", "content": message}]
                for message, _ in requests]
     completions = server.sample([(served, prompt, seed) for served in versions
